@@ -1,0 +1,83 @@
+"""Raw tables -> the prepared train/test tables, split by time without leakage.
+
+Test batches are the latest `test_fraction` by start date; training batches are those
+harvested before the first test batch started. Batches that straddle the cut-off are
+left out of both (a purge gap), so nothing the model trains on happened after a test
+batch began.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from vertiflow.errors import DataError
+from vertiflow.features import TelemetrySummary, crop_relative, summarise_telemetry
+from vertiflow.rawdata import RawData
+
+TRUTH_COLUMNS = ["batch_id", "yield_expected_g", "p_premium", "p_standard", "p_reject"]
+
+
+@dataclass
+class Prepared:
+    train: pl.DataFrame
+    test: pl.DataFrame
+    truth: pl.DataFrame  # empty (with columns) when the data has no known truth
+    checks: dict  # counts for the validation report
+
+
+def time_split(table: pl.DataFrame, test_fraction: float) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    if not 0.0 < test_fraction < 1.0:
+        raise DataError(
+            f"params.yaml: prepare.test_fraction is {test_fraction}; expected 0 < x < 1."
+        )
+    cutoff = table["start_date"].quantile(1.0 - test_fraction, interpolation="lower")
+    test = table.filter(pl.col("start_date") >= cutoff)
+    train = table.filter(pl.col("harvest_date") < cutoff)
+    return train, test, table.height - train.height - test.height
+
+
+def build(raw: RawData, test_fraction: float) -> Prepared:
+    summary: TelemetrySummary = summarise_telemetry(
+        raw.telemetry, raw.batches, str(raw.telemetry_path)
+    )
+    harvested = raw.batches.join(raw.harvests, on="batch_id", how="inner")
+    table = (
+        harvested.select(
+            "batch_id",
+            "crop",
+            "start_date",
+            "harvest_date",
+            "cycle_days",
+            "fresh_weight_g",
+            "quality_grade",
+            "energy_kwh",
+        )
+        .with_columns(pl.col("cycle_days").cast(pl.Float64))
+        .join(summary.features, on="batch_id", how="left")
+        .pipe(crop_relative)
+        .sort("start_date", "batch_id")
+    )
+    train, test, purged = time_split(table, test_fraction)
+    truth = (
+        raw.truth.join(table.select("batch_id"), on="batch_id", how="semi").sort("batch_id")
+        if raw.truth is not None
+        else pl.DataFrame(
+            schema={c: pl.String if c == "batch_id" else pl.Float64 for c in TRUTH_COLUMNS}
+        )
+    )
+    checks = {
+        "batches": raw.batches.height,
+        "harvested_batches": harvested.height,
+        "unharvested_batches": raw.batches.height - harvested.height,
+        "batches_without_telemetry": int(table["n_readings"].is_null().sum()),
+        "telemetry_rows": summary.rows,
+        "dropout_rows": summary.dropout_rows,
+        "glitches": summary.glitches,
+        "train_rows": train.height,
+        "test_rows": test.height,
+        "purged_rows": purged,
+        "has_truth": raw.truth is not None,
+    }
+    return Prepared(train=train, test=test, truth=truth, checks=checks)

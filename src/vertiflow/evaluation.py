@@ -1,0 +1,115 @@
+"""Held-out metrics, their gap to the Bayes limits, and the tables behind the DVC plots.
+
+The Bayes limits are what the best possible model reaches on the *same* test batches:
+the simulator's expected yield as a predictor (R2, MAE, RMSE) and the grade with the
+highest true probability (accuracy, F1). Comparing on the same batches cancels the luck
+of the draw that a fixed number would carry.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import polars as pl
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    mean_absolute_error,
+    r2_score,
+    roc_auc_score,
+    roc_curve,
+)
+
+from vertiflow.agronomy import GRADES
+
+TRUTH_PROBA = ["p_premium", "p_standard", "p_reject"]  # columns in GRADES order
+
+
+def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    return {
+        "r2": float(r2_score(actual, predicted)),
+        "mae": float(mean_absolute_error(actual, predicted)),
+        "rmse": float(np.sqrt(np.mean((actual - predicted) ** 2))),
+    }
+
+
+def classification_metrics(actual: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """`proba` columns in GRADES order."""
+    predicted = np.asarray(GRADES)[proba.argmax(axis=1)]
+    order = np.argsort(GRADES)  # roc_auc_score wants labels sorted
+    return {
+        "accuracy": float(accuracy_score(actual, predicted)),
+        "f1_macro": float(f1_score(actual, predicted, average="macro", labels=list(GRADES))),
+        "roc_auc_ovr": float(
+            roc_auc_score(
+                actual, proba[:, order], multi_class="ovr", labels=list(np.asarray(GRADES)[order])
+            )
+        ),
+    }
+
+
+def proba_in_grade_order(model, x: pd.DataFrame) -> np.ndarray:
+    classes = list(model.classes_)
+    proba = model.predict_proba(x)
+    return np.column_stack([proba[:, classes.index(g)] for g in GRADES])
+
+
+def _rounded(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 6) for k, v in metrics.items()}
+
+
+def oracle_report(test: pl.DataFrame, predicted: np.ndarray, truth: pl.DataFrame) -> dict:
+    actual = test["fresh_weight_g"].to_numpy()
+    report = {"n_test": test.height, **_rounded(regression_metrics(actual, predicted))}
+    if truth.height:
+        expected = test.select("batch_id").join(truth, on="batch_id", how="left")[
+            "yield_expected_g"
+        ]
+        limit = regression_metrics(actual, expected.to_numpy())
+        report["bayes"] = _rounded(limit)
+        report["r2_gap"] = round(limit["r2"] - report["r2"], 6)
+        report["r2_of_limit"] = round(report["r2"] / limit["r2"], 6)
+    return report
+
+
+def classifier_report(test: pl.DataFrame, proba: np.ndarray, truth: pl.DataFrame) -> dict:
+    actual = test["quality_grade"].to_numpy()
+    report = {"n_test": test.height, **_rounded(classification_metrics(actual, proba))}
+    if truth.height:
+        best = test.select("batch_id").join(truth, on="batch_id", how="left").select(TRUTH_PROBA)
+        limit = classification_metrics(actual, best.to_numpy())
+        report["bayes"] = _rounded(limit)
+        report["accuracy_gap"] = round(limit["accuracy"] - report["accuracy"], 6)
+    return report
+
+
+def prediction_table(test: pl.DataFrame, predicted: np.ndarray) -> pd.DataFrame:
+    actual = test["fresh_weight_g"].to_numpy()
+    return pd.DataFrame(
+        {
+            "batch_id": test["batch_id"].to_numpy(),
+            "crop": test["crop"].to_numpy(),
+            "actual_g": actual,
+            "predicted_g": np.round(predicted, 3),
+            "residual_g": np.round(actual - predicted, 3),
+        }
+    )
+
+
+def confusion_table(test: pl.DataFrame, proba: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "actual": test["quality_grade"].to_numpy(),
+            "predicted": np.asarray(GRADES)[proba.argmax(axis=1)],
+        }
+    )
+
+
+def roc_tables(test: pl.DataFrame, proba: np.ndarray) -> dict[str, pd.DataFrame]:
+    """One-vs-rest ROC curve per grade."""
+    actual = test["quality_grade"].to_numpy()
+    curves = {}
+    for i, grade in enumerate(GRADES):
+        fpr, tpr, _ = roc_curve(actual == grade, proba[:, i])
+        curves[grade] = pd.DataFrame({"fpr": np.round(fpr, 5), "tpr": np.round(tpr, 5)})
+    return curves

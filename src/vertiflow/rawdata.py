@@ -1,0 +1,145 @@
+"""Find and read a farm's raw tables (CSV or Parquet), refusing structural problems early.
+
+Batches and harvests are small and validated in full. Telemetry can be tens of millions
+of rows, so it stays a lazy scan here: only its columns and types are checked; its
+values are screened during the single aggregation pass in `features`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandera.errors
+import pandera.polars as pa
+import polars as pl
+
+from vertiflow import schemas
+from vertiflow.errors import DataError, describe_schema_errors
+
+TABLES = ("batches", "telemetry", "harvests")
+READ_ERRORS = (pl.exceptions.PolarsError, OSError, ValueError)
+
+
+@dataclass
+class RawData:
+    batches: pl.DataFrame
+    harvests: pl.DataFrame
+    telemetry: pl.LazyFrame
+    telemetry_path: Path
+    truth: pl.DataFrame | None  # only the simulator knows it
+
+
+def find_table(raw_dir: Path, name: str, *, required: bool = True) -> Path | None:
+    found = [p for p in (raw_dir / f"{name}.parquet", raw_dir / f"{name}.csv") if p.exists()]
+    if len(found) > 1:
+        raise DataError(f"{raw_dir}: both {found[0].name} and {found[1].name} exist; keep one.")
+    if not found:
+        if required:
+            raise DataError(
+                f"{raw_dir}: no {name}.parquet or {name}.csv found; the raw data needs "
+                f"{', '.join(t + '.parquet/.csv' for t in TABLES)} (see README, 'Data schema')."
+            )
+        return None
+    return found[0]
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _check_not_empty(path: Path) -> None:
+    if path.stat().st_size == 0:
+        kind = "a CSV file with a header row" if path.suffix == ".csv" else "a Parquet file"
+        raise DataError(f"{path}: the file is empty (0 bytes); expected {kind}.")
+
+
+def _scan(path: Path) -> pl.LazyFrame:
+    _check_not_empty(path)
+    if path.suffix == ".csv":
+        return pl.scan_csv(path, try_parse_dates=True, infer_schema_length=10_000)
+    return pl.scan_parquet(path)
+
+
+def _validate(path: Path, frame: pl.DataFrame | pl.LazyFrame, schema: pa.DataFrameSchema):
+    try:
+        return schema.validate(frame, lazy=True)
+    except pandera.errors.SchemaErrors as err:
+        raise describe_schema_errors(str(path), err) from None
+    except pandera.errors.SchemaError as err:  # raised for frame-level problems
+        raise DataError(f"{path}: {_first_line(err)}") from None
+
+
+def read_table(path: Path, schema: pa.DataFrameSchema) -> pl.DataFrame:
+    """Read a whole small table and validate it against its schema."""
+    try:
+        frame = _scan(path).collect()
+    except READ_ERRORS as exc:
+        fmt = "CSV" if path.suffix == ".csv" else "Parquet"
+        raise DataError(f"{path}: cannot be read as {fmt}: {_first_line(exc)}.") from None
+    if frame.height == 0:
+        raise DataError(f"{path}: has a header but no rows; expected at least one row.")
+    missing = [c for c in schema.columns if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; "
+            f"expected columns {', '.join(schema.columns)}."
+        )
+    return _validate(path, frame, schema).select(list(schema.columns))
+
+
+def scan_telemetry(path: Path) -> pl.LazyFrame:
+    """A lazy, type-checked view of telemetry: nothing is loaded into memory here."""
+    try:
+        lazy = _scan(path)
+        columns = lazy.collect_schema()
+    except READ_ERRORS as exc:
+        fmt = "CSV" if path.suffix == ".csv" else "Parquet"
+        raise DataError(f"{path}: cannot be read as {fmt}: {_first_line(exc)}.") from None
+    missing = [c for c in schemas.TELEMETRY.columns if c not in columns]
+    if missing:
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; "
+            f"expected columns {', '.join(schemas.TELEMETRY.columns)}."
+        )
+    wrong = {
+        name: dtype
+        for name, dtype in columns.items()
+        if name in schemas.SENSOR_UNITS and not dtype.is_numeric() and dtype != pl.Null
+    }
+    if wrong:
+        detail = ", ".join(f"'{n}' is {t}" for n, t in wrong.items())
+        raise DataError(f"{path}: sensor columns must be numeric; {detail}.")
+    if not columns["timestamp"].is_temporal():
+        raise DataError(
+            f"{path}: column 'timestamp' is {columns['timestamp']}, expected ISO 8601 date-times "
+            "(e.g. 2024-03-01T14:00:00)."
+        )
+    return lazy.select(list(schemas.TELEMETRY.columns)).with_columns(
+        pl.col("batch_id").cast(pl.String),
+        pl.col("timestamp").cast(pl.Datetime("us")),
+        *(pl.col(s).cast(pl.Float64).fill_nan(None) for s in schemas.SENSORS),  # NaN = no reading
+    )
+
+
+def load(raw_dir: Path) -> RawData:
+    """Read and check the raw tables in `raw_dir`, including keys across tables."""
+    if not raw_dir.is_dir():
+        raise DataError(f"{raw_dir}: raw data folder not found (params: prepare.raw_dir).")
+    batches_path = find_table(raw_dir, "batches")
+    harvests_path = find_table(raw_dir, "harvests")
+    telemetry_path = find_table(raw_dir, "telemetry")
+    batches = read_table(batches_path, schemas.BATCHES)
+    harvests = read_table(harvests_path, schemas.HARVESTS)
+    telemetry = scan_telemetry(telemetry_path)
+
+    unknown = harvests.join(batches, on="batch_id", how="anti")["batch_id"]
+    if len(unknown):
+        raise DataError(
+            f"{harvests_path}: {len(unknown)} harvest row(s) refer to batches not in "
+            f"{batches_path.name} (e.g. {', '.join(unknown.head(3).to_list())}); "
+            "every harvest needs its batch."
+        )
+    truth_path = find_table(raw_dir, "truth", required=False)
+    truth = read_table(truth_path, schemas.TRUTH) if truth_path else None
+    return RawData(batches, harvests, telemetry, telemetry_path, truth)

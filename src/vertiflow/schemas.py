@@ -1,0 +1,132 @@
+"""The data contract: raw tables a farm exports, and the prepared feature table.
+
+Names and physical bounds of telemetry fields are VertiFlow's own, so a farm's exports
+fit without renaming. Telemetry bounds are *physical*: a reading outside them is a
+sensor glitch (flagged and cleaned, not fatal). Batches and harvests are bookkeeping:
+a value outside its range there is a data error.
+"""
+
+from __future__ import annotations
+
+import pandera.polars as pa
+import polars as pl
+
+from vertiflow.agronomy import CROPS, GRADES
+
+# Physical bounds of each sensor (unit, low, high); outside them a reading is a glitch.
+SENSOR_UNITS = {
+    "air_temp_internal": ("C", -10.0, 60.0),
+    "air_humidity": ("%", 0.0, 100.0),
+    "co2_level_ambient": ("ppm", 200.0, 5000.0),
+    "vapor_pressure_deficit": ("kPa", 0.0, 5.0),
+    "light_intensity_ppfd": ("umol/m2/s", 0.0, 2000.0),
+    "light_dli_accumulated": ("mol/m2/d", 0.0, 50.0),
+    "light_photoperiod": ("h", 0.0, 24.0),
+    "nutrient_solution_ec": ("mS/cm", 0.0, 5.0),
+    "water_ph": ("pH", 3.0, 10.0),
+    "water_temp": ("C", 5.0, 35.0),
+    "dissolved_oxygen": ("mg/L", 0.0, 20.0),
+}
+SENSOR_BOUNDS = {k: (lo, hi) for k, (_, lo, hi) in SENSOR_UNITS.items()}
+SENSORS = list(SENSOR_UNITS)
+
+
+def _num(lo: float, hi: float, *, nullable: bool = False) -> pa.Column:
+    return pa.Column(pl.Float64, pa.Check.in_range(lo, hi), nullable=nullable, coerce=True)
+
+
+BATCHES = pa.DataFrameSchema(
+    {
+        "batch_id": pa.Column(pl.String, unique=True),
+        "crop": pa.Column(pl.String, pa.Check.isin(sorted(CROPS))),
+        "rack_id": pa.Column(pl.String),
+        "module_id": pa.Column(pl.String),
+        "start_date": pa.Column(pl.Datetime, coerce=True),
+        "cycle_days": pa.Column(pl.Int64, pa.Check.in_range(1, 120), coerce=True),
+        "air_temp_setpoint": _num(-10.0, 60.0),
+        "humidity_setpoint": _num(0.0, 100.0),
+        "co2_setpoint": _num(200.0, 5000.0),
+        "ppfd_setpoint": _num(0.0, 2000.0),
+        "photoperiod_setpoint": _num(0.0, 24.0),
+        "ec_setpoint": _num(0.0, 5.0),
+        "ph_setpoint": _num(3.0, 10.0),
+    },
+    name="batches",
+)
+
+HARVESTS = pa.DataFrameSchema(
+    {
+        "batch_id": pa.Column(pl.String, unique=True),
+        "harvest_date": pa.Column(pl.Datetime, coerce=True),
+        "fresh_weight_g": pa.Column(
+            pl.Float64, pa.Check.in_range(0.0, 2000.0, include_min=False), coerce=True
+        ),
+        "quality_grade": pa.Column(pl.String, pa.Check.isin(list(GRADES))),
+        "energy_kwh": _num(0.0, 1e6),
+    },
+    name="harvests",
+)
+
+# Telemetry is checked at schema level only (columns, types, keys): its values are
+# screened per reading by `features.clean_telemetry`, which counts glitches.
+TELEMETRY = pa.DataFrameSchema(
+    {
+        "batch_id": pa.Column(pl.String),
+        "timestamp": pa.Column(pl.Datetime, coerce=True),
+        **{name: pa.Column(pl.Float64, nullable=True, coerce=True) for name in SENSORS},
+    },
+    name="telemetry",
+)
+
+TRUTH = pa.DataFrameSchema(
+    {
+        "batch_id": pa.Column(pl.String, unique=True),
+        "yield_expected_g": pa.Column(pl.Float64),
+        "p_premium": _num(0.0, 1.0),
+        "p_standard": _num(0.0, 1.0),
+        "p_reject": _num(0.0, 1.0),
+    },
+    name="truth",
+)
+
+# The prepared table: one row per batch, every feature present.
+FEATURE_RANGES = {
+    "cycle_days": (1.0, 120.0),
+    "temp_mean": (-10.0, 60.0),
+    "temp_std": (0.0, 30.0),
+    "humidity_mean": (0.0, 100.0),
+    "humidity_std": (0.0, 50.0),
+    "co2_mean": (200.0, 5000.0),
+    "vpd_mean": (0.0, 5.0),
+    "ppfd_lit_mean": (0.0, 2000.0),
+    "photoperiod_h": (0.0, 24.0),
+    "dli_mean": (0.0, 50.0),
+    "ec_mean": (0.0, 5.0),
+    "ec_std": (0.0, 5.0),
+    "ph_mean": (3.0, 10.0),
+    "ph_std": (0.0, 7.0),
+    "water_temp_mean": (5.0, 35.0),
+    "dissolved_oxygen_mean": (0.0, 20.0),
+    "temp_dev": (-60.0, 60.0),
+    "humidity_dev": (-100.0, 100.0),
+    "ec_dev": (-5.0, 5.0),
+    "ph_dev": (-7.0, 7.0),
+    "temp_out_of_band": (0.0, 1.0),
+    "humidity_out_of_band": (0.0, 1.0),
+    "dropout_fraction": (0.0, 1.0),
+}
+
+PREPARED = pa.DataFrameSchema(
+    {
+        "batch_id": pa.Column(pl.String, unique=True),
+        "crop": pa.Column(pl.String, pa.Check.isin(sorted(CROPS))),
+        "start_date": pa.Column(pl.Datetime),
+        "harvest_date": pa.Column(pl.Datetime),
+        **{name: _num(lo, hi) for name, (lo, hi) in FEATURE_RANGES.items()},
+        "n_readings": pa.Column(pl.Int64, pa.Check.ge(1), coerce=True),
+        "fresh_weight_g": pa.Column(pl.Float64, pa.Check.gt(0.0)),
+        "quality_grade": pa.Column(pl.String, pa.Check.isin(list(GRADES))),
+        "energy_kwh": pa.Column(pl.Float64, pa.Check.ge(0.0)),
+    },
+    name="prepared",
+)

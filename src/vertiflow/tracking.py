@@ -1,0 +1,98 @@
+"""One MLflow run per stage execution, tagged so a pipeline run or a sweep filters as one.
+
+Where runs go: `MLFLOW_TRACKING_URI` when set (a team server), else one SQLite store in
+the user's checkout at `.mlflow/mlflow.db`, artifacts beside it. Queued `dvc exp run`s
+execute in a temporary copy under `.dvc/tmp/exps/`; the store is resolved to the checkout
+that owns that copy, so queued runs land in the same store as `dvc repro`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no network on farm machines
+
+import mlflow
+import psutil
+
+from vertiflow.params import flatten
+
+EXPERIMENT = "vertiflow-models"
+LOCAL_STORE = ".mlflow"
+QUEUE_DIR = "/.dvc/tmp/exps/"
+
+
+def checkout_root(cwd: Path | None = None) -> Path:
+    """The user's checkout, also when running inside a queued experiment's temp copy."""
+    path = (cwd or Path.cwd()).resolve().as_posix()
+    return Path(path.split(QUEUE_DIR)[0])
+
+
+def tracking_uri() -> str:
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    store = checkout_root() / LOCAL_STORE
+    store.mkdir(exist_ok=True)
+    return f"sqlite:///{store / 'mlflow.db'}"
+
+
+def pipeline_run_id() -> str:
+    """Shared by every stage of one `dvc repro`/`dvc exp run`: derived from the DVC process."""
+    if os.environ.get("VERTIFLOW_PIPELINE_RUN_ID"):
+        return os.environ["VERTIFLOW_PIPELINE_RUN_ID"]
+    with contextlib.suppress(psutil.Error):
+        for proc in psutil.Process().parents():
+            if any(Path(arg).name == "dvc" or arg.endswith("/dvc") for arg in proc.cmdline()[:2]):
+                return hashlib.sha1(f"{proc.pid}-{proc.create_time()}".encode()).hexdigest()[:12]
+    return uuid.uuid4().hex[:12]
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _experiment_id(name: str) -> str:
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    if mlflow.get_tracking_uri().startswith("sqlite:"):
+        location = (checkout_root() / LOCAL_STORE / "artifacts").as_uri()
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+def run_tags(stage: str) -> dict[str, str]:
+    tags = {"stage": stage, "pipeline_run_id": pipeline_run_id()}
+    if commit := git_commit():
+        tags["git_commit"] = commit
+    for env, tag in (
+        ("DVC_EXP_NAME", "dvc_exp_name"),
+        ("DVC_EXP_BASELINE_REV", "dvc_exp_baseline_rev"),
+    ):
+        if os.environ.get(env):
+            tags[tag] = os.environ[env]
+    return tags
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, params: dict[str, Any], experiment: str = EXPERIMENT) -> Iterator[Any]:
+    """Open the stage's MLflow run with its params and tags; closes FAILED on error."""
+    mlflow.set_tracking_uri(tracking_uri())
+    experiment_id = _experiment_id(experiment)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=stage, tags=run_tags(stage)) as run:
+        mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
+        yield run

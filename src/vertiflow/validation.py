@@ -1,0 +1,87 @@
+"""The gate before training: prepared tables against their schema, plus glitch budgets.
+
+Isolated glitches and dropouts are normal for sensors and were cleaned by `prepare`;
+here they are counted against budgets from params, because when they are widespread the
+features are no longer trustworthy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandera.errors
+import polars as pl
+
+from vertiflow.agronomy import GRADES
+from vertiflow.errors import describe_schema_errors
+from vertiflow.schemas import PREPARED, SENSORS
+
+
+@dataclass(frozen=True)
+class Budgets:
+    max_glitch_fraction: float  # per sensor: share of readings outside physical bounds
+    max_dropout_fraction: float  # share of readings with no sensor value at all
+    min_train_rows: int
+    min_test_rows: int
+
+
+def _schema_problems(name: str, frame: pl.DataFrame) -> list[str]:
+    try:
+        PREPARED.validate(frame, lazy=True)
+    except pandera.errors.SchemaErrors as err:
+        return [str(describe_schema_errors(name, err))]
+    return []
+
+
+def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Budgets) -> dict:
+    """Return the validation report; `report["problems"]` is empty when the data passes."""
+    problems = _schema_problems("data/prepared/train.parquet", train)
+    problems += _schema_problems("data/prepared/test.parquet", test)
+    if checks["batches_without_telemetry"]:
+        problems.append(
+            f"{checks['batches_without_telemetry']} harvested batch(es) have no telemetry at all, "
+            "so their features are missing."
+        )
+    if train.height < budgets.min_train_rows or test.height < budgets.min_test_rows:
+        problems.append(
+            f"the time split left {train.height} training and {test.height} test batches; "
+            f"need at least {budgets.min_train_rows} and {budgets.min_test_rows} "
+            "(params: validate.min_train_rows, validate.min_test_rows)."
+        )
+    overlap = train.join(test, on="batch_id", how="semi").height
+    if overlap or (
+        train.height and test.height and train["harvest_date"].max() >= test["start_date"].min()
+    ):
+        problems.append("train and test overlap in time or in batch ids (leakage).")
+    missing = sorted(set(GRADES) - set(train["quality_grade"].unique().to_list()))
+    if train.height and missing:
+        problems.append(f"training data has no batch of grade(s) {', '.join(missing)}.")
+
+    rows = max(checks["telemetry_rows"], 1)
+    glitch_fraction = {s: checks["glitches"][s] / rows for s in SENSORS}
+    dropout_fraction = checks["dropout_rows"] / rows
+    for sensor, fraction in glitch_fraction.items():
+        if fraction > budgets.max_glitch_fraction:
+            problems.append(
+                f"telemetry column '{sensor}': {fraction:.2%} of readings are outside its "
+                f"physical bounds, above the budget of {budgets.max_glitch_fraction:.2%} "
+                "(params: validate.max_glitch_fraction)."
+            )
+    if dropout_fraction > budgets.max_dropout_fraction:
+        problems.append(
+            f"telemetry: {dropout_fraction:.2%} of readings are dropouts (no value from any "
+            f"sensor), above the budget of {budgets.max_dropout_fraction:.2%} "
+            "(params: validate.max_dropout_fraction)."
+        )
+    return {
+        "passed": not problems,
+        "batches": {k: checks[k] for k in ("batches", "harvested_batches", "unharvested_batches")},
+        "split": {k: checks[k] for k in ("train_rows", "test_rows", "purged_rows")},
+        "telemetry": {
+            "rows": checks["telemetry_rows"],
+            "dropout_fraction": round(dropout_fraction, 6),
+            "glitches_cleaned": sum(checks["glitches"].values()),
+            "glitch_fraction": {s: round(f, 6) for s, f in glitch_fraction.items()},
+        },
+        "problems": problems,
+    }

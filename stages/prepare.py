@@ -1,0 +1,34 @@
+"""Stage prepare: raw tables -> per-batch features, split by time into train and test."""
+
+import json
+from pathlib import Path
+
+import mlflow
+import typer
+
+from vertiflow import dataset, params, rawdata, tracking
+from vertiflow.errors import exit_cleanly
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+@exit_cleanly
+def main(
+    params_file: Path = typer.Option(Path("params.yaml"), "--params"),
+    out: Path = typer.Option(Path("data/prepared"), help="Folder for the prepared tables."),
+) -> None:
+    section = params.section(params.load(params_file), "prepare")
+    with tracking.stage_run("prepare", {"prepare": section}):
+        raw = rawdata.load(Path(section["raw_dir"]))
+        prepared = dataset.build(raw, section["test_fraction"])
+        out.mkdir(parents=True, exist_ok=True)
+        prepared.train.write_parquet(out / "train.parquet")
+        prepared.test.write_parquet(out / "test.parquet")
+        prepared.truth.write_parquet(out / "truth.parquet")
+        (out / "checks.json").write_text(json.dumps(prepared.checks, indent=2) + "\n")
+        mlflow.log_metrics({k: v for k, v in prepared.checks.items() if isinstance(v, int | float)})
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,52 @@
+"""Stage validate: the gate before training; writes metrics/validation.json either way."""
+
+import json
+from pathlib import Path
+
+import mlflow
+import polars as pl
+import typer
+
+from vertiflow import params, tracking, validation
+from vertiflow.errors import DataError, VertiflowError, exit_cleanly
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+@exit_cleanly
+def main(
+    params_file: Path = typer.Option(Path("params.yaml"), "--params"),
+    prepared: Path = typer.Option(Path("data/prepared")),
+    report_path: Path = typer.Option(Path("metrics/validation.json"), "--report"),
+) -> None:
+    section = params.section(params.load(params_file), "validate")
+    try:
+        budgets = validation.Budgets(**section)
+    except TypeError as exc:
+        raise VertiflowError(f"params.yaml: validate: {exc}") from None
+    with tracking.stage_run("validate", {"validate": section}):
+        report = validation.validate(
+            pl.read_parquet(prepared / "train.parquet"),
+            pl.read_parquet(prepared / "test.parquet"),
+            json.loads((prepared / "checks.json").read_text()),
+            budgets,
+        )
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        report_path.write_text(json.dumps(report, indent=2) + "\n")
+        mlflow.log_artifact(str(report_path))
+        mlflow.log_metrics(
+            {
+                "passed": int(report["passed"]),
+                "problems": len(report["problems"]),
+                "dropout_fraction": report["telemetry"]["dropout_fraction"],
+                "glitches_cleaned": report["telemetry"]["glitches_cleaned"],
+            }
+        )
+        if not report["passed"]:
+            listed = "\n  - ".join(report["problems"])
+            raise DataError(f"validation failed ({report_path}):\n  - {listed}")
+
+
+if __name__ == "__main__":
+    app()
