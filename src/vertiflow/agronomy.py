@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import norm
+from scipy.special import ndtr  # standard normal CDF; far lighter to import than scipy.stats
 
 GRADES = ("PREMIUM", "STANDARD", "REJECT")
 
@@ -167,8 +167,8 @@ def quality_score_mean(
 
 def grade_probabilities(score_mean: np.ndarray) -> np.ndarray:
     """P(PREMIUM), P(STANDARD), P(REJECT) for each mean score: columns in GRADES order."""
-    p_premium = norm.sf(PREMIUM_ABOVE, loc=score_mean, scale=QUALITY_NOISE)
-    p_reject = norm.cdf(REJECT_BELOW, loc=score_mean, scale=QUALITY_NOISE)
+    p_premium = ndtr((score_mean - PREMIUM_ABOVE) / QUALITY_NOISE)
+    p_reject = ndtr((REJECT_BELOW - score_mean) / QUALITY_NOISE)
     return np.column_stack([p_premium, 1.0 - p_premium - p_reject, p_reject])
 
 

@@ -3,6 +3,11 @@
 Readings outside a sensor's physical bounds are glitches: set to null and counted.
 Rows where every sensor is null are dropouts. Aggregates ignore nulls. Polars' streaming
 engine keeps memory flat however long the telemetry is.
+
+Every reading is first turned into integers (thousandths), squares and flags, so the
+group-by only sums: that keeps polars on its streaming engine (flat memory), and integer
+sums are exact whatever order parallel workers add them in, so the prepared data hashes
+the same on every run (float sums do not).
 """
 
 from __future__ import annotations
@@ -17,6 +22,21 @@ from vertiflow.schemas import SENSOR_BOUNDS, SENSORS
 
 LIT_PPFD = 1.0  # umol/m2/s: above this the lights count as on
 SECONDS_PER_DAY_MOL = 86400 / 1e6  # mean PPFD (umol/m2/s) -> DLI (mol/m2/d)
+RESOLUTION = 1000  # readings are summed as integers in thousandths
+
+# feature prefix -> sensor; (sum, count) feed a mean, a sum of squares adds a std.
+MEANS = {
+    "temp": "air_temp_internal",
+    "humidity": "air_humidity",
+    "co2": "co2_level_ambient",
+    "vpd": "vapor_pressure_deficit",
+    "ppfd": "light_intensity_ppfd",
+    "ec": "nutrient_solution_ec",
+    "ph": "water_ph",
+    "water_temp": "water_temp",
+    "dissolved_oxygen": "dissolved_oxygen",
+}
+STDS = ("temp", "humidity", "ec", "ph")
 
 
 @dataclass
@@ -36,6 +56,81 @@ def _crop_bands() -> pl.DataFrame:
             "rh_lo": [c.rh_band[0] for c in CROPS.values()],
             "rh_hi": [c.rh_band[1] for c in CROPS.values()],
         }
+    )
+
+
+def _row_terms(bands: pl.DataFrame, telemetry: pl.LazyFrame) -> pl.LazyFrame:
+    """Per reading: integer values (null when missing or a glitch), squares and flags."""
+    glitch = {
+        s: pl.col(s).is_not_null() & ~pl.col(s).is_between(*SENSOR_BOUNDS[s]) for s in SENSORS
+    }
+    valid = {s: pl.when(glitch[s]).then(None).otherwise(pl.col(s)) for s in SENSORS}
+    fixed = {k: (valid[s] * RESOLUTION).round().cast(pl.Int64) for k, s in MEANS.items()}
+    lit = valid["light_intensity_ppfd"] > LIT_PPFD
+    temp, rh = valid["air_temp_internal"], valid["air_humidity"]
+    return telemetry.join(bands.lazy(), on="batch_id", how="left").select(
+        "batch_id",
+        pl.col("crop").is_null().cast(pl.Int64).alias("_unknown"),
+        pl.all_horizontal(pl.col(s).is_null() for s in SENSORS).cast(pl.Int64).alias("_dropout"),
+        *(glitch[s].cast(pl.Int64).alias(f"_glitch_{s}") for s in SENSORS),
+        *(fixed[k].alias(f"_{k}_sum") for k in MEANS),
+        *(fixed[k].is_not_null().cast(pl.Int64).alias(f"_{k}_n") for k in MEANS),
+        *((fixed[k] * fixed[k]).alias(f"_{k}_sq") for k in STDS),
+        lit.cast(pl.Int64).alias("_lit_n"),
+        pl.when(lit).then(fixed["ppfd"]).alias("_lit_sum"),
+        ((temp < pl.col("t_lo")) | (temp > pl.col("t_hi"))).cast(pl.Int64).alias("_temp_oob"),
+        ((rh < pl.col("rh_lo")) | (rh > pl.col("rh_hi"))).cast(pl.Int64).alias("_humidity_oob"),
+    )
+
+
+def _from_sums(sums: pl.DataFrame) -> pl.DataFrame:
+    """Means, stds and fractions from the exact per-batch integer sums."""
+
+    def mean(k: str, total: str | None = None, n: str | None = None) -> pl.Expr:
+        return pl.col(total or f"_{k}_sum") / pl.col(n or f"_{k}_n") / RESOLUTION
+
+    def std(k: str) -> pl.Expr:
+        n, total = pl.col(f"_{k}_n").cast(pl.Float64), pl.col(f"_{k}_sum").cast(pl.Float64)
+        var = (pl.col(f"_{k}_sq").cast(pl.Float64) - total * total / n) / (n - 1)
+        return var.clip(lower_bound=0).sqrt() / RESOLUTION
+
+    return sums.select(
+        "batch_id",
+        "n_readings",
+        *(mean(k).alias(f"{k}_mean") for k in MEANS if k != "ppfd"),
+        *(std(k).alias(f"{k}_std") for k in STDS),
+        mean("ppfd", "_lit_sum", "_lit_n").alias("ppfd_lit_mean"),
+        (pl.col("_lit_n") / pl.col("_ppfd_n") * 24.0).alias("photoperiod_h"),
+        (mean("ppfd") * SECONDS_PER_DAY_MOL).alias("dli_mean"),
+        (pl.col("_temp_oob") / pl.col("_temp_n")).alias("temp_out_of_band"),
+        (pl.col("_humidity_oob") / pl.col("_humidity_n")).alias("humidity_out_of_band"),
+        (pl.col("_dropout") / pl.col("n_readings")).alias("dropout_fraction"),
+    )
+
+
+def summarise_telemetry(
+    telemetry: pl.LazyFrame, batches: pl.DataFrame, source: str
+) -> TelemetrySummary:
+    """Clean glitches and aggregate per batch; refuses telemetry for unknown batches."""
+    bands = batches.select("batch_id", "crop").join(_crop_bands(), on="crop", how="left")
+    terms = _row_terms(bands, telemetry)
+    sums = (
+        terms.group_by("batch_id")
+        .agg(pl.len().alias("n_readings"), pl.exclude("batch_id").sum())
+        .collect(engine="streaming")
+        .sort("batch_id")
+    )
+    unknown = sums.filter(pl.col("_unknown") > 0)["batch_id"]
+    if len(unknown):
+        raise DataError(
+            f"{source}: telemetry refers to {len(unknown)} batch id(s) not in batches "
+            f"(e.g. {', '.join(unknown.head(3).to_list())}); every reading needs a known batch."
+        )
+    return TelemetrySummary(
+        features=_from_sums(sums),
+        rows=int(sums["n_readings"].sum()),
+        dropout_rows=int(sums["_dropout"].sum()),
+        glitches={s: int(sums[f"_glitch_{s}"].sum()) for s in SENSORS},
     )
 
 
@@ -59,71 +154,4 @@ def crop_relative(table: pl.DataFrame) -> pl.DataFrame:
             (pl.col("ph_mean") - pl.col("_ph")).alias("ph_dev"),
         )
         .drop("_t", "_rh", "_ec", "_ph")
-    )
-
-
-def _fraction_out(col: str, lo: str, hi: str) -> pl.Expr:
-    x = pl.col(col)
-    return ((x < pl.col(lo)) | (x > pl.col(hi))).sum() / x.is_not_null().sum()
-
-
-def summarise_telemetry(
-    telemetry: pl.LazyFrame, batches: pl.DataFrame, source: str
-) -> TelemetrySummary:
-    """Clean glitches and aggregate per batch; refuses telemetry for unknown batches."""
-    bands = batches.select("batch_id", "crop").join(_crop_bands(), on="crop", how="left")
-    glitch = {
-        s: pl.col(s).is_not_null() & ~pl.col(s).is_between(*SENSOR_BOUNDS[s]) for s in SENSORS
-    }
-    cleaned = telemetry.with_columns(
-        pl.all_horizontal(pl.col(s).is_null() for s in SENSORS).alias("_dropout"),
-        *(glitch[s].alias(f"_glitch_{s}") for s in SENSORS),
-        *(pl.when(glitch[s]).then(None).otherwise(pl.col(s)).alias(s) for s in SENSORS),
-    ).join(bands.lazy(), on="batch_id", how="left")
-
-    ppfd = pl.col("light_intensity_ppfd")
-    aggregated = (
-        cleaned.group_by("batch_id")
-        .agg(
-            pl.len().alias("n_readings"),
-            pl.col("_dropout").sum().alias("dropout_rows"),
-            *(pl.col(f"_glitch_{s}").sum().alias(f"_glitch_{s}") for s in SENSORS),
-            pl.col("crop").first().alias("_crop"),
-            pl.col("air_temp_internal").mean().alias("temp_mean"),
-            pl.col("air_temp_internal").std().alias("temp_std"),
-            pl.col("air_humidity").mean().alias("humidity_mean"),
-            pl.col("air_humidity").std().alias("humidity_std"),
-            pl.col("co2_level_ambient").mean().alias("co2_mean"),
-            pl.col("vapor_pressure_deficit").mean().alias("vpd_mean"),
-            ppfd.filter(ppfd > LIT_PPFD).mean().alias("ppfd_lit_mean"),
-            ((ppfd > LIT_PPFD).sum() / ppfd.is_not_null().sum() * 24.0).alias("photoperiod_h"),
-            (ppfd.mean() * SECONDS_PER_DAY_MOL).alias("dli_mean"),
-            pl.col("nutrient_solution_ec").mean().alias("ec_mean"),
-            pl.col("nutrient_solution_ec").std().alias("ec_std"),
-            pl.col("water_ph").mean().alias("ph_mean"),
-            pl.col("water_ph").std().alias("ph_std"),
-            pl.col("water_temp").mean().alias("water_temp_mean"),
-            pl.col("dissolved_oxygen").mean().alias("dissolved_oxygen_mean"),
-            _fraction_out("air_temp_internal", "t_lo", "t_hi").alias("temp_out_of_band"),
-            _fraction_out("air_humidity", "rh_lo", "rh_hi").alias("humidity_out_of_band"),
-        )
-        .collect(engine="streaming")
-        .sort("batch_id")
-    )
-
-    unknown = aggregated.filter(pl.col("_crop").is_null())["batch_id"]
-    if len(unknown):
-        raise DataError(
-            f"{source}: telemetry refers to {len(unknown)} batch id(s) not in batches "
-            f"(e.g. {', '.join(unknown.head(3).to_list())}); every reading needs a known batch."
-        )
-    glitches = {s: int(aggregated[f"_glitch_{s}"].sum()) for s in SENSORS}
-    features = aggregated.with_columns(
-        (pl.col("dropout_rows") / pl.col("n_readings")).alias("dropout_fraction")
-    ).drop("_crop", "dropout_rows", *(f"_glitch_{s}" for s in SENSORS))
-    return TelemetrySummary(
-        features=features,
-        rows=int(aggregated["n_readings"].sum()),
-        dropout_rows=int(aggregated["dropout_rows"].sum()),
-        glitches=glitches,
     )

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import skops.io
+from mlflow.entities import LoggedModelStatus
 from mlflow.models import infer_signature
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import (
@@ -116,6 +117,7 @@ def fit(model: Pipeline, x: pd.DataFrame, y: pd.Series) -> float:
 
 def _model_kwargs(model: Pipeline, x_example: pd.DataFrame) -> dict[str, Any]:
     predict = model.predict_proba if hasattr(model, "predict_proba") else model.predict
+    x_example = x_example.head(100)
     return {
         "serialization_format": "skops",
         "skops_trusted_types": skops.io.get_untrusted_types(data=skops.io.dumps(model)),
@@ -125,15 +127,22 @@ def _model_kwargs(model: Pipeline, x_example: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def save_and_log(model: Pipeline, path: Path, x_example: pd.DataFrame) -> None:
-    """Write the MLflow model directory (the DVC out) and log the same model to the run."""
-    kwargs = _model_kwargs(model, x_example)
+def save_and_log(model: Pipeline, path: Path, x_example: pd.DataFrame) -> str:
+    """Write the MLflow model directory (the DVC out) and log those same files to the run.
+
+    The directory is logged as the run's LoggedModel rather than serialised again with
+    `log_model`: skops is slow for large ensembles, and DVC and MLflow then hold
+    byte-identical models. Returns the LoggedModel id (`models:/<id>`).
+    """
     staging = path.with_name(f".{path.name}.saving")
     shutil.rmtree(staging, ignore_errors=True)
-    mlflow.sklearn.save_model(model, str(staging), **kwargs)
-    mlflow.sklearn.log_model(model, name="model", **kwargs)
+    mlflow.sklearn.save_model(model, str(staging), **_model_kwargs(model, x_example))
     shutil.rmtree(path, ignore_errors=True)  # only once the new model is complete
     staging.rename(path)
+    logged = mlflow.initialize_logged_model(name="model", model_type="sklearn")
+    mlflow.MlflowClient().log_model_artifacts(logged.model_id, str(path))
+    mlflow.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+    return logged.model_id
 
 
 def train(

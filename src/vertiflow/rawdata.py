@@ -79,6 +79,7 @@ def read_table(path: Path, schema: pa.DataFrameSchema) -> pl.DataFrame:
         raise DataError(f"{path}: cannot be read as {fmt}: {_first_line(exc)}.") from None
     if frame.height == 0:
         raise DataError(f"{path}: has a header but no rows; expected at least one row.")
+    frame = frame.with_columns(pl.col(pl.Float32, pl.Float64).fill_nan(None))  # NaN = missing
     missing = [c for c in schema.columns if c not in frame.columns]
     if missing:
         raise DataError(

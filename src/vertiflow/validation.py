@@ -26,6 +26,9 @@ class Budgets:
 
 
 def _schema_problems(name: str, frame: pl.DataFrame) -> list[str]:
+    missing = [c for c in PREPARED.columns if c not in frame.columns]
+    if missing:
+        return [f"{name}: missing column(s) {', '.join(missing)}; re-run prepare."]
     try:
         PREPARED.validate(frame, lazy=True)
     except pandera.errors.SchemaErrors as err:

@@ -1,0 +1,114 @@
+"""Shared harness: scratch copies of this checkout in which DVC, MLflow and git run for real."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+# A pipeline small enough to run in seconds, for tests that need outputs but not quality.
+SMALL = {
+    "simulate.racks": 2,
+    "simulate.modules_per_rack": 4,
+    "simulate.cycles_per_module": 12,
+    "train_oracle.hyperparams.max_iter": 100,
+    "train_classifier.hyperparams.max_iter": 50,
+}
+
+
+def env() -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "VERTIFLOW_"))}
+    e["PATH"] = f"{VENV_BIN}{os.pathsep}{e.get('PATH', '')}"
+    e["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    e["GIT_AUTHOR_NAME"] = e["GIT_COMMITTER_NAME"] = "test"
+    e["GIT_AUTHOR_EMAIL"] = e["GIT_COMMITTER_EMAIL"] = "test@example.com"
+    return e
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def set_params(repo: Path, overrides: dict[str, object]) -> None:
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for dotted, value in overrides.items():
+        node = params
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def clone_checkout(dest: Path) -> Path:
+    """A clean clone of the working tree: tracked and non-ignored files, fresh git history."""
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    for name in filter(None, files):
+        src = REPO / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    run(["git", "init", "-q", "-b", "main"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-qm", "clone"], dest)
+    return dest
+
+
+def commit_all(repo: Path, message: str) -> None:
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", message, "--allow-empty"], repo)
+
+
+def tree_digest(*paths: Path) -> dict[str, bytes]:
+    """Every file's bytes under `paths`: to prove a failed run changed nothing."""
+    out = {}
+    for root in paths:
+        for f in sorted(root.rglob("*")) if root.is_dir() else [root]:
+            if f.is_file():
+                out[str(f)] = f.read_bytes()
+    return out
+
+
+@pytest.fixture(scope="session")
+def default_repo(tmp_path_factory) -> Path:
+    """A clean clone with `dvc repro` done on the default params (the README's pipeline)."""
+    repo = clone_checkout(tmp_path_factory.mktemp("default"))
+    run(["dvc", "repro"], repo, timeout=900)
+    return repo
+
+
+@pytest.fixture(scope="session")
+def small_repo(tmp_path_factory) -> Path:
+    """A clean clone with a small pipeline reproduced and committed; copy it, don't mutate it."""
+    repo = clone_checkout(tmp_path_factory.mktemp("small"))
+    set_params(repo, SMALL)
+    run(["dvc", "repro"], repo, timeout=600)
+    commit_all(repo, "small pipeline")
+    return repo
+
+
+@pytest.fixture
+def small_copy(small_repo: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / "repo"
+    shutil.copytree(small_repo, dest, symlinks=True)
+    return dest

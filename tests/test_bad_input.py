@@ -1,0 +1,144 @@
+"""Bad input through real `dvc repro`: a clear error, non-zero exit, nothing lost."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from conftest import run, set_params, tree_digest
+
+
+def _farm(repo: Path) -> Path:
+    """A user's own data folder, starting as a faithful copy of the simulated raw tables."""
+    farm = repo / "data" / "farm"
+    farm.mkdir()
+    for name in ("batches", "telemetry", "harvests"):
+        pl.read_parquet(repo / "data" / "raw" / f"{name}.parquet").write_parquet(
+            farm / f"{name}.parquet"
+        )
+    return farm
+
+
+def _as_csv(farm: Path, name: str) -> pl.DataFrame:
+    frame = pl.read_parquet(farm / f"{name}.parquet")
+    (farm / f"{name}.parquet").unlink()
+    return frame
+
+
+def missing_column(farm: Path) -> None:
+    _as_csv(farm, "harvests").drop("fresh_weight_g").write_csv(farm / "harvests.csv")
+
+
+def wrong_type(farm: Path) -> None:
+    frame = _as_csv(farm, "harvests").with_columns(pl.col("fresh_weight_g").cast(pl.String))
+    frame = frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 3)
+        .then(pl.lit("heavy"))
+        .otherwise("fresh_weight_g")
+        .alias("fresh_weight_g")
+    )
+    frame.write_csv(farm / "harvests.csv")
+
+
+def out_of_range(farm: Path) -> None:
+    frame = pl.read_parquet(farm / "harvests.parquet")
+    frame.with_columns(
+        pl.when(pl.int_range(pl.len()) < 2)
+        .then(-5.0)
+        .otherwise("fresh_weight_g")
+        .alias("fresh_weight_g")
+    ).write_parquet(farm / "harvests.parquet")
+
+
+def nans(farm: Path) -> None:
+    frame = pl.read_parquet(farm / "batches.parquet")
+    frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 7)
+        .then(float("nan"))
+        .otherwise("air_temp_setpoint")
+        .alias("air_temp_setpoint")
+    ).write_parquet(farm / "batches.parquet")
+
+
+def duplicate_ids(farm: Path) -> None:
+    frame = pl.read_parquet(farm / "batches.parquet")
+    pl.concat([frame, frame.head(2)]).write_parquet(farm / "batches.parquet")
+
+
+def empty_file(farm: Path) -> None:
+    (farm / "telemetry.parquet").unlink()
+    (farm / "telemetry.csv").write_bytes(b"")
+
+
+def unreadable_file(farm: Path) -> None:
+    (farm / "harvests.parquet").write_bytes(b"PAR1 this is not really parquet \x00\x01\x02")
+
+
+def unknown_batches(farm: Path) -> None:
+    frame = pl.read_parquet(farm / "telemetry.parquet")
+    stray = frame.head(24).with_columns(pl.lit("B999999").alias("batch_id"))
+    pl.concat([frame, stray]).write_parquet(farm / "telemetry.parquet")
+
+
+def widespread_glitches(farm: Path) -> None:
+    frame = pl.read_parquet(farm / "telemetry.parquet")
+    frame.with_columns(
+        pl.when(pl.int_range(pl.len()) % 10 == 0)
+        .then(999.0)
+        .otherwise("water_ph")
+        .alias("water_ph")
+    ).write_parquet(farm / "telemetry.parquet")
+
+
+CASES: list[tuple[Callable[[Path], None], str, list[str]]] = [
+    (missing_column, "prepare", ["data/farm/harvests.csv", "missing column", "fresh_weight_g"]),
+    (wrong_type, "prepare", ["data/farm/harvests.csv", "fresh_weight_g", "heavy", "data rows 4"]),
+    (out_of_range, "prepare", ["data/farm/harvests.parquet", "fresh_weight_g", "in_range", "-5.0"]),
+    (
+        nans,
+        "prepare",
+        ["data/farm/batches.parquet", "air_temp_setpoint", "not_nullable", "data rows 8"],
+    ),
+    (duplicate_ids, "prepare", ["data/farm/batches.parquet", "batch_id", "unique"]),
+    (empty_file, "prepare", ["data/farm/telemetry.csv", "empty"]),
+    (unreadable_file, "prepare", ["data/farm/harvests.parquet", "cannot be read as Parquet"]),
+    (unknown_batches, "prepare", ["data/farm/telemetry.parquet", "B999999", "not in batches"]),
+    (
+        widespread_glitches,
+        "validate",
+        ["water_ph", "10.0", "outside its physical bounds", "validate.max_glitch_fraction"],
+    ),
+]
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize(
+    ("corrupt", "stage", "expected"), CASES, ids=[c[0].__name__ for c in CASES]
+)
+def test_bad_input_fails_clearly_and_keeps_outputs(small_copy, corrupt, stage, expected):
+    repo = small_copy
+    kept = tree_digest(repo / "models", repo / "metrics")
+    lock = (repo / "dvc.lock").read_text()
+    corrupt(_farm(repo))
+    set_params(repo, {"prepare.raw_dir": "data/farm"})
+
+    proc = run(["dvc", "repro"], repo, check=False)
+    output = proc.stdout + proc.stderr
+
+    assert proc.returncode != 0
+    assert f"failed to reproduce '{stage}'" in output
+    for fragment in expected:
+        assert fragment in output, f"{fragment!r} missing from:\n{output}"
+    assert "Traceback" not in output
+    assert "train_oracle" not in proc.stdout  # nothing downstream ran
+    after = tree_digest(repo / "models", repo / "metrics")
+    if stage == "prepare":
+        assert (repo / "dvc.lock").read_text() == lock
+    else:  # prepare did succeed; a failed validation keeps its report (persist) for the user
+        report = str(repo / "metrics" / "validation.json")
+        assert "max_glitch_fraction" in after.pop(report).decode()
+        kept.pop(report)
+    assert after == kept

@@ -1,0 +1,92 @@
+"""Telemetry cleaning, aggregation, the time split and the validation gate, on small tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from vertiflow import dataset, validation
+from vertiflow.errors import DataError
+from vertiflow.features import summarise_telemetry
+from vertiflow.schemas import SENSORS
+
+BATCHES = pl.DataFrame({"batch_id": ["B1", "B2"], "crop": ["basil", "lettuce"]})
+
+
+def telemetry(rows: list[dict]) -> pl.LazyFrame:
+    base = {s: 1.0 for s in SENSORS}
+    base.update(air_temp_internal=24.0, air_humidity=60.0, co2_level_ambient=800.0, water_ph=6.0)
+    frame = pl.DataFrame([{**base, **r} for r in rows])
+    return frame.with_columns(pl.col(s).cast(pl.Float64) for s in SENSORS).lazy()
+
+
+def test_glitches_are_nulled_and_counted_dropouts_counted():
+    rows = [
+        {"batch_id": "B1", "air_temp_internal": 22.0, "light_intensity_ppfd": 400.0},
+        {"batch_id": "B1", "air_temp_internal": 26.0, "light_intensity_ppfd": 0.0},
+        {"batch_id": "B1", "air_temp_internal": 85.0, "light_intensity_ppfd": 400.0},  # spike
+        {"batch_id": "B1", **{s: None for s in SENSORS}},  # dropout
+        {"batch_id": "B2", "air_temp_internal": 18.0},
+    ]
+    summary = summarise_telemetry(telemetry(rows), BATCHES, "t")
+    b1 = summary.features.filter(pl.col("batch_id") == "B1").row(0, named=True)
+    assert b1["temp_mean"] == pytest.approx(24.0)  # the 85 C spike is excluded
+    assert b1["n_readings"] == 4
+    assert b1["dropout_fraction"] == pytest.approx(0.25)
+    assert b1["photoperiod_h"] == pytest.approx(16.0)  # 2 of 3 valid readings lit
+    assert b1["temp_out_of_band"] == pytest.approx(0.0)  # 22 and 26 C sit in basil's band
+    assert summary.glitches["air_temp_internal"] == 1
+    assert summary.dropout_rows == 1
+
+
+def test_telemetry_for_unknown_batches_is_refused():
+    with pytest.raises(DataError, match="B9"):
+        summarise_telemetry(telemetry([{"batch_id": "B9"}]), BATCHES, "t")
+
+
+def test_time_split_has_no_leakage():
+    start = dt.datetime(2024, 1, 1)
+    table = pl.DataFrame(
+        {
+            "batch_id": [f"B{i}" for i in range(100)],
+            "start_date": [start + dt.timedelta(days=3 * i) for i in range(100)],
+            "harvest_date": [start + dt.timedelta(days=3 * i + 35) for i in range(100)],
+        }
+    )
+    train, test, purged = dataset.time_split(table, 0.2)
+    assert test.height in (20, 21)  # the cut-off batch itself goes to test
+    assert train["harvest_date"].max() < test["start_date"].min()
+    assert train.height + test.height + purged == 100
+    with pytest.raises(DataError, match="test_fraction"):
+        dataset.time_split(table, 1.5)
+
+
+def test_validation_budget_names_the_sensor_and_the_param():
+    checks = {
+        "batches": 1,
+        "harvested_batches": 1,
+        "unharvested_batches": 0,
+        "batches_without_telemetry": 0,
+        "telemetry_rows": 1000,
+        "dropout_rows": 200,
+        "glitches": {s: 0 for s in SENSORS} | {"water_ph": 50},
+        "train_rows": 0,
+        "test_rows": 0,
+        "purged_rows": 0,
+    }
+    budgets = validation.Budgets(0.01, 0.05, 0, 0)
+    empty = pl.DataFrame(
+        schema={
+            "batch_id": pl.String,
+            "quality_grade": pl.String,
+            "start_date": pl.Datetime,
+            "harvest_date": pl.Datetime,
+        }
+    )
+    report = validation.validate(empty, empty, checks, budgets)
+    assert not report["passed"]
+    text = " ".join(report["problems"])
+    assert "'water_ph': 5.00%" in text and "max_glitch_fraction" in text
+    assert "20.00% of readings are dropouts" in text

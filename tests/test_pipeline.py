@@ -1,0 +1,135 @@
+"""The pipeline end to end, with real DVC, git and MLflow, in clean clones of this checkout."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import mlflow
+import mlflow.sklearn
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+
+from conftest import clone_checkout, run, set_params
+from vertiflow import modeling
+
+pytestmark = pytest.mark.pipeline
+STAGES = {"simulate", "prepare", "validate", "train_oracle", "train_classifier", "evaluate"}
+
+
+def ran(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def runs_of(repo: Path):
+    mlflow.set_tracking_uri(f"sqlite:///{repo / '.mlflow' / 'mlflow.db'}")
+    return mlflow.search_runs(experiment_names=["vertiflow-models"], output_format="list")
+
+
+def test_clean_clone_repro_leaves_nothing_to_do(default_repo):
+    status = run(["dvc", "status"], default_repo).stdout
+    assert "up to date" in status
+    again = run(["dvc", "repro"], default_repo)
+    assert ran(again.stdout) == set()
+
+
+def test_models_reach_their_bayes_limits(default_repo):
+    oracle = json.loads((default_repo / "metrics" / "oracle.json").read_text())
+    classifier = json.loads((default_repo / "metrics" / "classifier.json").read_text())
+    assert oracle["r2"] >= 0.97 * oracle["bayes"]["r2"]
+    assert classifier["accuracy"] >= classifier["bayes"]["accuracy"] - 0.02
+    assert classifier["roc_auc_ovr"] > 0.8
+
+
+def test_mlflow_holds_one_tagged_run_per_stage(default_repo):
+    runs = runs_of(default_repo)
+    by_stage = {r.data.tags["stage"]: r for r in runs}
+    assert len(runs) == len(STAGES) and set(by_stage) == STAGES
+    assert len({r.data.tags["pipeline_run_id"] for r in runs}) == 1
+    head = run(["git", "rev-parse", "HEAD"], default_repo).stdout.strip()
+    for r in runs:
+        assert r.info.status == "FINISHED"
+        assert r.data.tags["git_commit"] == head
+        assert r.data.params, f"{r.data.tags['stage']} logged no params"
+    assert (
+        by_stage["train_oracle"].data.params["train_oracle.estimator"] == "hist_gradient_boosting"
+    )
+    assert by_stage["train_oracle"].data.metrics["fit_seconds"] > 0
+    assert by_stage["evaluate"].data.metrics["oracle_r2"] > 0.9
+    assert by_stage["validate"].data.metrics["passed"] == 1
+
+
+def test_models_load_from_models_dir_and_from_mlflow(default_repo):
+    test = pl.read_parquet(default_repo / "data" / "prepared" / "test.parquet")
+    runs = {r.data.tags["stage"]: r for r in runs_of(default_repo)}
+    for name in ("oracle", "classifier"):
+        local = mlflow.pyfunc.load_model(str(default_repo / "models" / name))
+        columns = local.metadata.get_input_schema().input_names()
+        x = modeling.frame(test, columns)
+        logged = mlflow.search_logged_models(
+            filter_string=f"source_run_id = '{runs[f'train_{name}'].info.run_id}'",
+            experiment_ids=[runs["evaluate"].info.experiment_id],
+            output_format="list",
+        )
+        remote = mlflow.pyfunc.load_model(f"models:/{logged[0].model_id}")
+        predictions = np.asarray(local.predict(x))
+        assert len(predictions) == test.height
+        assert np.array_equal(predictions, np.asarray(remote.predict(x)))
+    sk = mlflow.sklearn.load_model(str(default_repo / "models" / "classifier"))
+    proba = sk.predict_proba(modeling.frame(test, sk.feature_names_in_))
+    assert np.allclose(proba.sum(axis=1), 1.0)
+
+
+def _lock_hashes(repo: Path) -> dict[str, str]:
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    return {
+        out["path"]: out["md5"]
+        for stage in ("simulate", "prepare")
+        for out in lock["stages"][stage]["outs"]
+    }
+
+
+def test_two_clean_runs_are_identical(default_repo, tmp_path):
+    second = clone_checkout(tmp_path)
+    run(["dvc", "repro"], second, timeout=900)
+    assert _lock_hashes(second) == _lock_hashes(default_repo)
+    for name in ("oracle.json", "classifier.json", "validation.json"):
+        assert (second / "metrics" / name).read_text() == (
+            default_repo / "metrics" / name
+        ).read_text()
+
+
+def test_classifier_param_change_reruns_only_its_dependents(small_copy):
+    set_params(small_copy, {"train_classifier.hyperparams.max_iter": 40})
+    out = run(["dvc", "repro"], small_copy).stdout
+    assert ran(out) == {"train_classifier", "evaluate"}
+
+
+def test_queued_style_experiment_logs_to_the_checkout_store(small_copy):
+    """`dvc exp run --temp` runs in .dvc/tmp/exps like a queued run; its runs must not be lost."""
+    before = len(runs_of(small_copy))
+    run(
+        [
+            "dvc",
+            "exp",
+            "run",
+            "--temp",
+            "-n",
+            "probe",
+            "-S",
+            "train_classifier.hyperparams.max_iter=30",
+        ],
+        small_copy,
+        timeout=600,
+    )
+    runs = runs_of(small_copy)
+    new = [r for r in runs if r.data.tags.get("dvc_exp_name") == "probe"]
+    assert len(runs) == before + 2
+    assert {r.data.tags["stage"] for r in new} == {"train_classifier", "evaluate"}
+    assert all(r.data.tags.get("dvc_exp_baseline_rev") for r in new)
+    assert not any((small_copy / ".dvc" / "tmp").rglob("mlflow.db"))
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], small_copy).stdout)
+    assert "probe" in json.dumps(shown)

@@ -1,0 +1,95 @@
+"""Where runs go, what they carry, and how models are built and saved."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import polars as pl
+import pytest
+
+from vertiflow import modeling, params, tracking
+from vertiflow.errors import VertiflowError
+
+
+def test_queued_experiment_copies_resolve_to_the_owning_checkout(tmp_path):
+    inside = tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "tmpab12cd" / "stages"
+    inside.mkdir(parents=True)
+    assert tracking.checkout_root(inside) == (tmp_path / "repo").resolve()
+    assert tracking.checkout_root(tmp_path) == tmp_path.resolve()
+
+
+def test_local_store_is_sqlite_in_the_checkout(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert tracking.tracking_uri() == f"sqlite:///{tmp_path.resolve() / '.mlflow' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert tracking.tracking_uri() == "http://127.0.0.1:5000"
+
+
+def test_dvc_experiment_env_becomes_tags(monkeypatch):
+    monkeypatch.setenv("DVC_EXP_NAME", "sweep-1")
+    monkeypatch.setenv("DVC_EXP_BASELINE_REV", "abc123")
+    monkeypatch.setenv("VERTIFLOW_PIPELINE_RUN_ID", "run-7")
+    tags = tracking.run_tags("train_oracle")
+    assert tags["dvc_exp_name"] == "sweep-1" and tags["dvc_exp_baseline_rev"] == "abc123"
+    assert tags["pipeline_run_id"] == "run-7" and tags["stage"] == "train_oracle"
+
+
+def test_flatten_gives_dotted_names():
+    assert params.flatten({"a": {"b": 1, "c": {"d": [1, 2]}}}) == {"a.b": 1, "a.c.d": [1, 2]}
+
+
+def _table(n: int = 300) -> pl.DataFrame:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, n)
+    return pl.DataFrame(
+        {
+            "crop": rng.choice(["basil", "lettuce"], n),
+            "x": x,
+            "y": np.exp(1 + x + rng.normal(0, 0.05, n)),
+            "grade": np.where(x > 0.66, "PREMIUM", np.where(x > 0.33, "STANDARD", "REJECT")),
+        }
+    )
+
+
+SECTION = {
+    "estimator": "hist_gradient_boosting",
+    "seed": 0,
+    "features": {"categorical": ["crop"], "numeric": ["x"]},
+    "hyperparams": {"max_iter": 50},
+}
+
+
+def test_bad_estimator_and_hyperparams_are_user_errors():
+    with pytest.raises(VertiflowError, match="not one of"):
+        modeling.train("regression", _table(), "y", {**SECTION, "estimator": "xgboost"})
+    with pytest.raises(VertiflowError, match="hyperparams"):
+        modeling.train("regression", _table(), "y", {**SECTION, "hyperparams": {"n_trees": 3}})
+    with pytest.raises(VertiflowError, match="not columns"):
+        modeling.train(
+            "regression",
+            _table(),
+            "y",
+            {**SECTION, "features": {"categorical": [], "numeric": ["z"]}},
+        )
+
+
+def test_saved_model_is_skops_with_pinned_requirements_and_predicts(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'm.db'}")
+    model, x, seconds = modeling.train("classification", _table(), "grade", SECTION)
+    assert seconds > 0
+    with mlflow.start_run():
+        modeling.save_and_log(model, tmp_path / "clf", x)
+    mlmodel = (tmp_path / "clf" / "MLmodel").read_text()
+    assert "skops" in mlmodel
+    requirements = (tmp_path / "clf" / "requirements.txt").read_text()
+    assert "scikit-learn==" in requirements and "skops==" in requirements
+    loaded = mlflow.pyfunc.load_model(str(tmp_path / "clf"))
+    assert list(loaded.predict(x.head(5))) == list(model.predict(x.head(5)))
+    assert not (tmp_path / ".clf.saving").exists()
+
+
+def test_log_target_regression_predicts_on_the_original_scale():
+    model, x, _ = modeling.train("regression", _table(), "y", {**SECTION, "log_target": True})
+    assert np.all(model.predict(x) > 1.0)
