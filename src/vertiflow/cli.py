@@ -1,0 +1,78 @@
+"""`vertiflow` command: ask the trained models questions without re-running the pipeline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vertiflow.errors import exit_cleanly
+
+app = typer.Typer(add_completion=False, help="VertiFlow tools on top of the pipeline's outputs.")
+
+
+@app.callback()
+def main() -> None:
+    """VertiFlow tools on top of the pipeline's outputs."""
+
+
+@app.command()
+@exit_cleanly
+def cortex(
+    crop: str = typer.Option("basil", help="Crop to plan."),
+    peak_price: float | None = typer.Option(None, help="MAD/kWh, peak hours (default: params)."),
+    offpeak_price: float | None = typer.Option(None, help="MAD/kWh, off-peak (default: params)."),
+    premium_price: float | None = typer.Option(None, help="MAD/kg for PREMIUM (default: params)."),
+    params_file: Path = typer.Option(Path("params.yaml"), "--params"),
+    models: Path = typer.Option(Path("models")),
+    prepared: Path = typer.Option(Path("data/prepared")),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Best recipe for a crop under the given prices, from the trained Oracle and Classifier."""
+    import mlflow.sklearn
+    import polars as pl
+
+    from vertiflow import cortex as cx
+    from vertiflow import params
+
+    section = params.section(params.load(params_file), "optimise_cortex")
+    if crop not in section["prices_mad_per_kg"] or crop not in section["plants_per_m2"]:
+        from vertiflow.errors import VertiflowError
+
+        raise VertiflowError(
+            f"params.yaml: optimise_cortex has no prices or plant density for crop '{crop}'; "
+            f"known: {', '.join(section['prices_mad_per_kg'])}."
+        )
+    if peak_price is not None:
+        section["energy"]["peak_price"] = peak_price
+    if offpeak_price is not None:
+        section["energy"]["offpeak_price"] = offpeak_price
+    if premium_price is not None:
+        section["prices_mad_per_kg"][crop]["PREMIUM"] = premium_price
+    recipe, _, _ = cx.recommend(
+        crop,
+        section,
+        pl.read_parquet(prepared / "train.parquet"),
+        mlflow.sklearn.load_model(str(models / "oracle")),
+        mlflow.sklearn.load_model(str(models / "classifier")),
+        cx.Economics.from_params(section),
+    )
+    if as_json:
+        typer.echo(json.dumps(recipe, indent=2))
+        return
+    table = Table(title=f"Cortex recipe for {crop}")
+    table.add_column("setting")
+    table.add_column("value", justify="right")
+    for key in [*cx.RECIPE, "ph", "dli"]:
+        table.add_row(key, f"{recipe[key]:g}")
+    for key, value in recipe["predicted"].items():
+        table.add_row(key, f"{value:.3f}")
+    table.add_row("on search bound", ", ".join(recipe["on_bound"]) or "none")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    app()

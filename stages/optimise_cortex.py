@@ -1,0 +1,50 @@
+"""Stage optimise_cortex (A11): the recipe with the best margin per crop, and its regret."""
+
+import json
+from pathlib import Path
+
+import mlflow
+import mlflow.sklearn
+import pandas as pd
+import polars as pl
+import typer
+
+from vertiflow import cortex, params, tracking
+from vertiflow.errors import exit_cleanly
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+@exit_cleanly
+def main(
+    params_file: Path = typer.Option(Path("params.yaml"), "--params"),
+    prepared: Path = typer.Option(Path("data/prepared")),
+    models: Path = typer.Option(Path("models")),
+    out: Path = typer.Option(Path("models/cortex"), help="Folder for the recommended recipes."),
+    metrics: Path = typer.Option(Path("metrics")),
+) -> None:
+    section = params.section(params.load(params_file), "optimise_cortex")
+    train = pl.read_parquet(prepared / "train.parquet")
+    has_truth = pl.read_parquet(prepared / "truth.parquet").height > 0
+    with tracking.stage_run("optimise_cortex", {"optimise_cortex": section}):
+        oracle = mlflow.sklearn.load_model(str(models / "oracle"))
+        classifier = mlflow.sklearn.load_model(str(models / "classifier"))
+        results = cortex.recommend_all(section, train, oracle, classifier, with_truth=has_truth)
+
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "recipes.json").write_text(json.dumps(results["recipes"], indent=2) + "\n")
+        (metrics / "cortex.json").write_text(json.dumps(results["metrics"], indent=2) + "\n")
+        plots = metrics / "cortex_plots"
+        plots.mkdir(parents=True, exist_ok=True)
+        for crop, trace in results["traces"].items():
+            frame = pd.DataFrame({"generation": range(1, len(trace) + 1), "best_margin": trace})
+            frame.to_csv(plots / f"trace_{crop}.csv", index=False)
+            for step, value in enumerate(trace):
+                mlflow.log_metric(f"{crop}_best_margin", value, step=step)
+        mlflow.log_metrics(params.flatten(results["metrics"]))
+        mlflow.log_artifact(str(out / "recipes.json"))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,118 @@
+"""Cortex: the optimiser, its bounds, its economics and the regret measure."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import polars as pl
+import pytest
+
+from vertiflow import agronomy, cortex
+from vertiflow.energy import EnergyModel, Tariff, energy_cost_per_m2_day
+from vertiflow.errors import VertiflowError
+
+PRICES = {"basil": {"PREMIUM": 90, "STANDARD": 60, "REJECT": 0}}
+BOX = [(18.0, 28.0), (50.0, 80.0), (400.0, 1400.0), (150.0, 550.0), (12.0, 20.0), (1.2, 2.5)]
+DLI = (10.0, 20.0)
+FAST = {"seed": 3, "maxiter": 30, "popsize": 10, "tol": 1e-8, "smoothing_samples": 4}
+
+
+def econ(peak: float = 1.2, offpeak: float = 0.8) -> cortex.Economics:
+    return cortex.Economics(PRICES, {"basil": 60}, tariff=Tariff(peak, offpeak))
+
+
+def test_regret_on_a_known_case():
+    def margin(r: np.ndarray) -> dict[str, np.ndarray]:  # best: 10 at x0 = 22, others free
+        return {"margin": 10.0 - (r[0] - 22.0) ** 2}
+
+    best_x, best = cortex.true_optimum(margin, BOX, (0.0, 100.0), points_per_axis=5)
+    assert best == pytest.approx(10.0, abs=1e-6) and best_x[0] == pytest.approx(22.0, abs=1e-3)
+    achieved = margin(np.array([[24.0], [60], [800], [300], [16], [1.6]]))["margin"][0]
+    assert cortex.regret(best, achieved) == pytest.approx(0.4)  # (10 - 6) / 10
+    with pytest.raises(VertiflowError, match="undefined"):
+        cortex.regret(0.0, 1.0)
+
+
+def test_optimum_respects_bounds_and_is_deterministic():
+    truth = cortex.truth("basil", econ())
+    a = cortex.optimise(truth, BOX, DLI, **FAST)
+    b = cortex.optimise(truth, BOX, DLI, **FAST)
+    assert np.array_equal(a.recipe, b.recipe) and a.trace == b.trace
+    for value, (lo, hi) in zip(a.recipe, BOX, strict=True):
+        assert lo <= value <= hi
+    light = agronomy.dli(a.recipe[3], a.recipe[4])
+    assert DLI[0] - 0.05 <= light <= DLI[1] + 0.05
+    assert a.trace == sorted(a.trace)  # the best so far never gets worse
+
+
+def test_higher_energy_price_never_raises_the_light_level():
+    chosen = []
+    for price in (0.6, 1.2, 2.4, 4.8):
+        truth = cortex.truth("basil", econ(peak=price * 1.5, offpeak=price))
+        x, _ = cortex.true_optimum(truth, BOX, DLI, points_per_axis=7)
+        chosen.append(float(agronomy.dli(x[3], x[4])))
+    assert all(b <= a + 1e-6 for a, b in itertools.pairwise(chosen)), chosen
+    assert chosen[-1] < chosen[0]  # and at some point it really falls
+
+
+def test_off_peak_lighting_is_cheaper():
+    tariff = Tariff(peak_price=1.2, offpeak_price=0.8)
+    assert tariff.lighting_price(np.array(8.0)) == pytest.approx(0.8)  # fits off-peak
+    assert tariff.lighting_price(np.array(16.0)) == pytest.approx(1.0)  # 8 h each
+    cost = energy_cost_per_m2_day(
+        EnergyModel(),
+        tariff,
+        np.array([300.0, 300.0]),
+        np.array([8.0, 16.0]),
+        np.array([22.0, 22.0]),
+    )
+    assert cost[1] > 2 * cost[0]  # twice the light, partly at peak prices
+
+
+def _train() -> pl.DataFrame:
+    rng = np.random.default_rng(0)
+    n = 200
+    return pl.DataFrame(
+        {
+            "crop": ["basil"] * n,
+            "temp_mean": rng.uniform(19, 27, n),
+            "humidity_mean": rng.uniform(50, 80, n),
+            "co2_mean": rng.uniform(400, 1400, n),
+            "ppfd_lit_mean": rng.uniform(150, 550, n),
+            "photoperiod_h": rng.uniform(12, 20, n),
+            "ec_mean": rng.uniform(1.0, 2.8, n),
+        }
+    )
+
+
+def test_search_box_stays_inside_the_training_data():
+    bounds = {
+        "air_temp": [15, 30],
+        "humidity": [50, 80],
+        "co2": [400, 1400],
+        "ppfd": [150, 550],
+        "photoperiod": [12, 20],
+        "ec": [1.2, 2.5],
+    }
+    box = cortex.search_bounds("basil", bounds, _train(), (0.0, 1.0))
+    assert box[0][0] >= 19 and box[0][1] <= 27  # params allowed 15-30, data only 19-27
+
+
+def test_empty_or_infeasible_bounds_are_clear_errors():
+    bounds = {
+        "air_temp": [30, 35],
+        "humidity": [50, 80],
+        "co2": [400, 1400],
+        "ppfd": [150, 550],
+        "photoperiod": [12, 20],
+        "ec": [1.2, 2.5],
+    }
+    with pytest.raises(VertiflowError, match="no feasible air_temp for basil"):
+        cortex.search_bounds("basil", bounds, _train(), (0.0, 1.0))
+    with pytest.raises(VertiflowError, match=r"bounds.ec must be \[low, high\]"):
+        cortex.search_bounds(
+            "basil", {**bounds, "air_temp": [18, 28], "ec": [2.0]}, _train(), (0.0, 1.0)
+        )
+    with pytest.raises(VertiflowError, match="no training batches of crop 'lettuce'"):
+        cortex.search_bounds("lettuce", bounds, _train(), (0.0, 1.0))
