@@ -25,7 +25,11 @@ SMALL = {
 
 
 def env() -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "VERTIFLOW_"))}
+    e = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MLFLOW_", "DVC_", "VERTIFLOW_", "AWS_"))
+    }
     e["PATH"] = f"{VENV_BIN}{os.pathsep}{e.get('PATH', '')}"
     e["MLFLOW_DISABLE_TELEMETRY"] = "true"
     e["GIT_AUTHOR_NAME"] = e["GIT_COMMITTER_NAME"] = "test"
@@ -33,8 +37,12 @@ def env() -> dict[str, str]:
     return e
 
 
-def run(cmd: list[str], cwd: Path, check: bool = True, **kw) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True, **kw)
+def run(
+    cmd: list[str], cwd: Path, check: bool = True, env_extra: dict[str, str] | None = None, **kw
+) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        cmd, cwd=cwd, env={**env(), **(env_extra or {})}, capture_output=True, text=True, **kw
+    )
     if check and proc.returncode != 0:
         raise AssertionError(
             f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"

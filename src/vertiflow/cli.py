@@ -76,3 +76,52 @@ def cortex(
 
 if __name__ == "__main__":
     app()
+
+
+@app.command()
+@exit_cleanly
+def stack(
+    data_dir: Path = typer.Option(
+        Path(".stack"), help="Where S3 data, the MLflow DB and logs live."
+    ),
+    s3_port: int = typer.Option(8333, help="S3 port on 127.0.0.1 (0: any free port)."),
+    mlflow_port: int = typer.Option(5000, help="MLflow port on 127.0.0.1 (0: any free port)."),
+    backend_store_uri: str | None = typer.Option(
+        None,
+        help="MLflow backend store, e.g. postgresql://user@host/db (default: SQLite in data-dir).",
+    ),
+) -> None:
+    """Run a local S3 server (SeaweedFS) and an MLflow server until Ctrl-C."""
+    import signal
+    import threading
+
+    from vertiflow.stack import DVC_BUCKET, MLFLOW_BUCKET, Stack
+
+    console = Console()
+    s = Stack(
+        data_dir, s3_port=s3_port, mlflow_port=mlflow_port, backend_store_uri=backend_store_uri
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with console.status("starting S3 (SeaweedFS)..."):
+        s.start_s3()
+    console.print(f"[green]S3 ready[/] at {s.s3_url} (buckets {DVC_BUCKET}, {MLFLOW_BUCKET})")
+    try:
+        with console.status("starting MLflow server..."):
+            s.start_mlflow()
+        console.print(
+            f"[green]MLflow ready[/] at {s.mlflow_url} (artifacts in s3://{MLFLOW_BUCKET})"
+        )
+        console.print("\nIn another shell, export:\n")
+        for key, value in s.env().items():
+            typer.echo(f"export {key}={value}")
+        console.print("\nThen: dvc push / dvc pull / dvc repro. Ctrl-C stops both servers.")
+        try:
+            while not stop.wait(1.0):
+                pass
+        except KeyboardInterrupt:
+            pass
+    finally:
+        with console.status("stopping..."):
+            s.stop()
+        console.print("stopped cleanly")

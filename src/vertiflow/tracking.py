@@ -21,7 +21,9 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no network on farm 
 
 import mlflow
 import psutil
+import requests
 
+from vertiflow.errors import VertiflowError
 from vertiflow.params import flatten
 
 EXPERIMENT = "vertiflow-models"
@@ -42,6 +44,20 @@ def tracking_uri() -> str:
     store = checkout_root() / LOCAL_STORE
     store.mkdir(exist_ok=True)
     return f"sqlite:///{store / 'mlflow.db'}"
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, naming the URI, rather than after MLflow's minutes of retries."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        requests.get(f"{uri.rstrip('/')}/health", timeout=timeout).raise_for_status()
+    except requests.RequestException as exc:
+        raise VertiflowError(
+            f"the MLflow tracking server at {uri} (MLFLOW_TRACKING_URI) is unreachable: "
+            f"{type(exc).__name__}. Start it (vertiflow stack), fix the URI, or unset "
+            "MLFLOW_TRACKING_URI to log to the local store .mlflow/mlflow.db."
+        ) from None
 
 
 def pipeline_run_id() -> str:
@@ -91,7 +107,9 @@ def run_tags(stage: str) -> dict[str, str]:
 @contextlib.contextmanager
 def stage_run(stage: str, params: dict[str, Any], experiment: str = EXPERIMENT) -> Iterator[Any]:
     """Open the stage's MLflow run with its params and tags; closes FAILED on error."""
-    mlflow.set_tracking_uri(tracking_uri())
+    uri = tracking_uri()
+    check_reachable(uri)
+    mlflow.set_tracking_uri(uri)
     experiment_id = _experiment_id(experiment)
     with mlflow.start_run(experiment_id=experiment_id, run_name=stage, tags=run_tags(stage)) as run:
         mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})

