@@ -125,3 +125,18 @@ def stack(
         with console.status("stopping..."):
             s.stop()
         console.print("stopped cleanly")
+
+
+@app.command()
+@exit_cleanly
+def report(
+    base: str = typer.Option("main", help="Git revision to compare against."),
+    out: Path = typer.Option(
+        Path("report/report.md"), help="Markdown file; plot PNGs go beside it."
+    ),
+) -> None:
+    """Markdown report for a pull request: params, metrics and plots changed since BASE."""
+    from vertiflow import report as pr_report
+
+    text = pr_report.build(Path.cwd(), base, out)
+    typer.echo(text)

@@ -22,6 +22,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no network on farm 
 import mlflow
 import psutil
 import requests
+from filelock import FileLock
 
 from vertiflow.errors import VertiflowError
 from vertiflow.params import flatten
@@ -110,7 +111,14 @@ def stage_run(stage: str, params: dict[str, Any], experiment: str = EXPERIMENT) 
     uri = tracking_uri()
     check_reachable(uri)
     mlflow.set_tracking_uri(uri)
-    experiment_id = _experiment_id(experiment)
+    if uri.startswith("sqlite:"):
+        # Parallel queued experiments (dvc queue start -j N) on a fresh store would run
+        # MLflow's schema migrations, and create the experiment, at the same moment:
+        # one of them then fails. The first takes the lock and does both; the rest wait.
+        with FileLock(checkout_root() / LOCAL_STORE / "store.lock", timeout=120):
+            experiment_id = _experiment_id(experiment)
+    else:
+        experiment_id = _experiment_id(experiment)
     with mlflow.start_run(experiment_id=experiment_id, run_name=stage, tags=run_tags(stage)) as run:
         mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
         yield run

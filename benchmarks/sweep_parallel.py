@@ -1,0 +1,105 @@
+"""A 4-experiment sweep queued with `dvc queue start -j 2` against the same four run one
+after another, in one scratch clone with default params. Target ratio: 0.7 or lower.
+
+The two grids differ slightly (max_iter 201/202, ...) so that DVC's run-cache cannot
+restore either side from the other; the work per experiment is the same.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import REPO, WORK, write
+
+sys.path.insert(0, str(REPO / "tests"))
+from conftest import clone_checkout, env, run
+
+
+def grid(offset: int) -> list[tuple[int, float]]:
+    return list(
+        itertools.product([200 + offset, 100 + offset], [0.15 + offset / 1000, 0.1 + offset / 1000])
+    )
+
+
+def wait_idle(repo: Path) -> None:
+    while True:
+        status = run(["dvc", "queue", "status"], repo).stdout
+        if "Queued" not in status and "Running" not in status:
+            assert status.count("Success") >= 4, status
+            return
+        time.sleep(2)
+
+
+def main() -> None:
+    shutil.rmtree(WORK / "sweep", ignore_errors=True)
+    repo = clone_checkout((WORK / "sweep").resolve())
+    (WORK / "sweep").mkdir(exist_ok=True)
+    run(["dvc", "repro"], repo)
+    run(["git", "commit", "-qam", "baseline reproduced"], repo)
+
+    start = time.perf_counter()
+    for max_iter, rate in grid(1):
+        run(
+            [
+                "dvc",
+                "exp",
+                "run",
+                "-S",
+                f"train_classifier.hyperparams.max_iter={max_iter}",
+                "-S",
+                f"train_classifier.hyperparams.learning_rate={rate}",
+            ],
+            repo,
+        )
+    sequential = time.perf_counter() - start
+
+    for max_iter, rate in grid(2):
+        run(
+            [
+                "dvc",
+                "exp",
+                "run",
+                "--queue",
+                "-S",
+                f"train_classifier.hyperparams.max_iter={max_iter}",
+                "-S",
+                f"train_classifier.hyperparams.learning_rate={rate}",
+            ],
+            repo,
+        )
+    start = time.perf_counter()
+    with (repo / "queue.log").open("w") as log:
+        subprocess.run(
+            ["dvc", "queue", "start", "-j", "2"],
+            cwd=repo,
+            env=env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
+    try:
+        wait_idle(repo)
+    finally:
+        run(["dvc", "queue", "stop", "--kill"], repo, check=False)
+    parallel = time.perf_counter() - start
+
+    figures = {
+        "experiments": 4,
+        "sequential_seconds": round(sequential, 1),
+        "queued_j2_seconds": round(parallel, 1),
+        "ratio": round(parallel / sequential, 3),
+        "target_at_most_0_7": parallel / sequential <= 0.7,
+        "method": "each experiment re-runs train_classifier, optimise_cortex and evaluate",
+    }
+    print(figures)
+    print(write("sweep_parallel", figures))
+    shutil.rmtree(WORK / "sweep", ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

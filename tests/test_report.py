@@ -1,0 +1,37 @@
+"""The pull-request report, on a real git repository with real DVC diffs."""
+
+from __future__ import annotations
+
+from conftest import commit_all, run, set_params
+
+
+def test_report_shows_changed_params_signed_metric_deltas_and_plots(small_copy):
+    set_params(small_copy, {"train_classifier.hyperparams.max_iter": 5})
+    run(["dvc", "repro"], small_copy)
+    commit_all(small_copy, "fewer boosting rounds")
+
+    out = run(
+        ["vertiflow", "report", "--base", "HEAD~1", "--out", "pr/report.md"], small_copy
+    ).stdout
+    assert "`train_classifier.hyperparams.max_iter` | 50 | 5 |" in out
+    assert any(line.startswith("| `metrics/classifier.json` |") for line in out.splitlines())
+    assert any(
+        line.count("|") > 5 and ("| +" in line or "| -" in line) for line in out.splitlines()
+    )
+    assert "Against the best possible" in out and "Bayes limit" in out
+    images = sorted((small_copy / "pr").glob("*.png"))
+    assert images and all(p.stat().st_size > 1000 for p in images)
+    assert f"]({images[0].name})" in (small_copy / "pr" / "report.md").read_text()
+
+
+def test_report_says_so_when_nothing_changed(small_copy):
+    out = run(["vertiflow", "report", "--base", "HEAD", "--out", "pr/report.md"], small_copy).stdout
+    assert "No change against `HEAD`" in out
+    assert "Params changed" not in out and "Plots that changed" not in out
+
+
+def test_report_names_a_bad_base(small_copy):
+    proc = run(["vertiflow", "report", "--base", "no-such-branch"], small_copy, check=False)
+    assert (
+        proc.returncode == 1 and "no-such-branch" in proc.stderr and "Traceback" not in proc.stderr
+    )
