@@ -36,9 +36,14 @@ def wait_idle(repo: Path) -> None:
 
 
 def main() -> None:
+    # Optional: a DVC cache link type for the scratch clone (e.g. "hardlink"), to see how
+    # much of a queued run is spent copying outputs into its temporary workspace.
+    cache_type = sys.argv[1] if len(sys.argv) > 1 else None
     shutil.rmtree(WORK / "sweep", ignore_errors=True)
     repo = clone_checkout((WORK / "sweep").resolve())
     (WORK / "sweep").mkdir(exist_ok=True)
+    if cache_type:
+        run(["dvc", "config", "--local", "cache.type", cache_type], repo)
     run(["dvc", "repro"], repo)
     run(["git", "commit", "-qam", "baseline reproduced"], repo)
 
@@ -95,9 +100,10 @@ def main() -> None:
         "ratio": round(parallel / sequential, 3),
         "target_at_most_0_7": parallel / sequential <= 0.7,
         "method": "each experiment re-runs train_classifier, optimise_cortex and evaluate",
+        "dvc_cache_type": cache_type or "default (reflink,copy)",
     }
     print(figures)
-    print(write("sweep_parallel", figures))
+    print(write("sweep_parallel" + (f"_{cache_type}" if cache_type else ""), figures))
     shutil.rmtree(WORK / "sweep", ignore_errors=True)
 
 
