@@ -12,27 +12,17 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from common import REPO, WORK, write
 
 sys.path.insert(0, str(REPO / "tests"))
-from conftest import clone_checkout, env, run
+from conftest import clone_checkout, env, run, wait_for_queue
 
 
 def grid(offset: int) -> list[tuple[int, float]]:
     return list(
         itertools.product([200 + offset, 100 + offset], [0.15 + offset / 1000, 0.1 + offset / 1000])
     )
-
-
-def wait_idle(repo: Path) -> None:
-    while True:
-        status = run(["dvc", "queue", "status"], repo).stdout
-        if "Queued" not in status and "Running" not in status:
-            assert status.count("Success") >= 4, status
-            return
-        time.sleep(2)
 
 
 def main() -> None:
@@ -88,7 +78,8 @@ def main() -> None:
             check=True,
         )
     try:
-        wait_idle(repo)
+        status = wait_for_queue(repo)
+        assert status.count("Success") >= 4, status
     finally:
         run(["dvc", "queue", "stop", "--kill"], repo, check=False)
     parallel = time.perf_counter() - start

@@ -2,11 +2,9 @@
 
 from pathlib import Path
 
-import mlflow
-import polars as pl
 import typer
 
-from vertiflow import modeling, params, tracking
+from vertiflow import modeling, params
 from vertiflow.errors import exit_cleanly
 
 app = typer.Typer(add_completion=False)
@@ -20,12 +18,7 @@ def main(
     out: Path = typer.Option(Path("models/oracle"), help="MLflow model directory to write."),
 ) -> None:
     section = params.section(params.load(params_file), "train_oracle")
-    with tracking.stage_run("train_oracle", {"train_oracle": section}):
-        model, x, fit_seconds = modeling.train(
-            "regression", pl.read_parquet(train_path), "fresh_weight_g", section
-        )
-        modeling.save_and_log(model, out, x)
-        mlflow.log_metrics({"fit_seconds": fit_seconds, "train_rows": len(x)})
+    modeling.train_stage("train_oracle", "regression", "fresh_weight_g", section, train_path, out)
 
 
 if __name__ == "__main__":

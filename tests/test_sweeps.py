@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 
 import mlflow
 import pytest
 
-from conftest import env, run
+from conftest import env, run, wait_for_queue
 
 pytestmark = pytest.mark.pipeline
 RERUN = {"train_classifier", "optimise_cortex", "evaluate"}  # what a classifier param re-runs
-
-
-def wait_for_queue(repo, timeout: float = 900) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = run(["dvc", "queue", "status"], repo).stdout
-        if "Queued" not in status and "Running" not in status:
-            return status
-        time.sleep(3)
-    raise AssertionError(f"queue still busy after {timeout} s:\n{status}")
 
 
 def experiments(repo) -> dict[str, dict]:

@@ -161,3 +161,15 @@ def train(
     )
     seconds = fit(model, x, table[target].to_pandas())
     return model, x, seconds
+
+
+def train_stage(
+    stage: str, task: str, target: str, section: dict[str, Any], train_path: Path, out: Path
+) -> None:
+    """What train_oracle and train_classifier do: one MLflow run, fit, save the DVC out, log."""
+    from vertiflow import tracking
+
+    with tracking.stage_run(stage, {stage: section}):
+        model, x, fit_seconds = train(task, pl.read_parquet(train_path), target, section)
+        save_and_log(model, out, x)
+        mlflow.log_metrics({"fit_seconds": fit_seconds, "train_rows": len(x)})
