@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import itertools
 import shutil
-import subprocess
 import sys
 import time
 
 from common import REPO, WORK, write
 
 sys.path.insert(0, str(REPO / "tests"))
-from conftest import clone_checkout, env, run, wait_for_queue
+from conftest import clone_checkout, run, start_queue, wait_for_queue
 
 
 def grid(offset: int) -> list[tuple[int, float]]:
@@ -68,15 +67,7 @@ def main() -> None:
             repo,
         )
     start = time.perf_counter()
-    with (repo / "queue.log").open("w") as log:
-        subprocess.run(
-            ["dvc", "queue", "start", "-j", "2"],
-            cwd=repo,
-            env=env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            check=True,
-        )
+    start_queue(repo, 2)
     try:
         status = wait_for_queue(repo)
         assert status.count("Success") >= 4, status

@@ -51,6 +51,20 @@ def run(
     return proc
 
 
+def start_queue(repo: Path, workers: int) -> None:
+    """`dvc queue start`; its workers are detached and would hold a captured pipe open."""
+    with (repo / "queue.log").open("w") as log:
+        subprocess.run(
+            ["dvc", "queue", "start", "-j", str(workers)],
+            cwd=repo,
+            env=env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=True,
+            timeout=120,
+        )
+
+
 def wait_for_queue(repo: Path, timeout: float = 900) -> str:
     """Block until `dvc queue` has nothing queued or running; returns its status."""
     deadline = time.monotonic() + timeout

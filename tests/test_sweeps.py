@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
+import shutil
 
 import mlflow
 import pytest
 
-from conftest import env, run, wait_for_queue
+from conftest import run, start_queue, wait_for_queue
 
 pytestmark = pytest.mark.pipeline
 RERUN = {"train_classifier", "optimise_cortex", "evaluate"}  # what a classifier param re-runs
@@ -30,6 +30,8 @@ def experiments(repo) -> dict[str, dict]:
 
 @pytest.mark.parametrize("workers", [2, 4])
 def test_queued_grid_records_every_stage_once(small_copy, workers):
+    # Start from no MLflow store: parallel workers must not race creating it.
+    shutil.rmtree(small_copy / ".mlflow")
     run(
         [
             "dvc",
@@ -43,17 +45,7 @@ def test_queued_grid_records_every_stage_once(small_copy, workers):
         ],
         small_copy,
     )
-    # Workers are detached and would hold a captured pipe open: log to a file instead.
-    with (small_copy / "queue.log").open("w") as log:
-        subprocess.run(
-            ["dvc", "queue", "start", "-j", str(workers)],
-            cwd=small_copy,
-            env=env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            check=True,
-            timeout=120,
-        )
+    start_queue(small_copy, workers)
     try:
         status = wait_for_queue(small_copy)
     finally:

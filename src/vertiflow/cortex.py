@@ -29,6 +29,7 @@ from scipy.optimize import differential_evolution, minimize
 from vertiflow import agronomy
 from vertiflow.energy import EnergyModel, Tariff, energy_cost_per_m2_day
 from vertiflow.errors import VertiflowError
+from vertiflow.features import crop_relative
 
 # Decision variables, in this order everywhere, with the prepared column that measures each.
 RECIPE = {
@@ -107,20 +108,17 @@ def prepared_columns(crop: str, recipe: np.ndarray, typical: dict[str, float]) -
         crop=np.full(n, crop),
         cycle_days=np.full(n, float(c.cycle_days)),
         temp_mean=temp,
-        temp_dev=temp - c.t_opt,
         humidity_mean=humidity,
-        humidity_dev=humidity - c.rh_opt,
         co2_mean=co2,
         ppfd_lit_mean=ppfd,
         photoperiod_h=photoperiod,
         dli_mean=agronomy.dli(ppfd, photoperiod),
         ec_mean=ec,
-        ec_dev=ec - c.ec_opt,
         ph_mean=np.full(n, c.ph_opt),  # pH is held at the crop's optimum: cheap to control
-        ph_dev=np.zeros(n),
         vpd_mean=agronomy.vpd_kpa(temp, humidity),
     )
-    return pd.DataFrame(columns)
+    # The *_dev inputs come from prepare's own definition, so the models see what they saw.
+    return crop_relative(pl.DataFrame(columns)).to_pandas()
 
 
 def surrogate(crop: str, oracle, classifier, typical: dict[str, float], econ: Economics):
