@@ -1,4 +1,8 @@
-"""Stage evaluate: held-out metrics of every model, their gap to the Bayes limits, plots."""
+"""Stage evaluate: held-out metrics of every model, their gap to the Bayes limits, plots.
+
+YOLO and Cortex are scored by their own stages (on data only they hold); evaluate puts
+their figures into the one quality table, metrics/quality.json, and its MLflow run.
+"""
 
 import json
 from pathlib import Path
@@ -8,7 +12,7 @@ import mlflow.sklearn
 import polars as pl
 import typer
 
-from vertiflow import evaluation, modeling, params, tracking
+from vertiflow import evaluation, modeling, params, registry, tracking, yolo_data
 from vertiflow.errors import exit_cleanly
 
 app = typer.Typer(add_completion=False)
@@ -22,13 +26,17 @@ def _write_json(path: Path, data: dict) -> None:
 @app.command()
 @exit_cleanly
 def main(
+    params_file: Path = typer.Option(Path("params.yaml"), "--params"),
     prepared: Path = typer.Option(Path("data/prepared")),
     models: Path = typer.Option(Path("models")),
     metrics: Path = typer.Option(Path("metrics")),
 ) -> None:
+    all_params = params.load(params_file)
+    register = params.section(all_params, "register")
+    dataset_dir = params.section(all_params, "images")["dataset"]
     test = pl.read_parquet(prepared / "test.parquet")
     truth = pl.read_parquet(prepared / "truth.parquet")
-    with tracking.stage_run("evaluate", {"test_rows": test.height}):
+    with tracking.stage_run("evaluate", {"register": register, "test_rows": test.height}):
         oracle = mlflow.sklearn.load_model(str(models / "oracle"))
         classifier = mlflow.sklearn.load_model(str(models / "classifier"))
         # Each model takes the columns it was trained on (its own feature list in params).
@@ -43,6 +51,12 @@ def main(
         classifier_report = evaluation.classifier_report(test, proba, truth)
         _write_json(metrics / "oracle.json", oracle_report)
         _write_json(metrics / "classifier.json", classifier_report)
+        yolo_report = json.loads((metrics / "yolo.json").read_text())
+        cortex_report = json.loads((metrics / "cortex.json").read_text())
+        quality = evaluation.quality_table(
+            oracle_report, classifier_report, cortex_report, yolo_report
+        )
+        _write_json(metrics / "quality.json", quality)
         evaluation.prediction_table(test, predicted).to_csv(
             plots / "oracle_predictions.csv", index=False
         )
@@ -52,10 +66,45 @@ def main(
         for grade, curve in evaluation.roc_tables(test, proba).items():
             curve.to_csv(plots / f"roc_{grade}.csv", index=False)
         mlflow.log_artifacts(str(plots), "plots")
+
+        common = {k: v for k, v in tracking.run_tags("evaluate").items() if k != "stage"}
+        train_data = tracking.dvc_dep_hash("train_oracle", str(prepared / "train.parquet"))
+        tags = {
+            "oracle": {**common, "data_version": str(train_data)},
+            "classifier": {**common, "data_version": str(train_data)},
+            "yolo": {
+                **common,
+                "data_version": str(tracking.dvc_dep_hash("train_yolo", dataset_dir)),
+            },
+        }
+        decisions = registry.promote_all(
+            register,
+            test,
+            models,
+            {"oracle": oracle_report, "classifier": classifier_report, "yolo": yolo_report},
+            yolo_data.read(Path(dataset_dir)).pairs["val"],
+            params.section(all_params, "train_yolo"),
+            tags,
+        )
+        _write_json(metrics / "registry.json", decisions)
+        mlflow.log_metrics(
+            {f"{k}_promoted": int(d["promoted"]) for k, d in decisions.items()}
+            | {
+                f"{k}_improvement_{b}": d["comparison"][stat]
+                for k, d in decisions.items()
+                if "comparison" in d
+                for b, stat in (
+                    ("mean", "improvement"),
+                    ("ci_low", "ci_low"),
+                    ("ci_high", "ci_high"),
+                )
+            }
+        )
         mlflow.log_metrics(
             {
                 **{f"oracle_{k}": v for k, v in params.flatten(oracle_report).items()},
                 **{f"classifier_{k}": v for k, v in params.flatten(classifier_report).items()},
+                **{f"yolo_{k}": v for k, v in params.flatten(yolo_report).items()},
             }
         )
 

@@ -17,7 +17,12 @@ def actionlint(*files: Path) -> subprocess.CompletedProcess:
 
 
 def test_every_workflow_passes_actionlint():
-    assert {p.name for p in WORKFLOWS} >= {"ci.yml", "cml.yaml", "ml_training.yml"}
+    assert {p.name for p in WORKFLOWS} >= {
+        "ci.yml",
+        "cml.yaml",
+        "ml_training.yml",
+        "ml_monitoring.yml",
+    }
     proc = actionlint(*WORKFLOWS)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

@@ -140,3 +140,72 @@ def report(
 
     text = pr_report.build(Path.cwd(), base, out)
     typer.echo(text)
+
+
+@app.command()
+@exit_cleanly
+def monitor(
+    batch: Path | None = typer.Option(
+        None, help="A table of new batches (.parquet/.csv) to check."
+    ),
+    from_log: str | None = typer.Option(
+        None, help="Check the logged predictions of this model (.monitoring/predictions/)."
+    ),
+    scenario: str | None = typer.Option(
+        None, help="Check a simulated batch: none, co2_sensor, hot_summer, new_cultivar."
+    ),
+    seed: int = typer.Option(0, help="Seed of the simulated batch."),
+    params_file: Path = typer.Option(Path("params.yaml"), "--params"),
+    reference: Path = typer.Option(Path("data/prepared/train.parquet")),
+    models: Path = typer.Option(Path("models")),
+    out: Path = typer.Option(Path("metrics/monitoring.json"), help="The drift report (JSON)."),
+    report_dir: Path = typer.Option(Path("reports/monitoring"), help="Markdown report + plots."),
+    root: Path = typer.Option(Path(".monitoring"), help="Prediction log, alerts and history."),
+) -> None:
+    """Compare new data with the training data; exit 2 on critical drift."""
+    import mlflow.sklearn
+    import polars as pl
+    from rich.console import Console
+
+    from vertiflow import drift, monitoring, params, rawdata
+    from vertiflow.errors import VertiflowError
+
+    if sum(x is not None for x in (batch, from_log, scenario)) != 1:
+        raise VertiflowError("give exactly one of --batch, --from-log or --scenario.")
+    all_params = params.load(params_file)
+    section = params.section(all_params, "monitor")
+    thresholds = drift.Thresholds(**section)
+    if batch is not None:
+        current = rawdata.read_frame(batch)
+    elif from_log is not None:
+        current = monitoring.read_predictions(from_log, root)
+    else:
+        current = monitoring.simulated_batch(scenario, seed)
+    oracle = mlflow.sklearn.load_model(str(models / "oracle"))
+    classifier = mlflow.sklearn.load_model(str(models / "classifier"))
+    columns = monitoring.model_columns(all_params)
+    ref = monitoring.with_predictions(pl.read_parquet(reference), oracle, classifier)
+    drift.detect(ref.head(0), current.head(0), columns, drift.Thresholds(min_rows=0))
+    current = monitoring.with_predictions(current, oracle, classifier)
+    checked = [*columns, "predicted_yield_g", "predicted_grade"]
+    result = monitoring.check(ref, current, checked, thresholds)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    report_dir.mkdir(parents=True, exist_ok=True)
+    plots = {}
+    for name in result["drifted"][:8]:
+        monitoring.plot_feature(ref[name], current[name], report_dir / f"{name}.png")
+        plots[name] = f"{name}.png"
+    (report_dir / "report.md").write_text(monitoring.markdown(result, plots))
+    alert = monitoring.record(result, root)
+
+    console = Console()
+    console.print(
+        f"drift: [bold]{result['severity']}[/]"
+        + (f" in {', '.join(result['drifted'])}" if result["drifted"] else "")
+        + f"; report {report_dir / 'report.md'}"
+        + (f", alert {alert}" if alert else "")
+    )
+    if result["severity"] == "critical":
+        raise typer.Exit(2)

@@ -113,3 +113,25 @@ def roc_tables(test: pl.DataFrame, proba: np.ndarray) -> dict[str, pd.DataFrame]
         fpr, tpr, _ = roc_curve(actual == grade, proba[:, i])
         curves[grade] = pd.DataFrame({"fpr": np.round(fpr, 5), "tpr": np.round(tpr, 5)})
     return curves
+
+
+def quality_table(oracle: dict, classifier: dict, cortex: dict, yolo: dict) -> dict:
+    """Every model's headline metric next to the best achievable on the same data.
+
+    Limits: the simulator's true predictors (Oracle, Classifier), the true best recipe
+    (Cortex regret, best 0), and 1.0 for YOLO: the generator's boxes are exact, so a
+    perfect detector scores mAP50 1.0 (an upper bound; some lesions are genuinely small).
+    """
+
+    def row(metric: str, value: float, limit: float | None) -> dict:
+        gap = None if limit is None else round(abs(limit - value), 6)
+        return {"metric": metric, "value": round(value, 6), "limit": limit, "gap": gap}
+
+    return {
+        "oracle": row("r2", oracle["r2"], oracle.get("bayes", {}).get("r2")),
+        "classifier": row(
+            "accuracy", classifier["accuracy"], classifier.get("bayes", {}).get("accuracy")
+        ),
+        "cortex": row("max_regret", cortex["max_regret"], 0.0) if "max_regret" in cortex else None,
+        "yolo": row("mAP50", yolo["mAP50"], 1.0),
+    }

@@ -70,8 +70,10 @@ def _validate(path: Path, frame: pl.DataFrame | pl.LazyFrame, schema: pa.DataFra
         raise DataError(f"{path}: {_first_line(err)}") from None
 
 
-def read_table(path: Path, schema: pa.DataFrameSchema) -> pl.DataFrame:
-    """Read a whole small table and validate it against its schema."""
+def read_frame(path: Path) -> pl.DataFrame:
+    """Read a whole small CSV or Parquet table, with errors that name the file."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found.")
     try:
         frame = _scan(path).collect()
     except READ_ERRORS as exc:
@@ -79,7 +81,12 @@ def read_table(path: Path, schema: pa.DataFrameSchema) -> pl.DataFrame:
         raise DataError(f"{path}: cannot be read as {fmt}: {_first_line(exc)}.") from None
     if frame.height == 0:
         raise DataError(f"{path}: has a header but no rows; expected at least one row.")
-    frame = frame.with_columns(pl.col(pl.Float32, pl.Float64).fill_nan(None))  # NaN = missing
+    return frame.with_columns(pl.col(pl.Float32, pl.Float64).fill_nan(None))  # NaN = missing
+
+
+def read_table(path: Path, schema: pa.DataFrameSchema) -> pl.DataFrame:
+    """Read a whole small table and validate it against its schema."""
+    frame = read_frame(path)
     missing = [c for c in schema.columns if c not in frame.columns]
     if missing:
         raise DataError(

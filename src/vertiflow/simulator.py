@@ -39,6 +39,11 @@ class SimConfig:
     dropout_rate: float = 0.01  # share of readings where the logger sent nothing
     spike_rate: float = 0.0005  # share of readings per sensor with a fault value
     rows_per_chunk: int = 1_000_000
+    # Drift scenarios, for monitoring tests and demos (the defaults are the farm as trained):
+    co2_sensor_offset_ppm: float = 0.0  # a miscalibrated CO2 sensor: readings only
+    climate_shift_c: float = 0.0  # a hotter summer the HVAC cannot hold: real air temperature
+    setpoint_shift: dict[str, float] = field(default_factory=dict)  # a new cultivar's recipe
+    yield_scale: float = 1.0  # ... and its different plant size
 
 
 def _recipes(rng: np.random.Generator, crops: list[agronomy.Crop]) -> pd.DataFrame:
@@ -89,11 +94,13 @@ def simulate_batches(
     batches = _schedule(cfg, rng)
     crops = [agronomy.crop(c) for c in batches["crop"]]
     batches = pd.concat([batches, _recipes(rng, crops)], axis=1)
+    for column, shift in cfg.setpoint_shift.items():
+        batches[column] = batches[column] + shift
     n = len(batches)
 
     real = pd.DataFrame(
         {
-            "temp": batches["air_temp_setpoint"] + rng.normal(0.0, 0.4, n),
+            "temp": batches["air_temp_setpoint"] + rng.normal(0.0, 0.4, n) + cfg.climate_shift_c,
             "rh": np.clip(batches["humidity_setpoint"] + rng.normal(0.0, 2.0, n), 20, 98),
             "co2": batches["co2_setpoint"] + rng.normal(0.0, 30.0, n),
             "ppfd": batches["ppfd_setpoint"] * (1.0 + rng.normal(0.0, 0.02, n)),
@@ -115,6 +122,7 @@ def simulate_batches(
         quality_mean[idx] = agronomy.quality_score_mean(c, r.temp, r.rh, r.dli, r.ec, r.ph)
 
     sigma = cfg.yield_noise
+    mu = mu * cfg.yield_scale
     fresh_weight = mu * rng.lognormal(-(sigma**2) / 2.0, sigma, n)  # E[fresh_weight] = mu
     score = quality_mean + rng.normal(0.0, agronomy.QUALITY_NOISE, n)
     probs = agronomy.grade_probabilities(quality_mean)
@@ -178,7 +186,9 @@ def _telemetry_chunk(
     columns = {
         "air_temp_internal": temp,
         "air_humidity": np.clip(rh, 0.0, 100.0),
-        "co2_level_ambient": per_batch("co2") + rng.normal(0.0, 25.0, n),
+        "co2_level_ambient": per_batch("co2")
+        + rng.normal(0.0, 25.0, n)
+        + cfg.co2_sensor_offset_ppm,
         "vapor_pressure_deficit": agronomy.vpd_kpa(temp, np.clip(rh, 0.0, 100.0)),
         "light_intensity_ppfd": ppfd,
         "light_dli_accumulated": cum - cum[group_first] + light_mol[group_first],

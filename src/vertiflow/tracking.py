@@ -122,3 +122,17 @@ def stage_run(stage: str, params: dict[str, Any], experiment: str = EXPERIMENT) 
     with mlflow.start_run(experiment_id=experiment_id, run_name=stage, tags=run_tags(stage)) as run:
         mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
         yield run
+
+
+def dvc_dep_hash(stage: str, path: str, lock: Path = Path("dvc.lock")) -> str | None:
+    """The md5 DVC recorded for one of a stage's deps: the data version of what it read."""
+    import yaml
+
+    try:
+        stages = yaml.safe_load(lock.read_text())["stages"]
+    except (OSError, KeyError, TypeError):
+        return None
+    for dep in stages.get(stage, {}).get("deps", []):
+        if dep["path"].rstrip("/") == path.rstrip("/"):
+            return dep.get("md5")
+    return None

@@ -1,0 +1,130 @@
+"""Drift monitoring: has the farm moved away from the data the models learned from?
+
+Each feature of a new batch is compared with the training reference by two measures
+that answer different questions. PSI (population stability index, over the reference's
+deciles) says *how much* the distribution moved, in the unit farm teams already use
+(0.1 = worth a look, 0.25 = act). A two-sample test (Kolmogorov-Smirnov for numbers,
+chi-squared for categories) says whether the move is *more than sampling noise*; its
+p-values are Bonferroni-corrected over the features tested, so a batch from the training
+distribution raises no alarm in 95 % or more of batches. A feature is flagged only when
+both agree; a rise in missing values is flagged on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+SEVERITY = ("ok", "warning", "critical")
+EPS = 1e-4
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    psi_warning: float = 0.1
+    psi_critical: float = 0.25
+    alpha: float = 0.01  # family-wise, over all features of one check
+    missing_increase: float = 0.05  # absolute rise in the share of missing values
+    min_rows: int = 30
+
+
+def psi_numeric(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
+    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)))
+    edges[0], edges[-1] = -np.inf, np.inf
+    ref = np.histogram(reference, edges)[0] / len(reference)
+    cur = np.histogram(current, edges)[0] / len(current)
+    return _psi(ref, cur)
+
+
+def psi_categorical(reference: np.ndarray, current: np.ndarray) -> float:
+    levels = np.union1d(reference, current)
+    ref = np.array([(reference == v).mean() for v in levels])
+    cur = np.array([(current == v).mean() for v in levels])
+    return _psi(ref, cur)
+
+
+def _psi(ref: np.ndarray, cur: np.ndarray) -> float:
+    ref, cur = np.clip(ref, EPS, None), np.clip(cur, EPS, None)
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+def _chi2_p(reference: np.ndarray, current: np.ndarray) -> float:
+    levels = np.union1d(reference, current)
+    table = np.array(
+        [[(reference == v).sum() for v in levels], [(current == v).sum() for v in levels]]
+    )
+    if table.shape[1] < 2:
+        return 1.0
+    return float(stats.chi2_contingency(table)[1])
+
+
+def compare_feature(
+    reference: pl.Series, current: pl.Series, alpha: float, t: Thresholds
+) -> dict[str, Any]:
+    """One feature's drift record: PSI, test p-value, missing-value change, severity."""
+    missing_ref = reference.null_count() / max(len(reference), 1)
+    missing_cur = current.null_count() / max(len(current), 1)
+    ref, cur = reference.drop_nulls().to_numpy(), current.drop_nulls().to_numpy()
+    numeric = reference.dtype.is_numeric()
+    if len(cur) == 0:
+        psi, p = float("inf"), 0.0
+    elif numeric:
+        psi, p = psi_numeric(ref, cur), float(stats.ks_2samp(ref, cur).pvalue)
+    else:
+        psi, p = (
+            psi_categorical(ref.astype(str), cur.astype(str)),
+            _chi2_p(ref.astype(str), cur.astype(str)),
+        )
+    severity = "ok"
+    if p < alpha and psi >= t.psi_critical:
+        severity = "critical"
+    elif (p < alpha and psi >= t.psi_warning) or missing_cur - missing_ref >= t.missing_increase:
+        severity = "warning"
+    record: dict[str, Any] = {
+        "kind": "numeric" if numeric else "categorical",
+        "psi": round(psi, 6),
+        "p_value": float(f"{p:.6g}"),
+        "test": "ks" if numeric else "chi2",
+        "missing_reference": round(missing_ref, 6),
+        "missing_current": round(missing_cur, 6),
+        "severity": severity,
+    }
+    if numeric and len(cur):
+        record["mean_reference"] = round(float(ref.mean()), 6)
+        record["mean_current"] = round(float(cur.mean()), 6)
+    return record
+
+
+def detect(
+    reference: pl.DataFrame, current: pl.DataFrame, columns: list[str], t: Thresholds
+) -> dict[str, Any]:
+    """Compare `current` with `reference` on `columns`; the monitor's whole report."""
+    missing = [c for c in columns if c not in current.columns]
+    if missing:
+        from vertiflow.errors import DataError
+
+        raise DataError(
+            f"the batch to monitor lacks column(s) {', '.join(missing)} that the models use."
+        )
+    if current.height < t.min_rows:
+        from vertiflow.errors import DataError
+
+        raise DataError(
+            f"the batch to monitor has {current.height} rows; at least {t.min_rows} are needed "
+            "for a meaningful comparison (monitor.min_rows)."
+        )
+    alpha = t.alpha / len(columns)  # Bonferroni: the family-wise false-alarm rate is alpha
+    features = {c: compare_feature(reference[c], current[c], alpha, t) for c in columns}
+    worst = max((SEVERITY.index(f["severity"]) for f in features.values()), default=0)
+    return {
+        "severity": SEVERITY[worst],
+        "drifted": sorted(c for c, f in features.items() if f["severity"] != "ok"),
+        "rows_reference": reference.height,
+        "rows_current": current.height,
+        "alpha_per_feature": alpha,
+        "features": features,
+    }

@@ -1,0 +1,282 @@
+"""The MLflow Model Registry: versions, and champion/challenger promotion by a paired test.
+
+`evaluate` registers each trained model as a new version (tags: its metrics, the DVC
+hash of its training data, the git commit) unless its files are the ones the latest
+version already holds. The new version takes the alias `challenger`; it takes
+`champion` only when it beats the current champion on the *same* held-out rows by more
+than the noise: a paired bootstrap of the per-row loss difference whose whole confidence
+interval lies above `min_improvement`. The first version becomes champion if it passes
+the absolute quality gate. This is the farm's A/B gate; its decision, statistic and
+interval go to `metrics/registry.json` and the evaluate run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+from mlflow.entities import LoggedModelStatus
+from mlflow.exceptions import MlflowException
+from scipy import stats
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+# Registered names: the tabular models by role, the detector by the name the skin app uses.
+NAMES = {"oracle": "oracle", "classifier": "classifier", "yolo": "YOLO-SkinDetection"}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Mean per-row loss reduction of the challenger (positive = better) and its interval."""
+
+    improvement: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+    rows: int
+
+
+def content_hash(path: Path) -> str:
+    """sha256 over a model folder's files (names and bytes): 'same model' across runs."""
+    digest = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f.relative_to(path).as_posix().encode())
+        digest.update(f.read_bytes())
+    return digest.hexdigest()
+
+
+def paired_bootstrap(
+    champion_loss: np.ndarray,
+    challenger_loss: np.ndarray,
+    samples: int,
+    confidence: float,
+    seed: int,
+) -> Comparison:
+    """Bootstrap CI of mean(champion_loss - challenger_loss) over the same rows."""
+    diff = np.asarray(champion_loss, float) - np.asarray(challenger_loss, float)
+    if np.allclose(diff, diff[0]):  # identical predictions: the interval is a point
+        return Comparison(float(diff[0]), float(diff[0]), float(diff[0]), confidence, len(diff))
+    result = stats.bootstrap(
+        (diff,),
+        np.mean,
+        n_resamples=samples,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    low, high = result.confidence_interval
+    return Comparison(float(diff.mean()), float(low), float(high), confidence, len(diff))
+
+
+def log_model_dir(path: Path, name: str, model_type: str) -> str:
+    """Log a model folder's files as a LoggedModel of the active run; returns its id."""
+    logged = mlflow.initialize_logged_model(name=name, model_type=model_type)
+    mlflow.MlflowClient().log_model_artifacts(logged.model_id, str(path))
+    mlflow.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+    return logged.model_id
+
+
+def _alias_version(client: mlflow.MlflowClient, name: str, alias: str):
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def latest_version(client: mlflow.MlflowClient, name: str):
+    try:
+        versions = client.search_model_versions(f"name = '{name}'", max_results=1000)
+    except MlflowException:
+        return None
+    return max(versions, key=lambda v: int(v.version), default=None)
+
+
+def register(
+    key: str, model_dir: Path, model_type: str, tags: dict[str, str], metrics: dict[str, float]
+) -> tuple[Any, bool]:
+    """New version of NAMES[key] from `model_dir` unless unchanged: (version, is_new)."""
+    client = mlflow.MlflowClient()
+    name = NAMES[key]
+    digest = content_hash(model_dir)
+    latest = latest_version(client, name)
+    if latest is not None and latest.tags.get("content_sha256") == digest:
+        return latest, False
+    model_id = log_model_dir(model_dir, name, model_type)
+    all_tags = {
+        **tags,
+        "content_sha256": digest,
+        **{f"metric.{k}": f"{v:.6g}" for k, v in metrics.items()},
+    }
+    version = mlflow.register_model(f"models:/{model_id}", name, tags=all_tags)
+    return version, True
+
+
+def champion_version(key: str):
+    return _alias_version(mlflow.MlflowClient(), NAMES[key], CHAMPION)
+
+
+def decide(
+    key: str,
+    version,
+    passes_gate: bool,
+    comparison: Comparison | None,
+    min_improvement: float,
+) -> dict[str, Any]:
+    """Set the aliases for a new version and say why; returns the decision record."""
+    client = mlflow.MlflowClient()
+    name = NAMES[key]
+    champion = _alias_version(client, name, CHAMPION)
+    record: dict[str, Any] = {
+        "name": name,
+        "version": int(version.version),
+        "previous_champion": int(champion.version) if champion else None,
+        "passes_quality_gate": passes_gate,
+        "min_improvement": min_improvement,
+    }
+    if comparison is not None:
+        record["comparison"] = asdict(comparison)
+    if not passes_gate:
+        promote, why = False, "fails the absolute quality gate in params (register.gates)"
+    elif champion is None:
+        promote, why = True, "first version to pass the quality gate"
+    elif comparison is None:
+        promote, why = False, "no comparison with the champion was possible"
+    elif comparison.ci_low > min_improvement:
+        promote, why = True, "beats the champion: the whole interval is above min_improvement"
+    else:
+        promote, why = False, "not better than the champion by more than the noise"
+    client.set_registered_model_alias(name, CHALLENGER, version.version)
+    if promote:
+        client.set_registered_model_alias(name, CHAMPION, version.version)
+        client.delete_registered_model_alias(name, CHALLENGER)
+    record.update(
+        promoted=promote,
+        reason=why,
+        champion=int(version.version) if promote else (int(champion.version) if champion else None),
+    )
+    return record
+
+
+def register_and_promote(
+    key: str,
+    model_dir: Path,
+    model_type: str,
+    metrics: dict[str, float],
+    passes_gate: bool,
+    challenger_loss: np.ndarray,
+    champion_loss: Any,
+    section: dict[str, Any],
+    tags: dict[str, str],
+) -> dict[str, Any]:
+    """Register `model_dir` and run the gate; `champion_loss(uri)` scores the champion.
+
+    An unchanged model (same files as the latest version) registers nothing and keeps
+    every alias where it is.
+    """
+    version, is_new = register(key, model_dir, model_type, tags, metrics)
+    if not is_new:
+        champion = champion_version(key)
+        return {
+            "name": NAMES[key],
+            "version": int(version.version),
+            "unchanged": True,
+            "champion": int(champion.version) if champion else None,
+            "promoted": False,
+            "reason": "same files as the latest version: nothing registered",
+        }
+    champion = champion_version(key)
+    comparison = None
+    if champion is not None and passes_gate:
+        comparison = paired_bootstrap(
+            champion_loss(f"models:/{NAMES[key]}/{champion.version}"),
+            challenger_loss,
+            int(section["bootstrap_samples"]),
+            float(section["confidence"]),
+            int(section["seed"]),
+        )
+    return decide(key, version, passes_gate, comparison, float(section["min_improvement"][key]))
+
+
+def _squared_errors(model, test, actual: np.ndarray) -> np.ndarray:
+    from vertiflow.modeling import frame
+
+    return (model.predict(frame(test, model.feature_names_in_)) - actual) ** 2
+
+
+def _log_losses(model, test, actual: np.ndarray) -> np.ndarray:
+    from vertiflow.agronomy import GRADES
+    from vertiflow.evaluation import proba_in_grade_order
+    from vertiflow.modeling import frame
+
+    proba = proba_in_grade_order(model, frame(test, model.feature_names_in_))
+    picked = proba[np.arange(len(actual)), [GRADES.index(a) for a in actual]]
+    return -np.log(np.clip(picked, 1e-12, 1))
+
+
+def promote_all(
+    section: dict[str, Any],
+    test,
+    models: Path,
+    reports: dict[str, dict[str, Any]],
+    yolo_pairs: list[tuple[Path, Path]],
+    yolo_section: dict[str, Any],
+    tags: dict[str, dict[str, str]],
+) -> dict[str, Any]:
+    """Register Oracle, Classifier and the detector, each through the champion gate.
+
+    Losses per held-out row: squared error (Oracle), log loss (Classifier), and per
+    validation image the detection error 1 - F1 (YOLO; see `yolo.image_errors`).
+    """
+    import mlflow.sklearn
+
+    from vertiflow import yolo
+
+    gates = section["gates"]
+    yield_g = test["fresh_weight_g"].to_numpy()
+    grade = test["quality_grade"].to_list()
+    oracle = mlflow.sklearn.load_model(str(models / "oracle"))
+    classifier = mlflow.sklearn.load_model(str(models / "classifier"))
+    o, c, y = reports["oracle"], reports["classifier"], reports["yolo"]
+
+    def champion_yolo(uri: str) -> np.ndarray:
+        folder = Path(mlflow.artifacts.download_artifacts(uri))
+        return yolo.image_errors(folder / "best.pt", yolo_pairs, yolo_section)
+
+    return {
+        "oracle": register_and_promote(
+            "oracle",
+            models / "oracle",
+            "sklearn",
+            {k: o[k] for k in ("r2", "mae", "rmse")},
+            o["r2"] >= gates["oracle_r2"],
+            _squared_errors(oracle, test, yield_g),
+            lambda uri: _squared_errors(mlflow.sklearn.load_model(uri), test, yield_g),
+            section,
+            tags["oracle"],
+        ),
+        "classifier": register_and_promote(
+            "classifier",
+            models / "classifier",
+            "sklearn",
+            {k: c[k] for k in ("accuracy", "f1_macro", "roc_auc_ovr")},
+            c["accuracy"] >= gates["classifier_accuracy"],
+            _log_losses(classifier, test, grade),
+            lambda uri: _log_losses(mlflow.sklearn.load_model(uri), test, grade),
+            section,
+            tags["classifier"],
+        ),
+        "yolo": register_and_promote(
+            "yolo",
+            models / "yolo",
+            "ultralytics",
+            {k: y[k] for k in ("mAP50", "mAP50-95", "precision", "recall", "f1")},
+            y["mAP50"] >= gates["yolo_map50"],
+            yolo.image_errors(models / "yolo" / "best.pt", yolo_pairs, yolo_section),
+            champion_yolo,
+            section,
+            tags["yolo"],
+        ),
+    }

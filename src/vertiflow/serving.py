@@ -1,0 +1,99 @@
+"""What applications call: a model by name and alias, whose predictions are logged.
+
+With a tracking server configured (`MLFLOW_TRACKING_URI`), models come from the Model
+Registry (`oracle@champion`, or a version number); without one, from the pipeline's
+local `models/` outputs. Oracle and Classifier load as MLflow pyfunc models, the
+detector as an Ultralytics YOLO model. Tabular predictions are appended to the
+prediction log that `vertiflow monitor --from-log` reads.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+import polars as pl
+
+from vertiflow import monitoring, registry
+from vertiflow.errors import VertiflowError
+
+ALIASES = {"YOLO-SkinDetection": "yolo"}
+
+
+class LoggedPredictor:
+    """A pyfunc model whose every `predict` is appended to the prediction log."""
+
+    def __init__(self, model: Any, name: str, version: str, log_root: Path):
+        self.model, self.name, self.version, self.log_root = model, name, version, log_root
+
+    @property
+    def metadata(self):
+        return self.model.metadata
+
+    def predict(self, inputs: pd.DataFrame | pl.DataFrame):
+        frame = inputs.to_pandas() if isinstance(inputs, pl.DataFrame) else inputs
+        predictions = self.model.predict(frame)
+        monitoring.log_predictions(
+            self.name, self.version, pl.from_pandas(frame), predictions, self.log_root
+        )
+        return predictions
+
+
+def _key(name: str) -> str:
+    key = ALIASES.get(name, name)
+    if key not in registry.NAMES:
+        raise VertiflowError(f"unknown model '{name}'; known: {', '.join(registry.NAMES)}.")
+    return key
+
+
+def _from_registry(key: str, alias: str, version: int | None) -> tuple[str, str]:
+    client = mlflow.MlflowClient()
+    name = registry.NAMES[key]
+    try:
+        found = (
+            client.get_model_version(name, str(version))
+            if version is not None
+            else client.get_model_version_by_alias(name, alias)
+        )
+    except mlflow.exceptions.MlflowException:
+        wanted = f"version {version}" if version is not None else f"alias '{alias}'"
+        raise VertiflowError(
+            f"the registry at {mlflow.get_tracking_uri()} has no {wanted} of model '{name}'."
+        ) from None
+    return f"models:/{name}/{found.version}", str(found.version)
+
+
+def load_model(
+    name: str,
+    alias: str = registry.CHAMPION,
+    version: int | None = None,
+    use_registry: bool | None = None,
+    models_dir: Path = Path("models"),
+    log_root: Path = monitoring.MONITORING_DIR,
+):
+    """`oracle`, `classifier` or `yolo` (`YOLO-SkinDetection`), by alias or version."""
+    key = _key(name)
+    if use_registry is None:
+        use_registry = bool(os.environ.get("MLFLOW_TRACKING_URI"))
+    if use_registry:
+        uri, label = _from_registry(key, alias, version)
+        if key == "yolo":
+            from vertiflow import yolo
+
+            return yolo.load_model(str(Path(mlflow.artifacts.download_artifacts(uri)) / "best.pt"))
+    else:
+        uri, label = str(models_dir / key), "local"
+        if key == "yolo":
+            from vertiflow import yolo
+
+            return yolo.load_model(str(models_dir / "yolo" / "best.pt"))
+        if not Path(uri).is_dir():
+            raise VertiflowError(f"{uri}: no model here; run `dvc repro` (or `dvc pull`) first.")
+    return LoggedPredictor(mlflow.pyfunc.load_model(uri), key, label, log_root)
+
+
+def load_all_models(**kwargs) -> dict[str, Any]:
+    return {key: load_model(key, **kwargs) for key in registry.NAMES}

@@ -1,0 +1,261 @@
+"""Train and evaluate the YOLO detector with Ultralytics, offline and hermetic.
+
+Hermetic means: Ultralytics' settings live in the checkout's ignored `.ultralytics/`
+(not the home folder), its own MLflow/DVCLive/hub callbacks are off (our stage run is the
+only MLflow run), nothing is downloaded (a model YAML trains from scratch; a weights file
+must be local; `amp=False` skips the AMP check's weights download; our plots need no
+font), and its run folder is a temporary directory: only declared outs stay.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vertiflow.errors import VertiflowError
+from vertiflow.tracking import checkout_root
+
+os.environ["YOLO_CONFIG_DIR"] = str(checkout_root() / ".ultralytics")
+os.environ["YOLO_OFFLINE"] = "true"
+
+# Integrations Ultralytics would switch on by itself when their packages are installed.
+_INTEGRATIONS_OFF = {
+    "sync": False,
+    "hub": False,
+    "mlflow": False,
+    "dvc": False,
+    "clearml": False,
+    "comet": False,
+    "neptune": False,
+    "raytune": False,
+    "tensorboard": False,
+    "wandb": False,
+}
+
+
+def ultralytics():
+    """Import Ultralytics with its integrations off (its settings file is ours)."""
+    import ultralytics as ul
+    from ultralytics.utils import SETTINGS
+
+    changed = {k: v for k, v in _INTEGRATIONS_OFF.items() if k in SETTINGS and SETTINGS[k] != v}
+    if changed:
+        SETTINGS.update(changed)
+    return ul
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "0" if torch.cuda.is_available() else "cpu"
+    return str(device)
+
+
+def load_model(source: str):
+    """A model YAML name (architecture, random weights) or a local .pt file; never a download."""
+    ul = ultralytics()
+    if source.endswith((".yaml", ".yml")):
+        try:
+            return ul.YOLO(source)
+        except FileNotFoundError:
+            raise VertiflowError(
+                f"params.yaml: train_yolo.model {source!r} is not a model YAML Ultralytics knows "
+                "(e.g. yolo11n.yaml) nor a local file."
+            ) from None
+    if not Path(source).is_file():
+        raise VertiflowError(
+            f"params.yaml: train_yolo.model {source!r}: local weights file not found (weights are "
+            "never downloaded; DVC-track the file and name its path)."
+        )
+    return ul.YOLO(source)
+
+
+def _metric_name(key: str) -> str:
+    return key.replace("(B)", "").replace("metrics/", "").replace("/", "_")
+
+
+def _local_fonts() -> None:
+    """Give Ultralytics a font in its config folder, so its font check never goes online.
+
+    Every dataset check calls `check_font("Arial.ttf")`, which looks in the config folder,
+    then asks the internet. matplotlib ships DejaVu Sans; that is the font we give it.
+    """
+    from matplotlib import get_data_path
+
+    folder = Path(os.environ["YOLO_CONFIG_DIR"])
+    folder.mkdir(parents=True, exist_ok=True)
+    source = Path(get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    for name in ("Arial.ttf", "Arial.Unicode.ttf"):
+        if not (folder / name).exists():
+            shutil.copyfile(source, folder / name)
+
+
+def train(
+    data_yaml: Path,
+    section: dict[str, Any],
+    workdir: Path,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+):
+    """Train in `workdir`; returns (best weights, final validation metrics, training table)."""
+    seed = int(section["seed"])
+    random.seed(seed)
+    np.random.seed(seed)
+    _local_fonts()
+    model = load_model(str(section["model"]))
+    if on_epoch is not None:
+
+        def log_epoch(trainer) -> None:
+            values = {
+                **trainer.label_loss_items(trainer.tloss, prefix="train"),
+                **trainer.metrics,
+            }
+            on_epoch(trainer.epoch + 1, {_metric_name(k): float(v) for k, v in values.items()})
+
+        model.add_callback("on_fit_epoch_end", log_epoch)
+    args = {
+        "deterministic": True,
+        **(section.get("hyperparams") or {}),
+        "data": str(data_yaml),
+        "epochs": int(section["epochs"]),
+        "imgsz": int(section["image_size"]),
+        "batch": int(section["batch"]),
+        "seed": seed,
+        "device": resolve_device(str(section["device"])),
+        "workers": int(section["workers"]),
+        "amp": False,
+        "plots": False,
+        "project": str(workdir),
+        "name": "train",
+        "exist_ok": True,
+        "verbose": False,
+    }
+    try:
+        model.train(**args)
+    except SyntaxError as exc:  # Ultralytics' way of saying "unknown argument"
+        raise VertiflowError(f"params.yaml: train_yolo.hyperparams: {exc}") from None
+    run_dir = workdir / "train"
+    table = pd.read_csv(run_dir / "results.csv")
+    table = table.drop(columns=["time"]).rename(columns=_metric_name)
+    return run_dir / "weights" / "best.pt", model.trainer.validator.metrics, table
+
+
+def report(metrics) -> tuple[dict[str, Any], pd.DataFrame]:
+    """metrics/yolo.json's content and the PR curve (IoU 0.5) from Ultralytics' metrics."""
+    box = metrics.box
+    names = metrics.names
+    per_class = {
+        names[int(c)]: {
+            "precision": round(float(box.p[i]), 6),
+            "recall": round(float(box.r[i]), 6),
+            "mAP50": round(float(box.ap50[i]), 6),
+            "mAP50-95": round(float(box.ap[i]), 6),
+        }
+        for i, c in enumerate(metrics.ap_class_index)
+    }
+    precision, recall = float(box.mp), float(box.mr)
+    summary = {
+        "mAP50": round(float(box.map50), 6),
+        "mAP50-95": round(float(box.map), 6),
+        "precision": round(precision, 6),
+        "recall": round(recall, 6),
+        "f1": round(2 * precision * recall / (precision + recall), 6)
+        if precision + recall
+        else 0.0,
+        "per_class": per_class,
+    }
+    recall_grid, precision_curves = box.curves_results[0][:2]
+    every = max(1, len(recall_grid) // 100)
+    curve = pd.DataFrame({"recall": np.round(recall_grid[::every], 4)})
+    curve["precision"] = np.round(np.asarray(precision_curves).mean(axis=0)[::every], 4)
+    for i, c in enumerate(metrics.ap_class_index):
+        curve[names[int(c)]] = np.round(np.asarray(precision_curves)[i][::every], 4)
+    return summary, curve
+
+
+def save_weights(best: Path, out: Path) -> None:
+    """Replace `out` only once the new weights are complete (a failed run keeps the old)."""
+    staging = out.with_name(f".{out.name}.saving")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    shutil.copyfile(best, staging / "best.pt")
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+
+
+def sample_predictions(weights: Path, images: list[Path], section: dict[str, Any], out: Path):
+    """A grid of validation images with the model's boxes: what a reviewer looks at first."""
+    import cv2
+
+    model = load_model(str(weights))
+    results = model.predict(
+        [str(p) for p in images],
+        imgsz=int(section["image_size"]),
+        device=resolve_device(str(section["device"])),
+        conf=0.25,
+        verbose=False,
+    )
+    tiles = [cv2.resize(r.plot(line_width=1, font_size=8), (256, 256)) for r in results]
+    while len(tiles) % 4:
+        tiles.append(np.zeros_like(tiles[0]))
+    rows = [np.hstack(tiles[i : i + 4]) for i in range(0, len(tiles), 4)]
+    cv2.imwrite(str(out), np.vstack(rows))
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix of xyxy boxes a (n, 4) and b (m, 4)."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
+    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
+
+
+def image_errors(
+    weights: Path, pairs: list[tuple[Path, Path]], section: dict[str, Any], conf: float = 0.25
+) -> np.ndarray:
+    """Per-image detection error, 1 - F1 at IoU 0.5 (same class): the paired-test loss.
+
+    mAP is a whole-set statistic; comparing two detectors image by image needs a loss per
+    image, and the F1 error of the boxes a user would see (confidence >= 0.25) is one.
+    """
+    model = load_model(str(weights))
+    errors = []
+    for (_image, label), result in zip(
+        pairs,
+        model.predict(
+            [str(p) for p, _ in pairs],
+            imgsz=int(section["image_size"]),
+            device=resolve_device(str(section["device"])),
+            conf=conf,
+            verbose=False,
+            stream=True,
+        ),
+        strict=True,
+    ):
+        h, w = result.orig_shape
+        rows = np.loadtxt(label, ndmin=2) if label.read_text().strip() else np.zeros((0, 5))
+        truth_cls = rows[:, 0].astype(int)
+        centre, size = rows[:, 1:3] * [w, h], rows[:, 3:5] * [w, h]
+        truth = np.hstack([centre - size / 2, centre + size / 2])
+        pred = result.boxes.xyxy.cpu().numpy()
+        pred_cls = result.boxes.cls.cpu().numpy().astype(int)
+        tp = 0
+        if len(pred) and len(truth):
+            iou = _iou(pred, truth) * (pred_cls[:, None] == truth_cls[None, :])
+            for i in np.argsort(-result.boxes.conf.cpu().numpy()):  # greedy, best first
+                j = int(np.argmax(iou[i]))
+                if iou[i, j] >= 0.5:
+                    iou[:, j] = 0  # each true box matches once
+                    tp += 1
+        fp, fn = len(pred) - tp, len(truth) - tp
+        errors.append(0.0 if tp + fp + fn == 0 else 1 - 2 * tp / (2 * tp + fp + fn))
+    return np.asarray(errors)

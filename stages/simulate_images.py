@@ -1,0 +1,33 @@
+"""Stage simulate_images: write the built-in skin-condition dataset (YOLO format)."""
+
+import shutil
+from pathlib import Path
+
+import mlflow
+import typer
+
+from vertiflow import params, tracking
+from vertiflow.errors import VertiflowError, exit_cleanly
+from vertiflow.skin import ImageConfig, write_dataset
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+@exit_cleanly
+def main(
+    params_file: Path = typer.Option(Path("params.yaml"), "--params"),
+    out: Path = typer.Option(Path("data/images"), help="Folder for the dataset."),
+) -> None:
+    section = params.section(params.load(params_file), "simulate_images")
+    try:
+        config = ImageConfig(**section)
+    except TypeError as exc:
+        raise VertiflowError(f"params.yaml: simulate_images: {exc}") from None
+    with tracking.stage_run("simulate_images", {"simulate_images": section}):
+        shutil.rmtree(out, ignore_errors=True)
+        mlflow.log_metrics(write_dataset(out, config))
+
+
+if __name__ == "__main__":
+    app()

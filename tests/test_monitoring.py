@@ -1,0 +1,105 @@
+"""Drift monitoring: PSI and tests on simulated drift scenarios, the monitor command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+
+from conftest import REPO, run
+from vertiflow import drift, monitoring
+
+PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
+COLUMNS = monitoring.model_columns(PARAMS)
+THRESHOLDS = drift.Thresholds(**PARAMS["monitor"])
+
+
+@pytest.fixture(scope="module")
+def reference() -> pl.DataFrame:
+    """Training-distribution reference: a bigger simulated farm than the batches checked."""
+    return monitoring.simulated_batch("none", seed=1000, racks=20)
+
+
+def test_psi_is_zero_for_identical_and_large_for_shifted_samples():
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, 5000)
+    assert drift.psi_numeric(x, x) == pytest.approx(0, abs=1e-9)
+    assert drift.psi_numeric(x, x + 1.0) > 0.25
+    a = np.array(["basil"] * 60 + ["lettuce"] * 40)
+    assert drift.psi_categorical(a, a) == pytest.approx(0, abs=1e-9)
+    assert drift.psi_categorical(a, np.array(["kale"] * 100)) > 1
+
+
+def test_quiet_on_fresh_batches_from_the_training_distribution(reference):
+    """False-alarm rate over 20 seeds: under 5 %, i.e. at most 0 of 20 flagged batches."""
+    alarms = [
+        drift.detect(reference, monitoring.simulated_batch("none", seed), COLUMNS, THRESHOLDS)
+        for seed in range(20)
+    ]
+    flagged = [a["drifted"] for a in alarms if a["severity"] != "ok"]
+    assert len(flagged) / len(alarms) < 0.05, flagged
+
+
+@pytest.mark.parametrize(
+    ("scenario", "expected", "untouched"),
+    [
+        ("co2_sensor", {"co2_mean"}, {"temp_dev", "ec_dev", "dli_mean"}),
+        ("hot_summer", {"temp_dev"}, {"co2_mean", "ec_dev", "dli_mean"}),
+        ("new_cultivar", {"temp_dev", "ec_dev"}, {"co2_mean", "dli_mean"}),
+    ],
+)
+def test_each_scenario_is_flagged_at_its_features(reference, scenario, expected, untouched):
+    report = drift.detect(reference, monitoring.simulated_batch(scenario, 7), COLUMNS, THRESHOLDS)
+    assert report["severity"] == "critical"
+    assert expected <= set(report["drifted"]), report["drifted"]
+    assert not untouched & set(report["drifted"]), report["drifted"]
+
+
+def test_rising_missing_values_warn(reference):
+    batch = monitoring.simulated_batch("none", 3)
+    holes = batch.with_columns(
+        pl.when(pl.int_range(pl.len()) % 5 == 0).then(None).otherwise("ph_dev").alias("ph_dev")
+    )
+    report = drift.detect(reference, holes, COLUMNS, THRESHOLDS)
+    assert report["features"]["ph_dev"]["severity"] == "warning"
+    assert report["features"]["ph_dev"]["missing_current"] == pytest.approx(0.2, abs=0.01)
+
+
+def test_prediction_log_round_trip(tmp_path):
+    inputs = pl.DataFrame({"crop": ["basil", "lettuce"], "temp_dev": [0.5, -1.0]})
+    monitoring.log_predictions("oracle", "3", inputs, [41.0, 120.5], root=tmp_path)
+    monitoring.log_predictions("oracle", "4", inputs, [40.0, 121.0], root=tmp_path)
+    log = monitoring.read_predictions("oracle", root=tmp_path)
+    assert log.height == 4
+    assert set(log["model_version"]) == {"3", "4"}
+    assert {"prediction", "logged_at", "crop", "temp_dev"} <= set(log.columns)
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+@pytest.mark.pipeline
+def test_monitor_command_exits_2_on_critical_drift_and_0_when_quiet(small_copy):
+    quiet = run(["vertiflow", "monitor", "--scenario", "none", "--seed", "1"], small_copy)
+    assert "drift: ok" in quiet.stdout
+    report = json.loads((small_copy / "metrics" / "monitoring.json").read_text())
+    assert report["severity"] == "ok"
+    assert {"predicted_yield_g", "predicted_grade"} <= set(report["features"])
+
+    loud = run(["vertiflow", "monitor", "--scenario", "co2_sensor"], small_copy, check=False)
+    assert loud.returncode == 2, loud.stdout + loud.stderr
+    assert "co2_mean" in loud.stdout
+    alerts = list((small_copy / ".monitoring" / "alerts").glob("*-critical.json"))
+    assert len(alerts) == 1
+    markdown = (small_copy / "reports" / "monitoring" / "report.md").read_text()
+    assert "CRITICAL" in markdown and "co2_mean.png" in markdown
+    assert (small_copy / "reports" / "monitoring" / "co2_mean.png").stat().st_size > 1000
+    history = (small_copy / ".monitoring" / "history.jsonl").read_text().splitlines()
+    assert [json.loads(h)["severity"] for h in history] == ["ok", "critical"]
+
+    bad = small_copy / "bad.csv"
+    bad.write_text("crop,temp_dev\nbasil,1.0\n")
+    proc = run(["vertiflow", "monitor", "--batch", str(bad)], small_copy, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "lacks column(s)" in proc.stderr

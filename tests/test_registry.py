@@ -1,0 +1,183 @@
+"""Model registry: champion/challenger promotion through real `dvc repro` runs and MLflow."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+
+import mlflow
+import numpy as np
+import pytest
+
+from conftest import run, set_params
+from vertiflow import registry
+
+
+def test_paired_bootstrap_separates_better_from_noise():
+    rng = np.random.default_rng(0)
+    champion = rng.gamma(2.0, 1.0, 500)
+    same = registry.paired_bootstrap(champion, champion, 1000, 0.95, 0)
+    assert same.ci_low == same.ci_high == 0.0
+    noisy = registry.paired_bootstrap(champion, champion + rng.normal(0, 0.5, 500), 1000, 0.95, 0)
+    assert noisy.ci_low < 0 < noisy.ci_high
+    better = registry.paired_bootstrap(champion, champion * 0.8, 1000, 0.95, 0)
+    assert better.ci_low > 0 and better.improvement == pytest.approx(0.2 * champion.mean())
+
+
+def _aliases(repo, name):
+    mlflow.set_tracking_uri(f"sqlite:///{repo / '.mlflow' / 'mlflow.db'}")
+    client = mlflow.MlflowClient()
+    model = client.get_registered_model(name)
+    return {alias: int(v) for alias, v in model.aliases.items()}
+
+
+def _repro_with_oracle_iterations(repo, iterations):
+    set_params(repo, {"train_oracle.hyperparams.max_iter": iterations})
+    run(["dvc", "repro"], repo, timeout=600)
+    return json.loads((repo / "metrics" / "registry.json").read_text())["oracle"]
+
+
+@pytest.mark.pipeline
+def test_champion_moves_only_for_a_clearly_better_model(small_copy):
+    repo = small_copy
+    shutil.rmtree(repo / ".mlflow")  # a fresh registry
+    first = _repro_with_oracle_iterations(repo, 3)  # a weak first model, past the gate
+    assert first["promoted"] and first["reason"].startswith("first version")
+    assert _aliases(repo, "oracle") == {"champion": 1}
+
+    better = _repro_with_oracle_iterations(repo, 100)
+    assert better["promoted"], better
+    assert better["comparison"]["ci_low"] > 0  # less squared error, beyond the noise
+    assert _aliases(repo, "oracle") == {"champion": 2}
+
+    worse = _repro_with_oracle_iterations(repo, 3)
+    assert not worse["promoted"] and "not better" in worse["reason"]
+    assert worse["comparison"]["ci_high"] < 0
+    assert _aliases(repo, "oracle") == {"champion": 2, "challenger": 3}
+
+    client = mlflow.MlflowClient()
+    version = client.get_model_version("oracle", "3")
+    assert version.tags["data_version"] and version.tags["git_commit"]
+    assert float(version.tags["metric.r2"]) < float(
+        client.get_model_version("oracle", "2").tags["metric.r2"]
+    )
+    # Models that did not change are not registered again.
+    assert _aliases(repo, "classifier") == {"champion": 1}
+    assert len(client.search_model_versions("name = 'classifier'")) == 1
+    yolo = client.get_model_version_by_alias("YOLO-SkinDetection", "champion")
+    assert yolo.tags["data_version"] != "None"
+
+
+@pytest.mark.pipeline
+def test_a_model_below_the_quality_gate_is_never_champion(small_copy):
+    repo = small_copy
+    shutil.rmtree(repo / ".mlflow")
+    set_params(repo, {"register.gates.classifier_accuracy": 0.999})
+    run(["dvc", "repro"], repo, timeout=600)
+    decision = json.loads((repo / "metrics" / "registry.json").read_text())["classifier"]
+    assert not decision["promoted"] and "quality gate" in decision["reason"]
+    assert _aliases(repo, "classifier") == {"challenger": 1}
+
+
+@pytest.mark.pipeline
+def test_loader_and_mlflow_models_serve_use_the_champion(small_repo, tmp_path):
+    """`models:/oracle@champion` behind a real `mlflow models serve` on a loopback port."""
+    import polars as pl
+    import requests
+
+    from conftest import env
+    from vertiflow import modeling, serving
+    from vertiflow.stack import free_port
+
+    store = f"sqlite:///{small_repo / '.mlflow' / 'mlflow.db'}"
+    mlflow.set_tracking_uri(store)
+    test = pl.read_parquet(small_repo / "data" / "prepared" / "test.parquet")
+    oracle = serving.load_model("oracle", use_registry=True, log_root=tmp_path / "log")
+    local = serving.load_model("oracle", use_registry=False, models_dir=small_repo / "models")
+    x = modeling.frame(test, oracle.metadata.get_input_schema().input_names())
+    expected = np.asarray(local.predict(x))
+    assert np.array_equal(np.asarray(oracle.predict(x)), expected)
+    logged = pl.read_parquet(next((tmp_path / "log" / "predictions" / "oracle").glob("*.parquet")))
+    assert logged.height == len(x) and logged["model_version"][0] == oracle.version
+
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            "models:/oracle@champion",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        env={**env(), "MLFLOW_TRACKING_URI": store},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{url}/ping", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(1)
+        head = x.head(20)
+        ok = requests.post(f"{url}/invocations", json={"dataframe_split": head.to_dict("split")})
+        assert ok.status_code == 200, ok.text
+        assert np.allclose(ok.json()["predictions"], expected[:20])
+
+        missing = head.drop(columns=["temp_dev"])
+        bad = requests.post(
+            f"{url}/invocations", json={"dataframe_split": missing.to_dict("split")}
+        )
+        assert 400 <= bad.status_code < 500 and "temp_dev" in bad.text
+
+        typed = head.astype({"co2_mean": object})
+        typed["co2_mean"] = "high"
+        bad = requests.post(f"{url}/invocations", json={"dataframe_split": typed.to_dict("split")})
+        assert 400 <= bad.status_code < 500 and "co2_mean" in bad.text
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.pipeline
+def test_the_apps_interfaces_wrap_the_real_implementation(small_repo, tmp_path, monkeypatch):
+    """The calls Skin-Twin-AI and the farm's code make (the brief), on this repo's parts."""
+    import polars as pl
+
+    from vertiflow.apps import ModelLoader, ModelMonitor, ModelRegistry
+
+    monkeypatch.chdir(small_repo)
+    models = ModelLoader(use_registry=False).load_all_models()
+    assert set(models) == {"oracle", "classifier", "yolo"}
+    assert set(models["yolo"].names.values()) <= set(
+        ["Acne", "Blackheads", "Dark-Spots", "Wrinkles", "Skin-Redness"]
+    )
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'apps.db'}")
+    weights = small_repo / "models" / "yolo" / "best.pt"
+    first = ModelRegistry().register_yolo_model(weights, {"mAP50": 0.5}, {"source": "test"})
+    again = ModelRegistry().register_yolo_model(weights, {"mAP50": 0.5}, {"source": "test"})
+    assert first == again == 1  # same weights: no second version
+    version = mlflow.MlflowClient().get_model_version("YOLO-SkinDetection", "1")
+    assert version.tags["source"] == "test" and version.tags["metric.mAP50"] == "0.5"
+
+    monitor = ModelMonitor(root=tmp_path / "monitoring")
+    train = pl.read_parquet(small_repo / "data" / "prepared" / "train.parquet")
+    monitor.log_prediction("oracle", train.head(5).to_pandas(), np.ones(5), "2")
+    shifted = train.with_columns(pl.col("co2_mean") + 400)
+    report = monitor.detect_data_drift(shifted, train, ["co2_mean", "temp_dev"])
+    assert report["features"]["co2_mean"]["severity"] == "critical"
+    assert report["features"]["temp_dev"]["severity"] == "ok"
+    assert len(list((tmp_path / "monitoring" / "alerts").glob("*.json"))) == 1
+    assert list((tmp_path / "monitoring" / "predictions" / "oracle").glob("*.parquet"))

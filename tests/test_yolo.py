@@ -1,0 +1,245 @@
+"""The skin-condition dataset, its checks, and train_yolo with real Ultralytics."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import yaml
+
+from conftest import run, tree_digest
+from vertiflow import yolo_data
+from vertiflow.errors import DataError
+from vertiflow.skin import CLASSES, ImageConfig, write_dataset
+
+TINY = ImageConfig(seed=3, classes=list(CLASSES), train_images=12, val_images=4, image_size=64)
+
+
+def test_generator_is_deterministic_and_its_boxes_are_exact(tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    write_dataset(a, TINY)
+    write_dataset(b, TINY)
+    write_dataset(c, ImageConfig(**{**TINY.__dict__, "seed": 4}))
+    digest = {Path(k).relative_to(a): v for k, v in tree_digest(a).items()}
+    assert digest == {Path(k).relative_to(b): v for k, v in tree_digest(b).items()}
+    assert digest != {Path(k).relative_to(c): v for k, v in tree_digest(c).items()}
+    dataset = yolo_data.read(a)
+    counts = yolo_data.check(dataset)  # passes its own checks
+    assert counts["train_images"] == 12 and counts["val_images"] == 4
+    assert dataset.names == list(CLASSES)
+
+
+def test_default_classes_all_appear_with_varied_sizes():
+    rng = np.random.default_rng(0)
+    config = ImageConfig(classes=["Acne", "Blackheads", "Dark-Spots", "Wrinkles", "Skin-Redness"])
+    from vertiflow.skin import render
+
+    labels = [label for _ in range(60) for label in render(rng, config)[1]]
+    assert {c for c, *_ in labels} == set(range(5))
+    widths = np.array([w for *_, w, _h in labels])
+    assert widths.min() < 0.15 < widths.max()
+
+
+def test_unknown_class_is_a_clear_params_error():
+    with pytest.raises(Exception, match="Freckles"):
+        ImageConfig(classes=["Acne", "Freckles"])
+
+
+# Malformed datasets: each breaks one rule and must be named by file.
+def _missing_label(d: Path) -> str:
+    victim = sorted((d / "labels" / "train").glob("*.txt"))[2]
+    victim.unlink()
+    return f"label file {victim} is missing"
+
+
+def _class_out_of_range(d: Path) -> str:
+    victim = sorted((d / "labels" / "val").glob("*.txt"))[0]
+    victim.write_text("10 0.5 0.5 0.2 0.2\n")
+    return f"{victim}, line 1: class id 10 out of range 0..9"
+
+
+def _box_outside(d: Path) -> str:
+    victim = sorted((d / "labels" / "train").glob("*.txt"))[1]
+    victim.write_text("0 0.95 0.5 0.2 0.2\n")
+    return f"{victim}, line 1: box (0.95, 0.5, 0.2, 0.2) reaches outside the image"
+
+
+def _unreadable_image(d: Path) -> str:
+    victim = sorted((d / "images" / "train").glob("*.png"))[0]
+    victim.write_bytes(b"\x89PNG\r\n\x1a\n but not really")
+    return f"{victim}: unreadable image"
+
+
+def _truncated_image(d: Path) -> str:
+    victim = sorted((d / "images" / "val").glob("*.png"))[1]
+    victim.write_bytes(victim.read_bytes()[:40])
+    return f"{victim}: unreadable image"
+
+
+def _wrong_field_count(d: Path) -> str:
+    victim = sorted((d / "labels" / "train").glob("*.txt"))[3]
+    victim.write_text("0 0.5 0.5 0.2\n")
+    return f"{victim}, line 1: expected 5 fields"
+
+
+def _text_in_numbers(d: Path) -> str:
+    victim = sorted((d / "labels" / "train").glob("*.txt"))[4]
+    victim.write_text("acne 0.5 0.5 0.2 0.2\n")
+    return f"{victim}, line 1: expected an integer class"
+
+
+def _zero_size_box(d: Path) -> str:
+    victim = sorted((d / "labels" / "val").glob("*.txt"))[2]
+    victim.write_text("1 0.5 0.5 0.0 0.1\n")
+    return f"{victim}, line 1: box width and height must be positive"
+
+
+def _orphan_label(d: Path) -> str:
+    orphan = d / "labels" / "train" / "ghost.txt"
+    orphan.write_text("0 0.5 0.5 0.1 0.1\n")
+    return f"{orphan}: label file has no image"
+
+
+def _no_names(d: Path) -> str:
+    data = yaml.safe_load((d / "data.yaml").read_text())
+    del data["names"]
+    (d / "data.yaml").write_text(yaml.safe_dump(data))
+    return f"{d / 'data.yaml'}: 'names' must be a list"
+
+
+def _missing_split_folder(d: Path) -> str:
+    shutil.rmtree(d / "images" / "val")
+    return f"{d / 'data.yaml'}: val folder"
+
+
+def _no_data_yaml(d: Path) -> str:
+    (d / "data.yaml").unlink()
+    return f"{d / 'data.yaml'}: not found"
+
+
+DEFECTS: list[Callable[[Path], str]] = [
+    _missing_label,
+    _class_out_of_range,
+    _box_outside,
+    _unreadable_image,
+    _truncated_image,
+    _wrong_field_count,
+    _text_in_numbers,
+    _zero_size_box,
+    _orphan_label,
+    _no_names,
+    _missing_split_folder,
+    _no_data_yaml,
+]
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("defect", DEFECTS, ids=[d.__name__.strip("_") for d in DEFECTS])
+def test_each_dataset_defect_is_named(tmp_path, defect):
+    write_dataset(tmp_path, TINY)
+    expected = defect(tmp_path)
+    with pytest.raises(DataError) as err:
+        yolo_data.check(yolo_data.read(tmp_path))
+    assert expected in str(err.value)
+
+
+def test_staging_keeps_the_dataset_untouched(tmp_path):
+    write_dataset(tmp_path / "d", TINY)
+    before = tree_digest(tmp_path / "d")
+    data_yaml = yolo_data.stage(yolo_data.read(tmp_path / "d"), tmp_path / "staged")
+    (tmp_path / "staged" / "labels" / "train.cache").write_text("ultralytics writes here")
+    assert yaml.safe_load(data_yaml.read_text())["names"][0] == CLASSES[0]
+    assert tree_digest(tmp_path / "d") == before
+
+
+# The stage for real, under an audit hook that records every socket connection attempt.
+PROBE = """
+import runpy, socket, sys, json
+seen = []
+def hook(event, args):
+    if event == "socket.connect":
+        seen.append(repr(args[1]))
+    elif event == "socket.getaddrinfo":
+        seen.append(repr(args[0]))
+sys.addaudithook(hook)
+sys.argv = ["stages/train_yolo.py"]
+try:
+    runpy.run_path("stages/train_yolo.py", run_name="__main__")
+finally:
+    open("sockets.json", "w").write(json.dumps(seen))
+"""
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "'/")
+
+
+@pytest.mark.pipeline
+def test_train_yolo_is_offline_hermetic_and_logs_one_run(small_copy):
+    repo = small_copy
+    before = {p for p in repo.rglob("*") if ".git" not in p.parts}
+    runs = _runs(repo)
+    (repo / "probe.py").write_text(PROBE)
+    run([sys.executable, "probe.py"], repo, timeout=600)
+
+    contacted = json.loads((repo / "sockets.json").read_text())
+    assert all(any(tag in c for tag in LOOPBACK) for c in contacted), contacted
+    new_runs = [r for r in _runs(repo) if r.info.run_id not in {x.info.run_id for x in runs}]
+    assert [r.data.tags["stage"] for r in new_runs] == ["train_yolo"]
+    assert new_runs[0].data.metrics["mAP50"] >= 0
+    assert "train_box_loss" in mlflow.MlflowClient().get_run(new_runs[0].info.run_id).data.metrics
+    history = mlflow.MlflowClient().get_metric_history(new_runs[0].info.run_id, "train_box_loss")
+    assert len(history) >= 2  # one point per epoch
+
+    written = {p for p in repo.rglob("*") if ".git" not in p.parts} - before
+    allowed = ("models/yolo", "metrics/yolo", ".mlflow", ".ultralytics", "probe.py", "sockets")
+    stray = [p for p in written if not str(p.relative_to(repo)).startswith(allowed)]
+    assert not stray, stray
+    assert not (repo / "runs").exists() and not (repo / "dvclive").exists()
+
+
+@pytest.mark.pipeline
+def test_tiny_training_gives_weights_that_load_and_predict(small_repo):
+    from ultralytics import YOLO
+
+    weights = small_repo / "models" / "yolo" / "best.pt"
+    model = YOLO(str(weights))
+    assert set(model.names.values()) <= set(CLASSES)
+    image = next((small_repo / "data" / "images" / "images" / "val").glob("*.png"))
+    result = model.predict(str(image), imgsz=64, device="cpu", verbose=False)[0]
+    assert result.boxes is not None and result.orig_shape == (64, 64)
+    report = json.loads((small_repo / "metrics" / "yolo.json").read_text())
+    assert {"mAP50", "mAP50-95", "precision", "recall", "per_class"} <= set(report)
+    curve = (small_repo / "metrics" / "yolo_plots" / "pr_curve.csv").read_text().splitlines()
+    assert curve[0].startswith("recall,precision") and len(curve) > 50
+
+
+@pytest.mark.reliability
+def test_bad_dataset_stops_before_training_and_keeps_the_model(small_copy):
+    repo = small_copy
+    kept = tree_digest(repo / "models", repo / "metrics" / "yolo.json")
+    own = repo / "data" / "own"
+    shutil.copytree(repo / "data" / "images", own)
+    victim = sorted((own / "labels" / "train").glob("*.txt"))[0]
+    victim.write_text("0 1.5 0.5 0.2 0.2\n")
+    from conftest import set_params
+
+    set_params(repo, {"images.dataset": "data/own"})
+    proc = run(["dvc", "repro"], repo, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "failed to reproduce 'validate_images'" in output
+    assert f"data/own/labels/train/{victim.name}, line 1" in output
+    assert "Traceback" not in output
+    assert tree_digest(repo / "models", repo / "metrics" / "yolo.json") == kept
+    report = json.loads((repo / "metrics" / "images_validation.json").read_text())
+    assert report["passed"] is False and victim.name in report["problem"]
+
+
+def _runs(repo: Path):
+    mlflow.set_tracking_uri(f"sqlite:///{repo / '.mlflow' / 'mlflow.db'}")
+    return mlflow.search_runs(search_all_experiments=True, output_format="list")
