@@ -1,9 +1,10 @@
-"""prepare + validate on 1M and 10M telemetry rows: wall time and peak memory.
+"""prepare + validate (+ train_oracle) on 1M, 10M and 30M telemetry rows: time and memory.
 
 Data generation is not counted. Each stage runs as the pipeline runs it (`python
 stages/<stage>.py`, MLflow logging included). The baseline is what a farm team would
 otherwise write: pandas reads the whole telemetry file and groups it, with no checks.
-Targets (2 cores): 10M rows in under 20 s and under 2 GB peak.
+Targets (2 cores): 10M rows in under 20 s and under 2 GB peak; time growing linearly with
+rows and memory without a step.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ validation.validate(prepared.train, prepared.test, prepared.checks, budgets)
 Path("core_seconds").write_text(str(time.perf_counter() - start))
 """
 
-SIZES = {"1M": 14, "10M": 138}  # cycles per module on 10 x 8 modules, hourly readings
+SIZES = {"1M": 14, "10M": 138, "30M": 414}  # cycles per module on 10 x 8 modules, hourly readings
 
 
 def main() -> None:
@@ -62,6 +63,17 @@ def main() -> None:
             ],
             work,
         )
+        train = measure(
+            [
+                sys.executable,
+                str(REPO / "stages/train_oracle.py"),
+                "--train",
+                "prepared/train.parquet",
+                "--out",
+                "oracle",
+            ],
+            work,
+        )
         naive = measure(
             [sys.executable, "-c", NAIVE, str(work / "raw/telemetry.parquet"), "naive.parquet"],
             work,
@@ -76,6 +88,9 @@ def main() -> None:
             "validate": validate,
             "prepare_validate_seconds": total,
             "prepare_validate_peak_mb": peak,
+            "train_oracle": train,
+            "prepare_validate_train_seconds": round(total + train["seconds"], 2),
+            "seconds_per_million_rows": round(total / (info["telemetry_rows"] / 1e6), 3),
             "compute_only_in_one_process": core,
             "naive_pandas_groupby": naive,
             "time_vs_naive": round(total / naive["seconds"], 2),

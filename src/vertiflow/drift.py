@@ -27,7 +27,7 @@ EPS = 1e-4
 class Thresholds:
     psi_warning: float = 0.1
     psi_critical: float = 0.25
-    alpha: float = 0.01  # family-wise, over all features of one check
+    alpha: float = 0.001  # family-wise, over all features of one check
     missing_increase: float = 0.05  # absolute rise in the share of missing values
     min_rows: int = 30
 

@@ -89,9 +89,8 @@ def _local_fonts() -> None:
     then asks the internet. matplotlib ships DejaVu Sans; that is the font we give it.
     """
     from matplotlib import get_data_path
+    from ultralytics.utils import USER_CONFIG_DIR as folder  # YOLO_CONFIG_DIR/Ultralytics
 
-    folder = Path(os.environ["YOLO_CONFIG_DIR"])
-    folder.mkdir(parents=True, exist_ok=True)
     source = Path(get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
     for name in ("Arial.ttf", "Arial.Unicode.ttf"):
         if not (folder / name).exists():
