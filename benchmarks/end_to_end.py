@@ -34,16 +34,29 @@ def timed(cmd: list[str], cwd: Path) -> float:
 
 
 def trivial_pipeline(repo: Path, dest: Path) -> Path:
-    """Same stage names and dependency shape; each command writes an empty output."""
+    """Same stages, deps and outs as dvc.yaml; each command only writes tiny outputs."""
     dest.mkdir(parents=True)
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    outs = {
+        name: [next(iter(o)) if isinstance(o, dict) else o for o in st.get("outs", [])]
+        + [next(iter(m)) for m in st.get("metrics", [])]
+        for name, st in stages.items()
+    }
+    every_out = [o for paths in outs.values() for o in paths]
     trivial = {}
     for name, stage in stages.items():
-        outs = [next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", [])]
-        outs += [next(iter(m)) for m in stage.get("metrics", [])]
-        deps = [d for d in stage.get("deps", []) if not d.startswith(("stages/", "src/", "${"))]
-        cmd = " && ".join(f"mkdir -p $(dirname {o}) && echo {name} > {o}" for o in outs)
-        trivial[name] = {"cmd": cmd, "deps": deps, "outs": outs}
+        deps = set()
+        for dep in stage.get("deps", []):
+            if dep.startswith(("stages/", "src/", "configs/", "${")):
+                continue
+            deps.add(next((o for o in every_out if dep.startswith(o + "/")), dep))
+        files = [o for o in outs[name] if o.endswith((".json", ".png"))]
+        dirs = [o for o in outs[name] if o not in files]
+        cmd = " && ".join(
+            [f"mkdir -p {d} && echo {name} > {d}/x" for d in dirs]
+            + [f"mkdir -p $(dirname {f}) && echo {name} > {f}" for f in files]
+        )
+        trivial[name] = {"cmd": cmd, "deps": sorted(deps), "outs": outs[name]}
     (dest / "dvc.yaml").write_text(yaml.safe_dump({"stages": trivial}, sort_keys=False))
     run(["git", "init", "-q"], dest)
     run(["dvc", "init", "-q"], dest)

@@ -1,7 +1,7 @@
 """Stage evaluate: held-out metrics of every model, their gap to the Bayes limits, plots.
 
-YOLO and Cortex are scored by their own stages (on data only they hold); evaluate puts
-their figures into the one quality table, metrics/quality.json, and its MLflow run.
+YOLO is scored by its own stage (on the validation split it trains with); evaluate logs
+its figures beside the tabular ones and registers all three models (vertiflow.registry).
 """
 
 import json
@@ -52,11 +52,6 @@ def main(
         _write_json(metrics / "oracle.json", oracle_report)
         _write_json(metrics / "classifier.json", classifier_report)
         yolo_report = json.loads((metrics / "yolo.json").read_text())
-        cortex_report = json.loads((metrics / "cortex.json").read_text())
-        quality = evaluation.quality_table(
-            oracle_report, classifier_report, cortex_report, yolo_report
-        )
-        _write_json(metrics / "quality.json", quality)
         evaluation.prediction_table(test, predicted).to_csv(
             plots / "oracle_predictions.csv", index=False
         )

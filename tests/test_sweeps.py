@@ -11,7 +11,8 @@ import pytest
 from conftest import run, start_queue, wait_for_queue
 
 pytestmark = pytest.mark.pipeline
-RERUN = {"train_classifier", "optimise_cortex", "evaluate"}  # what a classifier param re-runs
+# What a classifier param re-runs.
+RERUN = {"train_classifier", "optimise_cortex", "evaluate", "summarise"}
 
 
 def experiments(repo) -> dict[str, dict]:

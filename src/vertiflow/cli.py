@@ -175,19 +175,26 @@ def monitor(
     all_params = params.load(params_file)
     section = params.section(all_params, "monitor")
     thresholds = drift.Thresholds(**section)
-    if batch is not None:
-        current = rawdata.read_frame(batch)
-    elif from_log is not None:
-        current = monitoring.read_predictions(from_log, root)
-    else:
-        current = monitoring.simulated_batch(scenario, seed)
     oracle = mlflow.sklearn.load_model(str(models / "oracle"))
     classifier = mlflow.sklearn.load_model(str(models / "classifier"))
     columns = monitoring.model_columns(all_params)
     ref = monitoring.with_predictions(pl.read_parquet(reference), oracle, classifier)
-    drift.detect(ref.head(0), current.head(0), columns, drift.Thresholds(min_rows=0))
-    current = monitoring.with_predictions(current, oracle, classifier)
-    checked = [*columns, "predicted_yield_g", "predicted_grade"]
+    if from_log is not None:
+        # The log holds what the app was told; its predictions are checked as logged.
+        if from_log not in monitoring.PREDICTION_COLUMN:
+            raise VertiflowError(
+                f"--from-log {from_log}: the logs drift is checked on are "
+                f"{', '.join(monitoring.PREDICTION_COLUMN)}."
+            )
+        predicted = monitoring.PREDICTION_COLUMN[from_log]
+        current = monitoring.read_predictions(from_log, root).rename({"prediction": predicted})
+        drift.require_columns(current, columns)
+        checked = [*columns, predicted]
+    else:
+        current = rawdata.read_frame(batch) if batch else monitoring.simulated_batch(scenario, seed)
+        drift.require_columns(current, columns)
+        current = monitoring.with_predictions(current, oracle, classifier)
+        checked = [*columns, *monitoring.PREDICTION_COLUMN.values()]
     result = monitoring.check(ref, current, checked, thresholds)
 
     out.parent.mkdir(parents=True, exist_ok=True)

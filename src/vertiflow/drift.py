@@ -19,6 +19,8 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
+from vertiflow.errors import DataError
+
 SEVERITY = ("ok", "warning", "critical")
 EPS = 1e-4
 
@@ -41,10 +43,16 @@ def psi_numeric(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> f
 
 
 def psi_categorical(reference: np.ndarray, current: np.ndarray) -> float:
-    levels = np.union1d(reference, current)
-    ref = np.array([(reference == v).mean() for v in levels])
-    cur = np.array([(current == v).mean() for v in levels])
-    return _psi(ref, cur)
+    ref, cur = _count_levels(pl.Series(reference), pl.Series(current))
+    return _psi(ref / ref.sum(), cur / cur.sum())
+
+
+def _count_levels(reference: pl.Series, current: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Counts per category over the union of both sides' levels (polars: fast at 1M rows)."""
+    ref = dict(reference.cast(pl.String).value_counts().iter_rows())
+    cur = dict(current.cast(pl.String).value_counts().iter_rows())
+    levels = sorted(set(ref) | set(cur), key=str)
+    return np.array([ref.get(v, 0) for v in levels]), np.array([cur.get(v, 0) for v in levels])
 
 
 def _psi(ref: np.ndarray, cur: np.ndarray) -> float:
@@ -52,14 +60,10 @@ def _psi(ref: np.ndarray, cur: np.ndarray) -> float:
     return float(np.sum((cur - ref) * np.log(cur / ref)))
 
 
-def _chi2_p(reference: np.ndarray, current: np.ndarray) -> float:
-    levels = np.union1d(reference, current)
-    table = np.array(
-        [[(reference == v).sum() for v in levels], [(current == v).sum() for v in levels]]
-    )
-    if table.shape[1] < 2:
+def _chi2_p(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
+    if len(ref_counts) < 2:
         return 1.0
-    return float(stats.chi2_contingency(table)[1])
+    return float(stats.chi2_contingency(np.vstack([ref_counts, cur_counts]))[1])
 
 
 def compare_feature(
@@ -68,17 +72,17 @@ def compare_feature(
     """One feature's drift record: PSI, test p-value, missing-value change, severity."""
     missing_ref = reference.null_count() / max(len(reference), 1)
     missing_cur = current.null_count() / max(len(current), 1)
-    ref, cur = reference.drop_nulls().to_numpy(), current.drop_nulls().to_numpy()
     numeric = reference.dtype.is_numeric()
+    ref, cur = reference.drop_nulls(), current.drop_nulls()
     if len(cur) == 0:
         psi, p = float("inf"), 0.0
     elif numeric:
+        ref, cur = ref.to_numpy(), cur.to_numpy()
         psi, p = psi_numeric(ref, cur), float(stats.ks_2samp(ref, cur).pvalue)
     else:
-        psi, p = (
-            psi_categorical(ref.astype(str), cur.astype(str)),
-            _chi2_p(ref.astype(str), cur.astype(str)),
-        )
+        ref_counts, cur_counts = _count_levels(ref, cur)
+        psi = _psi(ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum())
+        p = _chi2_p(ref_counts, cur_counts)
     severity = "ok"
     if p < alpha and psi >= t.psi_critical:
         severity = "critical"
@@ -99,20 +103,20 @@ def compare_feature(
     return record
 
 
+def require_columns(current: pl.DataFrame, columns: list[str]) -> None:
+    missing = [c for c in columns if c not in current.columns]
+    if missing:
+        raise DataError(
+            f"the batch to monitor lacks column(s) {', '.join(missing)} that the models use."
+        )
+
+
 def detect(
     reference: pl.DataFrame, current: pl.DataFrame, columns: list[str], t: Thresholds
 ) -> dict[str, Any]:
     """Compare `current` with `reference` on `columns`; the monitor's whole report."""
-    missing = [c for c in columns if c not in current.columns]
-    if missing:
-        from vertiflow.errors import DataError
-
-        raise DataError(
-            f"the batch to monitor lacks column(s) {', '.join(missing)} that the models use."
-        )
+    require_columns(current, columns)
     if current.height < t.min_rows:
-        from vertiflow.errors import DataError
-
         raise DataError(
             f"the batch to monitor has {current.height} rows; at least {t.min_rows} are needed "
             "for a meaningful comparison (monitor.min_rows)."

@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import skops.io
-from mlflow.entities import LoggedModelStatus
 from mlflow.models import infer_signature
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import (
@@ -139,10 +138,9 @@ def save_and_log(model: Pipeline, path: Path, x_example: pd.DataFrame) -> str:
     mlflow.sklearn.save_model(model, str(staging), **_model_kwargs(model, x_example))
     shutil.rmtree(path, ignore_errors=True)  # only once the new model is complete
     staging.rename(path)
-    logged = mlflow.initialize_logged_model(name="model", model_type="sklearn")
-    mlflow.MlflowClient().log_model_artifacts(logged.model_id, str(path))
-    mlflow.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
-    return logged.model_id
+    from vertiflow.tracking import log_model_dir
+
+    return log_model_dir(path, "model", "sklearn")
 
 
 def train(

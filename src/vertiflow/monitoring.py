@@ -93,6 +93,10 @@ def model_columns(params: dict[str, Any]) -> list[str]:
     return columns
 
 
+# The column a model's logged predictions are checked as (see `with_predictions`).
+PREDICTION_COLUMN = {"oracle": "predicted_yield_g", "classifier": "predicted_grade"}
+
+
 def with_predictions(table: pl.DataFrame, oracle, classifier) -> pl.DataFrame:
     """Add the models' outputs, so prediction drift is checked like any feature."""
     from vertiflow.modeling import frame

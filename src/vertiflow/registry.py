@@ -19,9 +19,10 @@ from typing import Any
 
 import mlflow
 import numpy as np
-from mlflow.entities import LoggedModelStatus
 from mlflow.exceptions import MlflowException
 from scipy import stats
+
+from vertiflow import tracking
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 # Registered names: the tabular models by role, the detector by the name the skin app uses.
@@ -71,14 +72,6 @@ def paired_bootstrap(
     return Comparison(float(diff.mean()), float(low), float(high), confidence, len(diff))
 
 
-def log_model_dir(path: Path, name: str, model_type: str) -> str:
-    """Log a model folder's files as a LoggedModel of the active run; returns its id."""
-    logged = mlflow.initialize_logged_model(name=name, model_type=model_type)
-    mlflow.MlflowClient().log_model_artifacts(logged.model_id, str(path))
-    mlflow.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
-    return logged.model_id
-
-
 def _alias_version(client: mlflow.MlflowClient, name: str, alias: str):
     try:
         return client.get_model_version_by_alias(name, alias)
@@ -104,7 +97,7 @@ def register(
     latest = latest_version(client, name)
     if latest is not None and latest.tags.get("content_sha256") == digest:
         return latest, False
-    model_id = log_model_dir(model_dir, name, model_type)
+    model_id = tracking.log_model_dir(model_dir, name, model_type)
     all_tags = {
         **tags,
         "content_sha256": digest,

@@ -23,6 +23,7 @@ import mlflow
 import psutil
 import requests
 from filelock import FileLock
+from mlflow.entities import LoggedModelStatus
 
 from vertiflow.errors import VertiflowError
 from vertiflow.params import flatten
@@ -136,3 +137,15 @@ def dvc_dep_hash(stage: str, path: str, lock: Path = Path("dvc.lock")) -> str | 
         if dep["path"].rstrip("/") == path.rstrip("/"):
             return dep.get("md5")
     return None
+
+
+def log_model_dir(path: Path, name: str, model_type: str) -> str:
+    """Log a model folder's files as a LoggedModel of the active run; returns its id.
+
+    The files are logged as they are, not serialised again: DVC and MLflow then hold
+    byte-identical models, and large ensembles are not re-encoded.
+    """
+    logged = mlflow.initialize_logged_model(name=name, model_type=model_type)
+    mlflow.MlflowClient().log_model_artifacts(logged.model_id, str(path))
+    mlflow.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+    return logged.model_id

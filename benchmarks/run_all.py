@@ -1,0 +1,181 @@
+"""Run every benchmark (after `dvc repro`), then write benchmarks/RESULTS.md from the
+figures in benchmarks/results/. `python benchmarks/run_all.py --render` only rewrites
+RESULTS.md from the committed figures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from common import HERE, RESULTS
+
+SCRIPTS = [
+    "end_to_end.py",
+    "prepare_validate.py",
+    "tracking_overhead.py",
+    "cortex_stage.py",
+    "train_yolo_stage.py",
+    "monitor_log.py",
+    "sweep_parallel.py",
+]
+
+
+def load(name: str) -> dict:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def mark(ok: bool | None) -> str:
+    return "" if ok is None else ("met" if ok else "**missed**")
+
+
+def rows() -> list[tuple[str, str, str, str]]:
+    out: list[tuple[str, str, str, str]] = []
+
+    def add(what: str, figure: str, target: str = "", ok: bool | None = None) -> None:
+        out.append((what, figure, target, mark(ok)))
+
+    if e := load("end_to_end"):
+        t = e["targets"]
+        add(
+            "fresh `dvc repro`, default params, all stages",
+            f"{e['total_seconds']} s",
+            "< 240 s",
+            t["total_under_240s"],
+        )
+        add(
+            "share outside the stages' MLflow runs (imports, DVC, I/O)",
+            f"{e['overhead_share']:.1%}",
+            "< 15 %",
+            t["overhead_under_15pct"],
+        )
+        add(
+            "no-op `dvc repro` vs a trivial pipeline of the same shape",
+            f"{e['noop_repro_seconds']} s vs {e['trivial_pipeline_noop_seconds']} s: "
+            f"{e['noop_ratio']}x",
+            "<= 1.5x",
+            t["noop_ratio_at_most_1_5"],
+        )
+        add(
+            "one Cortex param changed: re-run time / full run",
+            f"{e['incremental_cortex_param_seconds']} s: {e['incremental_ratio']}",
+            "<= 0.15",
+            t["incremental_ratio_at_most_0_15"],
+        )
+    pv = load("prepare_validate")
+    for size in ("1M", "10M", "30M"):
+        if f := pv.get(size):
+            train = f.get("train_oracle", {}).get("seconds")
+            add(
+                f"prepare + validate, {size} telemetry rows",
+                f"{f['prepare_validate_seconds']} s, {f['prepare_validate_peak_mb']:.0f} MB peak"
+                + (f"; train_oracle {train} s" if train else ""),
+                "< 20 s, < 2 GB" if size == "10M" else "linear growth",
+                all(pv["targets"].values()) if size == "10M" else None,
+            )
+            naive, core = f["naive_pandas_groupby"], f["compute_only_in_one_process"]
+            add(
+                f"naive pandas read-all + groupby vs ours in one process, {size} rows",
+                f"{naive['seconds']} s, {naive['peak_mb']:.0f} MB vs "
+                f"{core['seconds']} s, {core['peak_mb']:.0f} MB",
+            )
+    if tr := load("tracking_overhead"):
+        add(
+            "MLflow logging, worst stage",
+            f"{tr['worst_stage_tracking_seconds']} s",
+            "< 2 s",
+            tr["target_under_2s"],
+        )
+    if cx := load("cortex_stage"):
+        add(
+            "optimise_cortex stage (worst of 3, identical recipes)",
+            f"{cx['worst_seconds']} s",
+            "< 30 s",
+            cx["target_under_30s"],
+        )
+    if yo := load("train_yolo_stage"):
+        add(
+            "train_yolo stage on 2 CPU cores (worst of 2)",
+            f"{yo['worst_seconds']} s",
+            "< 150 s",
+            yo["target_under_150s"],
+        )
+        add(
+            "YOLO mAP50, built-in validation split",
+            f"{yo['mAP50']} (spread over runs {yo['spread']['mAP50']})",
+            ">= 0.90",
+            yo["target_map50_0.90"],
+        )
+    if mo := load("monitor_log"):
+        add(
+            f"`vertiflow monitor --from-log`, {mo['logged_predictions']:,} logged predictions",
+            f"{mo['seconds']} s, {mo['peak_mb']:.0f} MB",
+            "< 20 s",
+            mo["target_under_20s"],
+        )
+    if sw := load("sweep_parallel"):
+        add(
+            "4-experiment sweep, `dvc queue start -j 2` / sequential",
+            f"{sw['queued_j2_seconds']} s / {sw['sequential_seconds']} s: {sw['ratio']}",
+            "<= 0.7",
+            sw["target_at_most_0_7"],
+        )
+    return out
+
+
+def quality() -> list[str]:
+    path = HERE.parent / "metrics" / "quality.json"
+    if not path.exists():
+        return []
+    table = json.loads(path.read_text())
+    lines = ["| model | metric | value | limit | gap |", "| --- | --- | --- | --- | --- |"]
+    for model, row in table.items():
+        if row:
+            lines.append(
+                f"| {model} | {row['metric']} | {row['value']} | {row['limit']} | {row['gap']} |"
+            )
+    return lines
+
+
+def render() -> None:
+    machine = next(
+        (
+            load(n)["machine"]
+            for n in ("end_to_end", "train_yolo_stage", "prepare_validate")
+            if load(n)
+        ),
+        {},
+    )
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Machine: {machine.get('cpu_cores')} CPU cores, {machine.get('memory_gb')} GB, Python "
+        f"{machine.get('python')}, {machine.get('platform')}; latest run {machine.get('date')}.",
+        "Method: each script's docstring in `benchmarks/`; every figure below comes from the",
+        "JSON file of the same name in `benchmarks/results/` (wall clock of whole commands,",
+        "peak RSS of the largest process). Regenerate with `python benchmarks/run_all.py`.",
+        "",
+        "| what | figure | target | |",
+        "| --- | --- | --- | --- |",
+        *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows()),
+        "",
+        "## Model quality against the limit (metrics/quality.json)",
+        "",
+        *quality(),
+        "",
+    ]  # fmt: skip
+    (HERE / "RESULTS.md").write_text("\n".join(lines))
+
+
+def main() -> None:
+    if "--render" not in sys.argv:
+        for script in SCRIPTS:
+            print(f"== {script}", flush=True)
+            subprocess.run([sys.executable, str(HERE / script)], check=True)
+    render()
+    print(HERE / "RESULTS.md")
+
+
+if __name__ == "__main__":
+    main()
