@@ -93,6 +93,112 @@ def widespread_glitches(farm: Path) -> None:
     ).write_parquet(farm / "telemetry.parquet")
 
 
+def latin1_encoding(farm: Path) -> None:
+    frame = _as_csv(farm, "batches").with_columns(pl.lit("R01-Mé").alias("module_id"))
+    (farm / "batches.csv").write_bytes(frame.write_csv().encode("latin-1"))
+
+
+def truncated_parquet(farm: Path) -> None:
+    path = farm / "harvests.parquet"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def semicolon_delimiter(farm: Path) -> None:
+    _as_csv(farm, "harvests").write_csv(farm / "harvests.csv", separator=";")
+
+
+def headers_only(farm: Path) -> None:
+    _as_csv(farm, "harvests").head(0).write_csv(farm / "harvests.csv")
+
+
+def duplicated_column(farm: Path) -> None:
+    text = _as_csv(farm, "harvests").write_csv().splitlines()
+    header = text[0] + ",fresh_weight_g"
+    rows = [line + "," + line.split(",")[2] for line in text[1:]]
+    (farm / "harvests.csv").write_text("\n".join([header, *rows]) + "\n")
+
+
+def mixed_types(farm: Path) -> None:
+    frame = _as_csv(farm, "batches").with_columns(pl.col("cycle_days").cast(pl.String))
+    frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 5)
+        .then(pl.lit("thirty"))
+        .otherwise("cycle_days")
+        .alias("cycle_days")
+    ).write_csv(farm / "batches.csv")
+
+
+def extreme_setpoint(farm: Path) -> None:
+    frame = pl.read_parquet(farm / "batches.parquet")
+    frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 9)
+        .then(1e12)
+        .otherwise("air_temp_setpoint")
+        .alias("air_temp_setpoint")
+    ).write_parquet(farm / "batches.parquet")
+
+
+def harvest_before_start(farm: Path) -> None:
+    frame = pl.read_parquet(farm / "harvests.parquet")
+    frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 0)
+        .then(pl.col("harvest_date") - pl.duration(days=400))
+        .otherwise("harvest_date")
+        .alias("harvest_date")
+    ).write_parquet(farm / "harvests.parquet")
+
+
+def unknown_crop(farm: Path) -> None:
+    frame = pl.read_parquet(farm / "batches.parquet")
+    frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 2).then(pl.lit("kale")).otherwise("crop").alias("crop")
+    ).write_parquet(farm / "batches.parquet")
+
+
+def unknown_grade(farm: Path) -> None:
+    frame = pl.read_parquet(farm / "harvests.parquet")
+    frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 1)
+        .then(pl.lit("GOLD"))
+        .otherwise("quality_grade")
+        .alias("quality_grade")
+    ).write_parquet(farm / "harvests.parquet")
+
+
+def negative_energy(farm: Path) -> None:
+    frame = pl.read_parquet(farm / "harvests.parquet")
+    frame.with_columns(pl.lit(-1.0).alias("energy_kwh")).write_parquet(farm / "harvests.parquet")
+
+
+def zero_cycle_days(farm: Path) -> None:
+    frame = pl.read_parquet(farm / "batches.parquet")
+    frame.with_columns(pl.lit(0).alias("cycle_days")).write_parquet(farm / "batches.parquet")
+
+
+def missing_table(farm: Path) -> None:
+    (farm / "harvests.parquet").unlink()
+
+
+def binary_garbage_csv(farm: Path) -> None:
+    (farm / "batches.parquet").unlink()
+    (farm / "batches.csv").write_bytes(bytes(range(256)) * 40)
+
+
+def unparseable_timestamps(farm: Path) -> None:
+    frame = _as_csv(farm, "harvests").with_columns(pl.col("harvest_date").cast(pl.String))
+    frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 4)
+        .then(pl.lit("next tuesday"))
+        .otherwise("harvest_date")
+        .alias("harvest_date")
+    ).write_csv(farm / "harvests.csv")
+
+
+def telemetry_missing_sensor(farm: Path) -> None:
+    frame = pl.read_parquet(farm / "telemetry.parquet")
+    frame.drop("water_ph").write_parquet(farm / "telemetry.parquet")
+
+
 CASES: list[tuple[Callable[[Path], None], str, list[str]]] = [
     (missing_column, "prepare", ["data/farm/harvests.csv", "missing column", "fresh_weight_g"]),
     (wrong_type, "prepare", ["data/farm/harvests.csv", "fresh_weight_g", "heavy", "data rows 4"]),
@@ -111,6 +217,22 @@ CASES: list[tuple[Callable[[Path], None], str, list[str]]] = [
         "validate",
         ["water_ph", "10.0", "outside its physical bounds", "validate.max_glitch_fraction"],
     ),
+    (latin1_encoding, "prepare", ["data/farm/batches.csv"]),
+    (truncated_parquet, "prepare", ["data/farm/harvests.parquet", "cannot be read as Parquet"]),
+    (semicolon_delimiter, "prepare", ["data/farm/harvests.csv", "missing column"]),
+    (headers_only, "prepare", ["data/farm/harvests.csv", "no rows"]),
+    (duplicated_column, "prepare", ["data/farm/harvests.csv", "fresh_weight_g", "more than once"]),
+    (mixed_types, "prepare", ["data/farm/batches.csv", "cycle_days", "thirty"]),
+    (extreme_setpoint, "prepare", ["data/farm/batches.parquet", "air_temp_setpoint", "in_range"]),
+    (harvest_before_start, "prepare", ["data/farm/harvests.parquet", "before their batch started"]),
+    (unknown_crop, "prepare", ["data/farm/batches.parquet", "crop", "isin", "kale"]),
+    (unknown_grade, "prepare", ["data/farm/harvests.parquet", "quality_grade", "GOLD"]),
+    (negative_energy, "prepare", ["data/farm/harvests.parquet", "energy_kwh", "in_range"]),
+    (zero_cycle_days, "prepare", ["data/farm/batches.parquet", "cycle_days", "in_range"]),
+    (missing_table, "prepare", ["data/farm", "harvests"]),
+    (binary_garbage_csv, "prepare", ["data/farm/batches.csv"]),
+    (unparseable_timestamps, "prepare", ["data/farm/harvests.csv", "harvest_date"]),
+    (telemetry_missing_sensor, "prepare", ["data/farm/telemetry.parquet", "water_ph"]),
 ]
 
 

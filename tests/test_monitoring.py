@@ -80,14 +80,18 @@ def test_prediction_log_round_trip(tmp_path):
 
 
 @pytest.mark.pipeline
-def test_monitor_command_exits_2_on_critical_drift_and_0_when_quiet(small_copy):
-    quiet = run(["vertiflow", "monitor", "--scenario", "none", "--seed", "1"], small_copy)
+def test_monitor_command_exits_2_on_critical_drift_and_0_when_quiet(small_copy, reference):
+    # The small pipeline's own training table (~80 batches) is too small a reference for
+    # the tests to have power at alpha 0.001; a full-size one stands in for it.
+    reference.write_parquet(small_copy / "reference.parquet")
+    ref = ["--reference", "reference.parquet"]
+    quiet = run(["vertiflow", "monitor", "--scenario", "none", "--seed", "1", *ref], small_copy)
     assert "drift: ok" in quiet.stdout
     report = json.loads((small_copy / "metrics" / "monitoring.json").read_text())
     assert report["severity"] == "ok"
     assert {"predicted_yield_g", "predicted_grade"} <= set(report["features"])
 
-    loud = run(["vertiflow", "monitor", "--scenario", "co2_sensor"], small_copy, check=False)
+    loud = run(["vertiflow", "monitor", "--scenario", "co2_sensor", *ref], small_copy, check=False)
     assert loud.returncode == 2, loud.stdout + loud.stderr
     assert "co2_mean" in loud.stdout
     alerts = list((small_copy / ".monitoring" / "alerts").glob("*-critical.json"))
@@ -100,6 +104,6 @@ def test_monitor_command_exits_2_on_critical_drift_and_0_when_quiet(small_copy):
 
     bad = small_copy / "bad.csv"
     bad.write_text("crop,temp_dev\nbasil,1.0\n")
-    proc = run(["vertiflow", "monitor", "--batch", str(bad)], small_copy, check=False)
+    proc = run(["vertiflow", "monitor", "--batch", str(bad), *ref], small_copy, check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "lacks column(s)" in proc.stderr

@@ -105,6 +105,7 @@ def test_wrong_credentials_are_refused_and_the_cache_survives(small_copy, stack)
 
 
 @pytest.mark.reliability
+@pytest.mark.xdist_group("default_repo")  # the worker that already built the full pipeline
 def test_s3_server_stopped_mid_push_then_started_again(default_repo, tmp_path):
     with Stack(tmp_path / "stack") as s:
         e = with_stack(s)

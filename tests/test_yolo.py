@@ -204,10 +204,10 @@ def test_train_yolo_is_offline_hermetic_and_logs_one_run(small_copy):
 
 @pytest.mark.pipeline
 def test_tiny_training_gives_weights_that_load_and_predict(small_repo):
-    from ultralytics import YOLO
+    from vertiflow import yolo
 
     weights = small_repo / "models" / "yolo" / "best.pt"
-    model = YOLO(str(weights))
+    model = yolo.load_model(str(weights))  # Ultralytics, with our offline settings
     assert set(model.names.values()) <= set(CLASSES)
     image = next((small_repo / "data" / "images" / "images" / "val").glob("*.png"))
     result = model.predict(str(image), imgsz=64, device="cpu", verbose=False)[0]

@@ -114,12 +114,16 @@ def summarise_telemetry(
     """Clean glitches and aggregate per batch; refuses telemetry for unknown batches."""
     bands = batches.select("batch_id", "crop").join(_crop_bands(), on="crop", how="left")
     terms = _row_terms(bands, telemetry)
-    sums = (
-        terms.group_by("batch_id")
-        .agg(pl.len().alias("n_readings"), pl.exclude("batch_id").sum())
-        .collect(engine="streaming")
-        .sort("batch_id")
-    )
+    try:
+        sums = (
+            terms.group_by("batch_id")
+            .agg(pl.len().alias("n_readings"), pl.exclude("batch_id").sum())
+            .collect(engine="streaming")
+            .sort("batch_id")
+        )
+    except (pl.exceptions.PolarsError, OSError) as exc:  # found while streaming the file
+        detail = str(exc).strip().splitlines()[0]
+        raise DataError(f"{source}: cannot be read to the end: {detail}.") from None
     unknown = sums.filter(pl.col("_unknown") > 0)["batch_id"]
     if len(unknown):
         raise DataError(

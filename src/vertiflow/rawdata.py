@@ -70,6 +70,34 @@ def _validate(path: Path, frame: pl.DataFrame | pl.LazyFrame, schema: pa.DataFra
         raise DataError(f"{path}: {_first_line(err)}") from None
 
 
+def _check_types(path: Path, frame: pl.DataFrame, schema: pa.DataFrameSchema) -> None:
+    """Text where a number or a date belongs: name the column, the rows and the values.
+
+    pandera reports a failed coercion for the whole table at once; this says which cells.
+    """
+    problems = []
+    for name, column in schema.columns.items():
+        target = column.dtype.type
+        if name not in frame.columns or frame[name].dtype != pl.String or target == pl.String:
+            continue
+        text = frame[name]
+        if target.is_temporal():
+            parsed, kind = text.str.to_datetime(strict=False), "a date-time (ISO 8601)"
+        else:
+            parsed = text.str.strip_chars().cast(target, strict=False)
+            kind = "an integer" if target.is_integer() else "a number"
+        bad = (parsed.is_null() & text.is_not_null()).arg_true()
+        if len(bad):
+            rows = ", ".join(str(i + 1) for i in bad.head(5).to_list())
+            values = ", ".join(repr(v) for v in text.gather(bad.head(3)).to_list())
+            problems.append(
+                f"column '{name}' expects {kind} but {len(bad)} value(s) are not "
+                f"(data rows {rows}); found {values}"
+            )
+    if problems:
+        raise DataError(f"{path}: " + "; ".join(problems) + ".")
+
+
 def read_frame(path: Path) -> pl.DataFrame:
     """Read a whole small CSV or Parquet table, with errors that name the file."""
     if not path.is_file():
@@ -81,6 +109,13 @@ def read_frame(path: Path) -> pl.DataFrame:
         raise DataError(f"{path}: cannot be read as {fmt}: {_first_line(exc)}.") from None
     if frame.height == 0:
         raise DataError(f"{path}: has a header but no rows; expected at least one row.")
+    # polars renames a repeated CSV header to <name>_duplicated_<n>: which one is meant?
+    repeated = sorted({c.split("_duplicated_")[0] for c in frame.columns if "_duplicated_" in c})
+    if repeated:
+        raise DataError(
+            f"{path}: column(s) {', '.join(repeated)} appear more than once in the header; "
+            "each column must be named once."
+        )
     return frame.with_columns(pl.col(pl.Float32, pl.Float64).fill_nan(None))  # NaN = missing
 
 
@@ -93,6 +128,7 @@ def read_table(path: Path, schema: pa.DataFrameSchema) -> pl.DataFrame:
             f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; "
             f"expected columns {', '.join(schema.columns)}."
         )
+    _check_types(path, frame, schema)
     return _validate(path, frame, schema).select(list(schema.columns))
 
 
@@ -147,6 +183,17 @@ def load(raw_dir: Path) -> RawData:
             f"{harvests_path}: {len(unknown)} harvest row(s) refer to batches not in "
             f"{batches_path.name} (e.g. {', '.join(unknown.head(3).to_list())}); "
             "every harvest needs its batch."
+        )
+    early = harvests.join(batches.select("batch_id", "start_date"), on="batch_id").filter(
+        pl.col("harvest_date") < pl.col("start_date")
+    )
+    if early.height:
+        first = early.row(0, named=True)
+        raise DataError(
+            f"{harvests_path}: {early.height} harvest(s) dated before their batch started "
+            f"(e.g. {first['batch_id']}: harvested {first['harvest_date']}, started "
+            f"{first['start_date']} in {batches_path.name}); harvest_date must not precede "
+            "start_date."
         )
     truth_path = find_table(raw_dir, "truth", required=False)
     truth = read_table(truth_path, schemas.TRUTH) if truth_path else None

@@ -159,15 +159,14 @@ def register_and_promote(
     model_type: str,
     metrics: dict[str, float],
     passes_gate: bool,
-    challenger_loss: np.ndarray,
-    champion_loss: Any,
+    loss: Any,
     section: dict[str, Any],
     tags: dict[str, str],
 ) -> dict[str, Any]:
-    """Register `model_dir` and run the gate; `champion_loss(uri)` scores the champion.
+    """Register `model_dir` and run the gate; `loss(uri)` scores a model per held-out row.
 
-    An unchanged model (same files as the latest version) registers nothing and keeps
-    every alias where it is.
+    An unchanged model (same files as the latest version) registers nothing, keeps every
+    alias where it is, and is not scored at all.
     """
     version, is_new = register(key, model_dir, model_type, tags, metrics)
     if not is_new:
@@ -184,8 +183,8 @@ def register_and_promote(
     comparison = None
     if champion is not None and passes_gate:
         comparison = paired_bootstrap(
-            champion_loss(f"models:/{NAMES[key]}/{champion.version}"),
-            challenger_loss,
+            loss(f"models:/{NAMES[key]}/{champion.version}"),
+            loss(str(model_dir)),
             int(section["bootstrap_samples"]),
             float(section["confidence"]),
             int(section["seed"]),
@@ -230,12 +229,12 @@ def promote_all(
     gates = section["gates"]
     yield_g = test["fresh_weight_g"].to_numpy()
     grade = test["quality_grade"].to_list()
-    oracle = mlflow.sklearn.load_model(str(models / "oracle"))
-    classifier = mlflow.sklearn.load_model(str(models / "classifier"))
     o, c, y = reports["oracle"], reports["classifier"], reports["yolo"]
 
-    def champion_yolo(uri: str) -> np.ndarray:
-        folder = Path(mlflow.artifacts.download_artifacts(uri))
+    def yolo_loss(uri: str) -> np.ndarray:
+        folder = Path(
+            mlflow.artifacts.download_artifacts(uri) if uri.startswith("models:/") else uri
+        )
         return yolo.image_errors(folder / "best.pt", yolo_pairs, yolo_section)
 
     return {
@@ -245,7 +244,6 @@ def promote_all(
             "sklearn",
             {k: o[k] for k in ("r2", "mae", "rmse")},
             o["r2"] >= gates["oracle_r2"],
-            _squared_errors(oracle, test, yield_g),
             lambda uri: _squared_errors(mlflow.sklearn.load_model(uri), test, yield_g),
             section,
             tags["oracle"],
@@ -256,7 +254,6 @@ def promote_all(
             "sklearn",
             {k: c[k] for k in ("accuracy", "f1_macro", "roc_auc_ovr")},
             c["accuracy"] >= gates["classifier_accuracy"],
-            _log_losses(classifier, test, grade),
             lambda uri: _log_losses(mlflow.sklearn.load_model(uri), test, grade),
             section,
             tags["classifier"],
@@ -267,8 +264,7 @@ def promote_all(
             "ultralytics",
             {k: y[k] for k in ("mAP50", "mAP50-95", "precision", "recall", "f1")},
             y["mAP50"] >= gates["yolo_map50"],
-            yolo.image_errors(models / "yolo" / "best.pt", yolo_pairs, yolo_section),
-            champion_yolo,
+            yolo_loss,
             section,
             tags["yolo"],
         ),
