@@ -69,7 +69,7 @@ def corrupt(path: Path, kind: str, where: float, text: str) -> None:
 
 
 @settings(
-    max_examples=30,
+    max_examples=20,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
