@@ -40,6 +40,11 @@ class Comparison:
     rows: int
 
 
+def local_folder(uri: str) -> Path:
+    """A model's files on disk: downloaded for a `models:/` URI, else the folder itself."""
+    return Path(mlflow.artifacts.download_artifacts(uri) if uri.startswith("models:/") else uri)
+
+
 def content_hash(path: Path) -> str:
     """sha256 over a model folder's files (names and bytes): 'same model' across runs."""
     digest = hashlib.sha256()
@@ -232,10 +237,7 @@ def promote_all(
     o, c, y = reports["oracle"], reports["classifier"], reports["yolo"]
 
     def yolo_loss(uri: str) -> np.ndarray:
-        folder = Path(
-            mlflow.artifacts.download_artifacts(uri) if uri.startswith("models:/") else uri
-        )
-        return yolo.image_errors(folder / "best.pt", yolo_pairs, yolo_section)
+        return yolo.image_errors(local_folder(uri) / "best.pt", yolo_pairs, yolo_section)
 
     return {
         "oracle": register_and_promote(

@@ -80,18 +80,14 @@ def load_model(
         use_registry = bool(os.environ.get("MLFLOW_TRACKING_URI"))
     if use_registry:
         uri, label = _from_registry(key, alias, version)
-        if key == "yolo":
-            from vertiflow import yolo
-
-            return yolo.load_model(str(Path(mlflow.artifacts.download_artifacts(uri)) / "best.pt"))
     else:
         uri, label = str(models_dir / key), "local"
-        if key == "yolo":
-            from vertiflow import yolo
-
-            return yolo.load_model(str(models_dir / "yolo" / "best.pt"))
         if not Path(uri).is_dir():
             raise VertiflowError(f"{uri}: no model here; run `dvc repro` (or `dvc pull`) first.")
+    if key == "yolo":
+        from vertiflow import yolo
+
+        return yolo.load_model(str(registry.local_folder(uri) / "best.pt"))
     return LoggedPredictor(mlflow.pyfunc.load_model(uri), key, label, log_root)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import yaml
 
 from vertiflow.errors import VertiflowError
+from vertiflow.yolo_data import box_iou
 
 CLASSES = (
     "Acne",
@@ -211,14 +212,6 @@ def _box(mask: np.ndarray, threshold: float = 0.3) -> tuple[int, int, int, int] 
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
-def _iou(a, b) -> float:
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union else 0.0
-
-
 def render(rng: np.random.Generator, config: ImageConfig) -> tuple[np.ndarray, list[tuple]]:
     """One image (uint8 RGB) and its labels [(class_id, x_c, y_c, w, h) normalised]."""
     size = config.image_size
@@ -231,7 +224,7 @@ def render(rng: np.random.Generator, config: ImageConfig) -> tuple[np.ndarray, l
             s = size * rng.uniform(0.2, 0.42)
             cx, cy = rng.uniform(s * 0.3, size - s * 0.3, 2)
             probe = (int(cx - s / 2), int(cy - s / 2), int(cx + s / 2), int(cy + s / 2))
-            if all(_iou(probe, b) < 0.25 for b in boxes):
+            if not boxes or box_iou(probe, boxes).max() < 0.25:
                 break
         else:
             continue

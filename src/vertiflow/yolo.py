@@ -10,7 +10,6 @@ font), and its run folder is a temporary directory: only declared outs stay.
 from __future__ import annotations
 
 import os
-import random
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ import pandas as pd
 
 from vertiflow.errors import VertiflowError
 from vertiflow.tracking import checkout_root
+from vertiflow.yolo_data import box_iou
 
 os.environ["YOLO_CONFIG_DIR"] = str(checkout_root() / ".ultralytics")
 os.environ["YOLO_OFFLINE"] = "true"
@@ -104,9 +104,6 @@ def train(
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ):
     """Train in `workdir`; returns (best weights, final validation metrics, training table)."""
-    seed = int(section["seed"])
-    random.seed(seed)
-    np.random.seed(seed)
     _local_fonts()
     model = load_model(str(section["model"]))
     if on_epoch is not None:
@@ -126,7 +123,7 @@ def train(
         "epochs": int(section["epochs"]),
         "imgsz": int(section["image_size"]),
         "batch": int(section["batch"]),
-        "seed": seed,
+        "seed": int(section["seed"]),  # Ultralytics seeds random, numpy and torch with it
         "device": resolve_device(str(section["device"])),
         "workers": int(section["workers"]),
         "amp": False,
@@ -208,16 +205,6 @@ def sample_predictions(weights: Path, images: list[Path], section: dict[str, Any
     cv2.imwrite(str(out), np.vstack(rows))
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of xyxy boxes a (n, 4) and b (m, 4)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
-
-
 def image_errors(
     weights: Path, pairs: list[tuple[Path, Path]], section: dict[str, Any], conf: float = 0.25
 ) -> np.ndarray:
@@ -249,7 +236,7 @@ def image_errors(
         pred_cls = result.boxes.cls.cpu().numpy().astype(int)
         tp = 0
         if len(pred) and len(truth):
-            iou = _iou(pred, truth) * (pred_cls[:, None] == truth_cls[None, :])
+            iou = box_iou(pred, truth) * (pred_cls[:, None] == truth_cls[None, :])
             for i in np.argsort(-result.boxes.conf.cpu().numpy()):  # greedy, best first
                 j = int(np.argmax(iou[i]))
                 if iou[i, j] >= 0.5:
