@@ -46,9 +46,9 @@ def test_queued_grid_records_every_stage_once(small_copy, workers):
         ],
         small_copy,
     )
-    start_queue(small_copy, workers)
+    start_queue(small_copy, workers, {"OMP_NUM_THREADS": "1"})  # as the README runs it
     try:
-        status = wait_for_queue(small_copy)
+        status = wait_for_queue(small_copy, expected=4)
     finally:
         run(["dvc", "queue", "stop", "--kill"], small_copy, check=False)
     assert status.count("Success") == 4 and "Failed" not in status, status
