@@ -15,7 +15,7 @@ import time
 from common import REPO, WORK, write
 
 sys.path.insert(0, str(REPO / "tests"))
-from conftest import clone_checkout, run, start_queue, wait_for_queue
+from conftest import clone_checkout, run, start_queue, stop_queue, wait_for_queue
 
 
 def grid(offset: int) -> list[tuple[int, float]]:
@@ -41,9 +41,9 @@ def queued(repo, offset: int, env_extra: dict[str, str]) -> float:
     start_queue(repo, 2, env_extra)
     try:
         status = wait_for_queue(repo, expected=4)
-        assert status.count("Success") >= 4 * (offset - 1), status
+        assert status.count("Success") >= 4, status
     finally:
-        run(["dvc", "queue", "stop", "--kill"], repo, check=False)
+        stop_queue(repo)
     return time.perf_counter() - start
 
 
@@ -58,6 +58,13 @@ def main() -> None:
         run(["dvc", "config", "--local", "cache.type", cache_type], repo)
     run(["dvc", "repro"], repo)
     run(["git", "commit", "-qam", "baseline reproduced"], repo)
+    # A second, identical checkout for the second queued grid: after `dvc queue stop`, the
+    # next `dvc queue start` in the same checkout ran one task per worker and stopped (seen
+    # twice with DVC 3.67.1; the symptom of treeverse/dvc#10562, where a second
+    # `dvc queue start` picks the rest up).
+    repo_b = repo.with_name("sweep_b")
+    shutil.rmtree(repo_b, ignore_errors=True)
+    shutil.copytree(repo, repo_b, symlinks=True)
 
     start = time.perf_counter()
     for max_iter, rate in grid(1):
@@ -66,7 +73,7 @@ def main() -> None:
     # Each experiment's OpenMP code (scikit-learn's gradient boosting) starts one thread
     # per core; two experiments at once then run four busy threads on two cores.
     parallel_default = queued(repo, 2, {})
-    parallel = queued(repo, 3, {"OMP_NUM_THREADS": "1"})
+    parallel = queued(repo_b, 3, {"OMP_NUM_THREADS": "1"})
 
     figures = {
         "experiments": 4,
@@ -87,6 +94,7 @@ def main() -> None:
     print(figures)
     print(write("sweep_parallel" + (f"_{cache_type}" if cache_type else ""), figures))
     shutil.rmtree(WORK / "sweep", ignore_errors=True)
+    shutil.rmtree(repo_b, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -120,6 +120,22 @@ def wait_for_queue(repo: Path, expected: int, timeout: float = 900) -> str:
     raise AssertionError(f"queue still busy after {timeout} s")
 
 
+def stop_queue(repo: Path, timeout: float = 120) -> None:
+    """`dvc queue stop --kill`, then wait until its workers are gone.
+
+    Stopping is asynchronous: idle workers that have not yet seen the request take any
+    task queued meanwhile (with their old environment) and the next `dvc queue start`
+    can find itself stopped too.
+    """
+    run(["dvc", "queue", "stop", "--kill"], repo, check=False)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "0 active, 0 idle" in run(["dvc", "queue", "status"], repo, check=False).stdout:
+            return
+        time.sleep(2)
+    raise AssertionError(f"dvc queue workers still alive {timeout} s after `dvc queue stop`")
+
+
 def set_params(repo: Path, overrides: dict[str, object]) -> None:
     path = repo / "params.yaml"
     params = yaml.safe_load(path.read_text())

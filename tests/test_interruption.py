@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 
+import mlflow
 import pytest
 import yaml
 
@@ -51,3 +52,35 @@ def test_sigkill_mid_stage_then_repro_recovers(small_copy, stage):
     assert again.returncode == 0, again.stdout + again.stderr
     status = run(["dvc", "status", stage], repo).stdout
     assert "up to date" in status, status
+
+
+def test_a_killed_stage_run_is_marked_killed_by_the_next_stage(small_copy):
+    """SIGKILL leaves the stage's MLflow run RUNNING; the next stage run closes it."""
+    repo = small_copy
+    mlflow.set_tracking_uri(f"sqlite:///{repo / '.mlflow' / 'mlflow.db'}")
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name("vertiflow-models").experiment_id
+
+    def running() -> list:
+        return client.search_runs([experiment], "attributes.status = 'RUNNING'")
+
+    proc = subprocess.Popen(
+        ["dvc", "repro", "-f", "-s", "train_yolo"],
+        cwd=repo,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not running() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    (orphan,) = running()
+    assert orphan.data.tags["stage"] == "train_yolo"
+
+    again = run(["dvc", "repro", "-s", "train_yolo"], repo, timeout=600)
+    assert "KILLED" in again.stderr
+    assert client.get_run(orphan.info.run_id).info.status == "KILLED"
+    assert not running()

@@ -8,7 +8,7 @@ import shutil
 import mlflow
 import pytest
 
-from conftest import run, start_queue, wait_for_queue
+from conftest import run, start_queue, stop_queue, wait_for_queue
 
 pytestmark = pytest.mark.pipeline
 # What a classifier param re-runs.
@@ -50,7 +50,7 @@ def test_queued_grid_records_every_stage_once(small_copy, workers):
     try:
         status = wait_for_queue(small_copy, expected=4)
     finally:
-        run(["dvc", "queue", "stop", "--kill"], small_copy, check=False)
+        stop_queue(small_copy)
     assert status.count("Success") == 4 and "Failed" not in status, status
 
     found = experiments(small_copy)

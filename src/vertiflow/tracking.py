@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import socket
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,7 +96,12 @@ def _experiment_id(name: str) -> str:
 
 
 def run_tags(stage: str) -> dict[str, str]:
-    tags = {"stage": stage, "pipeline_run_id": pipeline_run_id()}
+    tags = {
+        "stage": stage,
+        "pipeline_run_id": pipeline_run_id(),
+        "host": socket.gethostname(),
+        "pid": str(os.getpid()),  # lets a later stage tell an orphaned run from a live one
+    }
     if commit := git_commit():
         tags["git_commit"] = commit
     for env, tag in (
@@ -104,6 +111,36 @@ def run_tags(stage: str) -> dict[str, str]:
         if os.environ.get(env):
             tags[tag] = os.environ[env]
     return tags
+
+
+def close_orphaned_runs(experiment_id: str) -> list[str]:
+    """Mark KILLED the runs left RUNNING by stage processes that no longer exist.
+
+    A stage killed by SIGKILL, an OOM kill or a power cut cannot end its own run, which
+    would stay RUNNING in the UI forever. Only runs started on this host are judged, and
+    a run whose process is still alive (a parallel queued experiment) is left alone.
+    """
+    client = mlflow.MlflowClient()
+    orphans = []
+    for run in client.search_runs(
+        [experiment_id],
+        filter_string=f"attributes.status = 'RUNNING' and tags.host = '{socket.gethostname()}'",
+    ):
+        try:
+            process = psutil.Process(int(run.data.tags.get("pid", "0")))
+            alive = process.create_time() <= run.info.start_time / 1000 + 1  # not a reused pid
+        except (psutil.Error, ValueError):
+            alive = False
+        if not alive:
+            client.set_terminated(run.info.run_id, "KILLED")
+            orphans.append(run.info.run_id)
+    if orphans:
+        print(
+            f"MLflow: marked {len(orphans)} run(s) of killed stage processes KILLED: "
+            + ", ".join(orphans),
+            file=sys.stderr,
+        )
+    return orphans
 
 
 @contextlib.contextmanager
@@ -120,6 +157,7 @@ def stage_run(stage: str, params: dict[str, Any], experiment: str = EXPERIMENT) 
             experiment_id = _experiment_id(experiment)
     else:
         experiment_id = _experiment_id(experiment)
+    close_orphaned_runs(experiment_id)
     with mlflow.start_run(experiment_id=experiment_id, run_name=stage, tags=run_tags(stage)) as run:
         mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
         yield run
