@@ -1,8 +1,10 @@
 """A 4-experiment sweep queued with `dvc queue start -j 2` against the same four run one
 after another, in one scratch clone with default params. Target ratio: 0.7 or lower.
 
-The two grids differ slightly (max_iter 201/202, ...) so that DVC's run-cache cannot
-restore either side from the other; the work per experiment is the same.
+The queued grid runs twice: with default threads (each experiment's OpenMP code starts
+one thread per core) and with OMP_NUM_THREADS=1 in the workers, the README's way; the
+ratio is the latter's. The three grids differ slightly (max_iter 201/202/203, ...) so
+that DVC's run-cache cannot restore one from another; the work per experiment is the same.
 """
 
 from __future__ import annotations

@@ -123,9 +123,10 @@ def wait_for_queue(repo: Path, expected: int, timeout: float = 900) -> str:
 def stop_queue(repo: Path, timeout: float = 120) -> None:
     """`dvc queue stop --kill`, then wait until its workers are gone.
 
-    Stopping is asynchronous: idle workers that have not yet seen the request take any
-    task queued meanwhile (with their old environment) and the next `dvc queue start`
-    can find itself stopped too.
+    Stopping is asynchronous: an idle worker that has not yet seen the request takes any
+    task queued meanwhile, with its old environment. (Even after this wait, the next
+    `dvc queue start` in the same checkout ran one task per worker and stopped, the
+    symptom of treeverse/dvc#10562: benchmarks/sweep_parallel.py uses a second checkout.)
     """
     run(["dvc", "queue", "stop", "--kill"], repo, check=False)
     deadline = time.monotonic() + timeout

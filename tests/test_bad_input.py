@@ -22,6 +22,14 @@ def _farm(repo: Path) -> Path:
     return farm
 
 
+ROW = pl.int_range(pl.len())  # each row's index: corruptions pick rows by it
+
+
+def _set(frame: pl.DataFrame, column: str, where: pl.Expr, value) -> pl.DataFrame:
+    """`column` with `value` on the rows where `where` holds (a literal: wrap it in pl.lit)."""
+    return frame.with_columns(pl.when(where).then(value).otherwise(column).alias(column))
+
+
 def _as_csv(farm: Path, name: str) -> pl.DataFrame:
     frame = pl.read_parquet(farm / f"{name}.parquet")
     (farm / f"{name}.parquet").unlink()
@@ -34,33 +42,18 @@ def missing_column(farm: Path) -> None:
 
 def wrong_type(farm: Path) -> None:
     frame = _as_csv(farm, "harvests").with_columns(pl.col("fresh_weight_g").cast(pl.String))
-    frame = frame.with_columns(
-        pl.when(pl.int_range(pl.len()) == 3)
-        .then(pl.lit("heavy"))
-        .otherwise("fresh_weight_g")
-        .alias("fresh_weight_g")
-    )
+    frame = _set(frame, "fresh_weight_g", ROW == 3, pl.lit("heavy"))
     frame.write_csv(farm / "harvests.csv")
 
 
 def out_of_range(farm: Path) -> None:
     frame = pl.read_parquet(farm / "harvests.parquet")
-    frame.with_columns(
-        pl.when(pl.int_range(pl.len()) < 2)
-        .then(-5.0)
-        .otherwise("fresh_weight_g")
-        .alias("fresh_weight_g")
-    ).write_parquet(farm / "harvests.parquet")
+    _set(frame, "fresh_weight_g", ROW < 2, -5.0).write_parquet(farm / "harvests.parquet")
 
 
 def nans(farm: Path) -> None:
     frame = pl.read_parquet(farm / "batches.parquet")
-    frame.with_columns(
-        pl.when(pl.int_range(pl.len()) == 7)
-        .then(float("nan"))
-        .otherwise("air_temp_setpoint")
-        .alias("air_temp_setpoint")
-    ).write_parquet(farm / "batches.parquet")
+    _set(frame, "air_temp_setpoint", ROW == 7, float("nan")).write_parquet(farm / "batches.parquet")
 
 
 def duplicate_ids(farm: Path) -> None:
@@ -85,12 +78,7 @@ def unknown_batches(farm: Path) -> None:
 
 def widespread_glitches(farm: Path) -> None:
     frame = pl.read_parquet(farm / "telemetry.parquet")
-    frame.with_columns(
-        pl.when(pl.int_range(pl.len()) % 10 == 0)
-        .then(999.0)
-        .otherwise("water_ph")
-        .alias("water_ph")
-    ).write_parquet(farm / "telemetry.parquet")
+    _set(frame, "water_ph", ROW % 10 == 0, 999.0).write_parquet(farm / "telemetry.parquet")
 
 
 def latin1_encoding(farm: Path) -> None:
@@ -120,49 +108,29 @@ def duplicated_column(farm: Path) -> None:
 
 def mixed_types(farm: Path) -> None:
     frame = _as_csv(farm, "batches").with_columns(pl.col("cycle_days").cast(pl.String))
-    frame.with_columns(
-        pl.when(pl.int_range(pl.len()) == 5)
-        .then(pl.lit("thirty"))
-        .otherwise("cycle_days")
-        .alias("cycle_days")
-    ).write_csv(farm / "batches.csv")
+    _set(frame, "cycle_days", ROW == 5, pl.lit("thirty")).write_csv(farm / "batches.csv")
 
 
 def extreme_setpoint(farm: Path) -> None:
     frame = pl.read_parquet(farm / "batches.parquet")
-    frame.with_columns(
-        pl.when(pl.int_range(pl.len()) == 9)
-        .then(1e12)
-        .otherwise("air_temp_setpoint")
-        .alias("air_temp_setpoint")
-    ).write_parquet(farm / "batches.parquet")
+    _set(frame, "air_temp_setpoint", ROW == 9, 1e12).write_parquet(farm / "batches.parquet")
 
 
 def harvest_before_start(farm: Path) -> None:
     frame = pl.read_parquet(farm / "harvests.parquet")
-    frame.with_columns(
-        pl.when(pl.int_range(pl.len()) == 0)
-        .then(pl.col("harvest_date") - pl.duration(days=400))
-        .otherwise("harvest_date")
-        .alias("harvest_date")
+    _set(
+        frame, "harvest_date", ROW == 0, pl.col("harvest_date") - pl.duration(days=400)
     ).write_parquet(farm / "harvests.parquet")
 
 
 def unknown_crop(farm: Path) -> None:
     frame = pl.read_parquet(farm / "batches.parquet")
-    frame.with_columns(
-        pl.when(pl.int_range(pl.len()) == 2).then(pl.lit("kale")).otherwise("crop").alias("crop")
-    ).write_parquet(farm / "batches.parquet")
+    _set(frame, "crop", ROW == 2, pl.lit("kale")).write_parquet(farm / "batches.parquet")
 
 
 def unknown_grade(farm: Path) -> None:
     frame = pl.read_parquet(farm / "harvests.parquet")
-    frame.with_columns(
-        pl.when(pl.int_range(pl.len()) == 1)
-        .then(pl.lit("GOLD"))
-        .otherwise("quality_grade")
-        .alias("quality_grade")
-    ).write_parquet(farm / "harvests.parquet")
+    _set(frame, "quality_grade", ROW == 1, pl.lit("GOLD")).write_parquet(farm / "harvests.parquet")
 
 
 def negative_energy(farm: Path) -> None:
@@ -186,12 +154,7 @@ def binary_garbage_csv(farm: Path) -> None:
 
 def unparseable_timestamps(farm: Path) -> None:
     frame = _as_csv(farm, "harvests").with_columns(pl.col("harvest_date").cast(pl.String))
-    frame.with_columns(
-        pl.when(pl.int_range(pl.len()) == 4)
-        .then(pl.lit("next tuesday"))
-        .otherwise("harvest_date")
-        .alias("harvest_date")
-    ).write_csv(farm / "harvests.csv")
+    _set(frame, "harvest_date", ROW == 4, pl.lit("next tuesday")).write_csv(farm / "harvests.csv")
 
 
 def telemetry_missing_sensor(farm: Path) -> None:
