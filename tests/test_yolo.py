@@ -149,6 +149,25 @@ def test_each_dataset_defect_is_named(tmp_path, defect):
     assert expected in str(err.value)
 
 
+@pytest.mark.reliability
+@pytest.mark.parametrize(
+    "defect", [_unreadable_image, _truncated_image], ids=["unreadable", "truncated"]
+)
+def test_unreadable_images_are_named_once_ultralytics_has_patched_pillow(tmp_path, defect):
+    """Ultralytics swaps PIL.Image.open on import; CI failed here after another test imported it."""
+    from PIL import Image
+
+    from vertiflow.yolo import ultralytics
+
+    ultralytics()  # imports it the way the stage does (offline, settings in the checkout)
+    assert Image.open.__module__ == "ultralytics.utils.patches"
+    write_dataset(tmp_path, TINY)
+    expected = defect(tmp_path)
+    with pytest.raises(DataError) as err:
+        yolo_data.check(yolo_data.read(tmp_path))
+    assert expected in str(err.value)
+
+
 def test_staging_keeps_the_dataset_untouched(tmp_path):
     write_dataset(tmp_path / "d", TINY)
     before = tree_digest(tmp_path / "d")

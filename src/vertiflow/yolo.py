@@ -24,6 +24,7 @@ from vertiflow.yolo_data import box_iou
 
 os.environ["YOLO_CONFIG_DIR"] = str(checkout_root() / ".ultralytics")
 os.environ["YOLO_OFFLINE"] = "true"
+os.environ["YOLO_AUTOINSTALL"] = "false"  # never pip-install a missing plugin at run time
 
 # Integrations Ultralytics would switch on by itself when their packages are installed.
 _INTEGRATIONS_OFF = {

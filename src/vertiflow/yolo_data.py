@@ -135,8 +135,10 @@ def check(dataset: Dataset) -> dict[str, Any]:
             try:
                 with Image.open(image) as im:
                     im.verify()
-            except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-                problems.append(f"{image}: unreadable image ({type(exc).__name__})")
+            # Once Ultralytics is imported, Image.open answers a file Pillow cannot identify
+            # by looking for the pi-heif plugin (offline: not installed, ModuleNotFoundError).
+            except (UnidentifiedImageError, OSError, SyntaxError, ImportError):
+                problems.append(f"{image}: unreadable image (Pillow cannot identify or decode it)")
             if not label.is_file():
                 problems.append(f"{image}: label file {label} is missing")
                 continue
