@@ -50,6 +50,12 @@ def rows() -> list[tuple[str, str, str, str]]:
             "< 15 %",
             t["overhead_under_15pct"],
         )
+        if fl := e.get("floor"):
+            add(
+                "its floor here: DVC on a trivial pipeline of the same stages, plus a "
+                "process per logging stage that opens and closes an empty MLflow run",
+                f"{fl['overhead_seconds']} s: {fl['overhead_share']:.1%}",
+            )
         add(
             "no-op `dvc repro` vs a trivial pipeline of the same shape",
             f"{e['noop_repro_seconds']} s vs {e['trivial_pipeline_noop_seconds']} s: "

@@ -44,6 +44,14 @@ def runs_of(repo: Path):
     return mlflow.search_runs(experiment_names=["vertiflow-models"], output_format="list")
 
 
+def test_dvc_parses_yaml_with_ruamels_c_parser():
+    """DVC loads with ruamel's safe loader, pure Python unless ruamel.yaml.clib is installed:
+    a no-op `dvc repro` parses params.yaml once per stage (1.65x DVC's floor without it)."""
+    from ruamel.yaml import YAML
+
+    assert YAML(typ="safe").Parser.__name__ == "CParser"
+
+
 def test_clean_clone_repro_leaves_nothing_to_do(default_repo):
     status = run(["dvc", "status"], default_repo).stdout
     assert "up to date" in status
