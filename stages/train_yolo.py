@@ -23,7 +23,8 @@ def main(
 ) -> None:
     all_params = params.load(params_file)
     section = params.section(all_params, "train_yolo")
-    dataset = yolo_data.read(Path(params.section(all_params, "images")["dataset"]))
+    dataset_dir = Path(params.section(all_params, "images")["dataset"])
+    dataset = yolo_data.read(dataset_dir)
     with (
         tracking.stage_run("train_yolo", {"train_yolo": section}),
         tempfile.TemporaryDirectory(prefix="vertiflow-yolo-") as tmp,
@@ -33,7 +34,7 @@ def main(
             data_yaml, section, Path(tmp), on_epoch=lambda e, m: mlflow.log_metrics(m, step=e)
         )
         report, pr_curve = yolo.report(final)
-        yolo.save_weights(best, out)
+        yolo.save_weights(best, out, str(dataset_dir / "data.yaml"))
         mlflow.log_artifact(str(out / "best.pt"), "weights")
 
         (metrics / "yolo.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -177,12 +177,33 @@ def report(metrics) -> tuple[dict[str, Any], pd.DataFrame]:
     return summary, curve
 
 
-def save_weights(best: Path, out: Path) -> None:
-    """Replace `out` only once the new weights are complete (a failed run keeps the old)."""
+def _replace_present(args: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    return {k: values.get(k, v) for k, v in args.items()}
+
+
+def save_weights(best: Path, out: Path, data_yaml: str) -> None:
+    """Write `out/best.pt` without what differs between identical trainings.
+
+    Ultralytics stamps a checkpoint with the date, the checkout's git state and path, its
+    temporary run folder and per-epoch wall times. Without them the same params and data
+    give a byte-identical file on the CPU, so dvc.lock's hash of models/yolo changes only
+    when the model does. `out` is replaced only once the new file is complete (a failed
+    run keeps the old weights).
+    """
+    import torch
+
+    ckpt = torch.load(best, map_location="cpu", weights_only=False)
+    ckpt["date"] = None
+    ckpt["git"] = None
+    where = {"data": data_yaml, "project": None, "save_dir": None}  # not the temporary copy
+    ckpt["train_args"] = _replace_present(ckpt["train_args"], where)
+    if isinstance(getattr(ckpt["model"], "args", None), dict):
+        ckpt["model"].args = _replace_present(ckpt["model"].args, where)
+    ckpt["train_results"] = {k: v for k, v in ckpt["train_results"].items() if k != "time"}
     staging = out.with_name(f".{out.name}.saving")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    shutil.copyfile(best, staging / "best.pt")
+    torch.save(ckpt, staging / "best.pt")
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
 
