@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from common import REPO, WORK, measure, write
-from vertiflow import monitoring
+from vertiflow.monitoring import monitor
 
 ROWS, BATCHES = 1_000_000, 100
 
@@ -26,7 +26,7 @@ def main() -> None:
     per = ROWS // BATCHES
     for _ in range(BATCHES):
         batch = test[rng.integers(0, test.height, per).tolist()]
-        monitoring.log_predictions("oracle", "1", batch, batch["fresh_weight_g"], work / "log")
+        monitor.log_predictions("oracle", "1", batch, batch["fresh_weight_g"], work / "log")
     cmd = [
         "vertiflow", "monitor", "--from-log", "oracle", "--root", str(work / "log"),
         "--out", str(work / "monitoring.json"), "--report-dir", str(work / "report"),

@@ -15,7 +15,7 @@ import sys
 import yaml
 
 from common import REPO, WORK, measure, write
-from vertiflow.simulator import SimConfig, write_farm
+from vertiflow.farm.simulator import SimConfig, write_farm
 
 NAIVE = """
 import sys, pandas as pd
@@ -27,7 +27,7 @@ t.groupby("batch_id").agg(["mean", "std"]).to_parquet(sys.argv[2])
 CORE = """
 import json, sys, time
 from pathlib import Path
-from vertiflow import dataset, rawdata, validation
+from vertiflow.data import dataset, rawdata, validation
 start = time.perf_counter()
 prepared = dataset.build(rawdata.load(Path(sys.argv[1])), 0.2)
 budgets = validation.Budgets(0.01, 0.05, 1, 1)

@@ -20,7 +20,9 @@ import mlflow.sklearn
 import polars as pl
 
 from common import REPO, WORK, write
-from vertiflow import modeling, params, tracking
+from vertiflow import params
+from vertiflow.lifecycle import tracking
+from vertiflow.tabular import modeling
 
 
 def timed(fn) -> float:

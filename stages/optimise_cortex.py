@@ -1,6 +1,5 @@
 """Stage optimise_cortex (A11): the recipe with the best margin per crop, and its regret."""
 
-import json
 from pathlib import Path
 
 import mlflow
@@ -9,14 +8,11 @@ import pandas as pd
 import polars as pl
 import typer
 
-from vertiflow import cortex, params, tracking
-from vertiflow.errors import exit_cleanly
+from vertiflow import cortex, params
+from vertiflow.lifecycle import tracking
+from vertiflow.stage import stage, write_json
 
-app = typer.Typer(add_completion=False)
 
-
-@app.command()
-@exit_cleanly
 def main(
     params_file: Path = typer.Option(Path("params.yaml"), "--params"),
     prepared: Path = typer.Option(Path("data/prepared")),
@@ -32,9 +28,8 @@ def main(
         classifier = mlflow.sklearn.load_model(str(models / "classifier"))
         results = cortex.recommend_all(section, train, oracle, classifier, with_truth=has_truth)
 
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "recipes.json").write_text(json.dumps(results["recipes"], indent=2) + "\n")
-        (metrics / "cortex.json").write_text(json.dumps(results["metrics"], indent=2) + "\n")
+        write_json(out / "recipes.json", results["recipes"])
+        write_json(metrics / "cortex.json", results["metrics"])
         plots = metrics / "cortex_plots"
         plots.mkdir(parents=True, exist_ok=True)
         for crop, trace in results["traces"].items():
@@ -45,6 +40,8 @@ def main(
         mlflow.log_metrics(params.flatten(results["metrics"]))
         mlflow.log_artifact(str(out / "recipes.json"))
 
+
+app = stage(main)
 
 if __name__ == "__main__":
     app()

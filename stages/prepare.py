@@ -1,19 +1,16 @@
 """Stage prepare: raw tables -> per-batch features, split by time into train and test."""
 
-import json
 from pathlib import Path
 
 import mlflow
 import typer
 
-from vertiflow import dataset, params, rawdata, tracking
-from vertiflow.errors import exit_cleanly
+from vertiflow import params
+from vertiflow.data import dataset, rawdata
+from vertiflow.lifecycle import tracking
+from vertiflow.stage import stage, write_json
 
-app = typer.Typer(add_completion=False)
 
-
-@app.command()
-@exit_cleanly
 def main(
     params_file: Path = typer.Option(Path("params.yaml"), "--params"),
     out: Path = typer.Option(Path("data/prepared"), help="Folder for the prepared tables."),
@@ -26,9 +23,11 @@ def main(
         prepared.train.write_parquet(out / "train.parquet")
         prepared.test.write_parquet(out / "test.parquet")
         prepared.truth.write_parquet(out / "truth.parquet")
-        (out / "checks.json").write_text(json.dumps(prepared.checks, indent=2) + "\n")
+        write_json(out / "checks.json", prepared.checks)
         mlflow.log_metrics({k: v for k, v in prepared.checks.items() if isinstance(v, int | float)})
 
+
+app = stage(main)
 
 if __name__ == "__main__":
     app()

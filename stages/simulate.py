@@ -6,15 +6,13 @@ from pathlib import Path
 import mlflow
 import typer
 
-from vertiflow import params, tracking
-from vertiflow.errors import VertiflowError, exit_cleanly
-from vertiflow.simulator import SimConfig, write_farm
+from vertiflow import params
+from vertiflow.errors import VertiflowError
+from vertiflow.farm.simulator import SimConfig, write_farm
+from vertiflow.lifecycle import tracking
+from vertiflow.stage import stage
 
-app = typer.Typer(add_completion=False)
 
-
-@app.command()
-@exit_cleanly
 def main(
     params_file: Path = typer.Option(Path("params.yaml"), "--params"),
     out: Path = typer.Option(Path("data/raw"), help="Folder for the raw tables."),
@@ -28,6 +26,8 @@ def main(
         shutil.rmtree(out, ignore_errors=True)
         mlflow.log_metrics(write_farm(out, config))
 
+
+app = stage(main)
 
 if __name__ == "__main__":
     app()

@@ -10,14 +10,11 @@ from pathlib import Path
 import mlflow
 import typer
 
-from vertiflow import evaluation, tracking
-from vertiflow.errors import exit_cleanly
+from vertiflow.lifecycle import tracking
+from vertiflow.stage import stage, write_json
+from vertiflow.tabular import evaluation
 
-app = typer.Typer(add_completion=False)
 
-
-@app.command()
-@exit_cleanly
 def main(metrics: Path = typer.Option(Path("metrics"))) -> None:
     reports = {
         name: json.loads((metrics / f"{name}.json").read_text())
@@ -25,10 +22,12 @@ def main(metrics: Path = typer.Option(Path("metrics"))) -> None:
     }
     with tracking.stage_run("summarise", {"models": ",".join(reports)}):
         quality = evaluation.quality_table(**reports)
-        (metrics / "quality.json").write_text(json.dumps(quality, indent=2) + "\n")
+        write_json(metrics / "quality.json", quality)
         mlflow.log_artifact(str(metrics / "quality.json"))
         mlflow.log_metrics({f"{k}_gap": v["gap"] for k, v in quality.items() if v and v["gap"]})
 
+
+app = stage(main)
 
 if __name__ == "__main__":
     app()

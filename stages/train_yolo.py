@@ -1,6 +1,5 @@
 """Stage train_yolo: the skin-condition detector (Ultralytics), offline and hermetic."""
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -8,14 +7,12 @@ from pathlib import Path
 import mlflow
 import typer
 
-from vertiflow import params, tracking, yolo, yolo_data
-from vertiflow.errors import exit_cleanly
+from vertiflow import params
+from vertiflow.lifecycle import tracking
+from vertiflow.stage import stage, write_json
+from vertiflow.vision import yolo, yolo_data
 
-app = typer.Typer(add_completion=False)
 
-
-@app.command()
-@exit_cleanly
 def main(
     params_file: Path = typer.Option(Path("params.yaml"), "--params"),
     out: Path = typer.Option(Path("models/yolo"), help="Folder for the best weights."),
@@ -25,6 +22,7 @@ def main(
     section = params.section(all_params, "train_yolo")
     dataset_dir = Path(params.section(all_params, "images")["dataset"])
     dataset = yolo_data.read(dataset_dir)
+    yolo.check_args(section)
     with (
         tracking.stage_run("train_yolo", {"train_yolo": section}),
         tempfile.TemporaryDirectory(prefix="vertiflow-yolo-") as tmp,
@@ -37,7 +35,7 @@ def main(
         yolo.save_weights(best, out, str(dataset_dir / "data.yaml"))
         mlflow.log_artifact(str(out / "best.pt"), "weights")
 
-        (metrics / "yolo.json").write_text(json.dumps(report, indent=2) + "\n")
+        write_json(metrics / "yolo.json", report)
         plots = metrics / "yolo_plots"
         shutil.rmtree(plots, ignore_errors=True)
         plots.mkdir(parents=True)
@@ -50,6 +48,8 @@ def main(
         mlflow.log_artifact(str(metrics / "yolo_samples.png"), "plots")
         mlflow.log_metrics({k: v for k, v in report.items() if k != "per_class"})
 
+
+app = stage(main)
 
 if __name__ == "__main__":
     app()

@@ -7,14 +7,13 @@ import mlflow
 import polars as pl
 import typer
 
-from vertiflow import params, tracking, validation
-from vertiflow.errors import DataError, VertiflowError, exit_cleanly
+from vertiflow import params
+from vertiflow.data import validation
+from vertiflow.errors import DataError, VertiflowError
+from vertiflow.lifecycle import tracking
+from vertiflow.stage import stage, write_json
 
-app = typer.Typer(add_completion=False)
 
-
-@app.command()
-@exit_cleanly
 def main(
     params_file: Path = typer.Option(Path("params.yaml"), "--params"),
     prepared: Path = typer.Option(Path("data/prepared")),
@@ -32,8 +31,7 @@ def main(
             json.loads((prepared / "checks.json").read_text()),
             budgets,
         )
-        report_path.parent.mkdir(parents=True, exist_ok=True)
-        report_path.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(report_path, report)
         mlflow.log_artifact(str(report_path))
         mlflow.log_metrics(
             {
@@ -47,6 +45,8 @@ def main(
             listed = "\n  - ".join(report["problems"])
             raise DataError(f"validation failed ({report_path}):\n  - {listed}")
 
+
+app = stage(main)
 
 if __name__ == "__main__":
     app()

@@ -1,19 +1,17 @@
 """Stage validate_images: the image dataset's gate before train_yolo."""
 
-import json
 from pathlib import Path
 
 import mlflow
 import typer
 
-from vertiflow import params, tracking, yolo_data
-from vertiflow.errors import DataError, exit_cleanly
+from vertiflow import params
+from vertiflow.errors import DataError
+from vertiflow.lifecycle import tracking
+from vertiflow.stage import stage, write_json
+from vertiflow.vision import yolo_data
 
-app = typer.Typer(add_completion=False)
 
-
-@app.command()
-@exit_cleanly
 def main(
     params_file: Path = typer.Option(Path("params.yaml"), "--params"),
     report_path: Path = typer.Option(Path("metrics/images_validation.json"), "--report"),
@@ -28,11 +26,12 @@ def main(
             report["problem"] = str(exc)
             raise
         finally:
-            report_path.parent.mkdir(parents=True, exist_ok=True)
-            report_path.write_text(json.dumps(report, indent=2) + "\n")
+            write_json(report_path, report)
             mlflow.log_artifact(str(report_path))
         mlflow.log_metrics({k: v for k, v in report.items() if isinstance(v, int)})
 
+
+app = stage(main)
 
 if __name__ == "__main__":
     app()

@@ -213,3 +213,11 @@ def small_copy(small_repo: Path, tmp_path: Path) -> Path:
     dest = tmp_path / "repo"
     shutil.copytree(small_repo, dest, symlinks=True)
     return dest
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """tests/unit is the fast lane: `pytest -m unit` (or `pytest tests/unit`)."""
+    unit = Path(__file__).parent / "unit"
+    for item in items:
+        if unit in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.unit)

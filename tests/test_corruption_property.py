@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vertiflow import dataset, rawdata
+from vertiflow.data import dataset, rawdata
 from vertiflow.errors import DataError
-from vertiflow.simulator import SimConfig, write_farm
+from vertiflow.farm.simulator import SimConfig, write_farm
 
 pytestmark = pytest.mark.reliability
 TABLES = ("batches", "harvests", "telemetry")

@@ -10,17 +10,17 @@ import pytest
 import yaml
 
 from conftest import REPO, run
-from vertiflow import drift, monitoring
+from vertiflow.monitoring import drift, monitor
 
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
-COLUMNS = monitoring.model_columns(PARAMS)
+COLUMNS = monitor.model_columns(PARAMS)
 THRESHOLDS = drift.Thresholds(**PARAMS["monitor"])
 
 
 @pytest.fixture(scope="module")
 def reference() -> pl.DataFrame:
     """Training-distribution reference: a bigger simulated farm than the batches checked."""
-    return monitoring.simulated_batch("none", seed=1000, racks=20)
+    return monitor.simulated_batch("none", seed=1000, racks=20)
 
 
 def test_psi_is_zero_for_identical_and_large_for_shifted_samples():
@@ -36,7 +36,7 @@ def test_psi_is_zero_for_identical_and_large_for_shifted_samples():
 def test_quiet_on_fresh_batches_from_the_training_distribution(reference):
     """False-alarm rate over 20 seeds: under 5 %, i.e. at most 0 of 20 flagged batches."""
     alarms = [
-        drift.detect(reference, monitoring.simulated_batch("none", seed), COLUMNS, THRESHOLDS)
+        drift.detect(reference, monitor.simulated_batch("none", seed), COLUMNS, THRESHOLDS)
         for seed in range(20)
     ]
     flagged = [a["drifted"] for a in alarms if a["severity"] != "ok"]
@@ -52,14 +52,14 @@ def test_quiet_on_fresh_batches_from_the_training_distribution(reference):
     ],
 )
 def test_each_scenario_is_flagged_at_its_features(reference, scenario, expected, untouched):
-    report = drift.detect(reference, monitoring.simulated_batch(scenario, 7), COLUMNS, THRESHOLDS)
+    report = drift.detect(reference, monitor.simulated_batch(scenario, 7), COLUMNS, THRESHOLDS)
     assert report["severity"] == "critical"
     assert expected <= set(report["drifted"]), report["drifted"]
     assert not untouched & set(report["drifted"]), report["drifted"]
 
 
 def test_rising_missing_values_warn(reference):
-    batch = monitoring.simulated_batch("none", 3)
+    batch = monitor.simulated_batch("none", 3)
     holes = batch.with_columns(
         pl.when(pl.int_range(pl.len()) % 5 == 0).then(None).otherwise("ph_dev").alias("ph_dev")
     )
@@ -70,9 +70,9 @@ def test_rising_missing_values_warn(reference):
 
 def test_prediction_log_round_trip(tmp_path):
     inputs = pl.DataFrame({"crop": ["basil", "lettuce"], "temp_dev": [0.5, -1.0]})
-    monitoring.log_predictions("oracle", "3", inputs, [41.0, 120.5], root=tmp_path)
-    monitoring.log_predictions("oracle", "4", inputs, [40.0, 121.0], root=tmp_path)
-    log = monitoring.read_predictions("oracle", root=tmp_path)
+    monitor.log_predictions("oracle", "3", inputs, [41.0, 120.5], root=tmp_path)
+    monitor.log_predictions("oracle", "4", inputs, [40.0, 121.0], root=tmp_path)
+    log = monitor.read_predictions("oracle", root=tmp_path)
     assert log.height == 4
     assert set(log["model_version"]) == {"3", "4"}
     assert {"prediction", "logged_at", "crop", "temp_dev"} <= set(log.columns)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from conftest import clone_checkout, run, set_params
-from vertiflow import evaluation, modeling
+from vertiflow.tabular import evaluation, modeling
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.xdist_group("default_repo")]
 STAGES = {
@@ -169,7 +169,7 @@ def _weights_hash(repo: Path) -> str:
 
 
 def test_yolo_retrain_is_within_its_stated_tolerance(small_copy):
-    from vertiflow.yolo import resolve_device
+    from vertiflow.vision.yolo import resolve_device
 
     before = json.loads((small_copy / "metrics" / "yolo.json").read_text())
     weights_before = _weights_hash(small_copy)

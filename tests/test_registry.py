@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import run, set_params
-from vertiflow import registry
+from vertiflow.lifecycle import registry
 
 
 def test_paired_bootstrap_separates_better_from_noise():
@@ -88,8 +88,9 @@ def test_loader_and_mlflow_models_serve_use_the_champion(small_repo, tmp_path):
     import requests
 
     from conftest import env
-    from vertiflow import modeling, serving
-    from vertiflow.stack import free_port
+    from vertiflow.lifecycle import serving
+    from vertiflow.lifecycle.stack import free_port
+    from vertiflow.tabular import modeling
 
     store = f"sqlite:///{small_repo / '.mlflow' / 'mlflow.db'}"
     mlflow.set_tracking_uri(store)
@@ -155,7 +156,7 @@ def test_the_apps_interfaces_wrap_the_real_implementation(small_repo, tmp_path, 
     """The calls Skin-Twin-AI and the farm's code make (the brief), on this repo's parts."""
     import polars as pl
 
-    from vertiflow.apps import ModelLoader, ModelMonitor, ModelRegistry
+    from vertiflow.lifecycle.apps import ModelLoader, ModelMonitor, ModelRegistry
 
     monkeypatch.chdir(small_repo)
     models = ModelLoader(use_registry=False).load_all_models()

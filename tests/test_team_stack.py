@@ -13,8 +13,8 @@ import polars as pl
 import pytest
 
 from conftest import env, run
-from vertiflow import modeling
-from vertiflow.stack import DVC_BUCKET, MLFLOW_BUCKET, Stack, free_port
+from vertiflow.lifecycle.stack import DVC_BUCKET, MLFLOW_BUCKET, Stack, free_port
+from vertiflow.tabular import modeling
 
 pytestmark = pytest.mark.stack
 

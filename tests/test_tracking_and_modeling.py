@@ -7,15 +7,17 @@ import numpy as np
 import polars as pl
 import pytest
 
-from vertiflow import modeling, params, tracking
+from vertiflow import params, runtime
 from vertiflow.errors import VertiflowError
+from vertiflow.lifecycle import tracking
+from vertiflow.tabular import modeling
 
 
 def test_queued_experiment_copies_resolve_to_the_owning_checkout(tmp_path):
     inside = tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "tmpab12cd" / "stages"
     inside.mkdir(parents=True)
-    assert tracking.checkout_root(inside) == (tmp_path / "repo").resolve()
-    assert tracking.checkout_root(tmp_path) == tmp_path.resolve()
+    assert runtime.checkout_root(inside) == (tmp_path / "repo").resolve()
+    assert runtime.checkout_root(tmp_path) == tmp_path.resolve()
 
 
 def test_local_store_is_sqlite_in_the_checkout(tmp_path, monkeypatch):

@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from conftest import run, tree_digest
-from vertiflow import yolo_data
 from vertiflow.errors import DataError
-from vertiflow.skin import CLASSES, ImageConfig, write_dataset
+from vertiflow.vision import yolo_data
+from vertiflow.vision.skin import CLASSES, ImageConfig, write_dataset
 
 TINY = ImageConfig(seed=3, classes=list(CLASSES), train_images=12, val_images=4, image_size=64)
 
@@ -38,7 +38,7 @@ def test_generator_is_deterministic_and_its_boxes_are_exact(tmp_path):
 def test_default_classes_all_appear_with_varied_sizes():
     rng = np.random.default_rng(0)
     config = ImageConfig(classes=["Acne", "Blackheads", "Dark-Spots", "Wrinkles", "Skin-Redness"])
-    from vertiflow.skin import render
+    from vertiflow.vision.skin import render
 
     labels = [label for _ in range(60) for label in render(rng, config)[1]]
     assert {c for c, *_ in labels} == set(range(5))
@@ -161,7 +161,7 @@ def test_unreadable_images_are_named_once_ultralytics_has_patched_pillow(tmp_pat
     """Ultralytics swaps PIL.Image.open on import; CI failed here after another test imported it."""
     from PIL import Image
 
-    from vertiflow.yolo import ultralytics
+    from vertiflow.vision.yolo import ultralytics
 
     ultralytics()  # imports it the way the stage does (offline, settings in the checkout)
     assert Image.open.__module__ == "ultralytics.utils.patches"
@@ -223,7 +223,7 @@ def test_train_yolo_is_offline_hermetic_and_logs_one_run(small_copy):
 
 @pytest.mark.pipeline
 def test_tiny_training_gives_weights_that_load_and_predict(small_repo):
-    from vertiflow import yolo
+    from vertiflow.vision import yolo
 
     weights = small_repo / "models" / "yolo" / "best.pt"
     model = yolo.load_model(str(weights))  # Ultralytics, with our offline settings

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from vertiflow import runtime
 from vertiflow.errors import exit_cleanly
 
 app = typer.Typer(add_completion=False, help="VertiFlow tools on top of the pipeline's outputs.")
@@ -17,6 +18,7 @@ app = typer.Typer(add_completion=False, help="VertiFlow tools on top of the pipe
 @app.callback()
 def main() -> None:
     """VertiFlow tools on top of the pipeline's outputs."""
+    runtime.configure()
 
 
 @app.command()
@@ -95,7 +97,7 @@ def stack(
     import signal
     import threading
 
-    from vertiflow.stack import DVC_BUCKET, MLFLOW_BUCKET, Stack
+    from vertiflow.lifecycle.stack import DVC_BUCKET, MLFLOW_BUCKET, Stack
 
     console = Console()
     s = Stack(
@@ -136,7 +138,7 @@ def report(
     ),
 ) -> None:
     """Markdown report for a pull request: params, metrics and plots changed since BASE."""
-    from vertiflow import report as pr_report
+    from vertiflow.lifecycle import report as pr_report
 
     text = pr_report.build(Path.cwd(), base, out)
     typer.echo(text)
@@ -167,8 +169,10 @@ def monitor(
     import polars as pl
     from rich.console import Console
 
-    from vertiflow import drift, monitoring, params, rawdata
+    from vertiflow import params
+    from vertiflow.data import rawdata
     from vertiflow.errors import VertiflowError
+    from vertiflow.monitoring import drift, monitor
 
     if sum(x is not None for x in (batch, from_log, scenario)) != 1:
         raise VertiflowError("give exactly one of --batch, --from-log or --scenario.")
@@ -177,35 +181,35 @@ def monitor(
     thresholds = drift.Thresholds(**section)
     oracle = mlflow.sklearn.load_model(str(models / "oracle"))
     classifier = mlflow.sklearn.load_model(str(models / "classifier"))
-    columns = monitoring.model_columns(all_params)
-    ref = monitoring.with_predictions(pl.read_parquet(reference), oracle, classifier)
+    columns = monitor.model_columns(all_params)
+    ref = monitor.with_predictions(pl.read_parquet(reference), oracle, classifier)
     if from_log is not None:
         # The log holds what the app was told; its predictions are checked as logged.
-        if from_log not in monitoring.PREDICTION_COLUMN:
+        if from_log not in monitor.PREDICTION_COLUMN:
             raise VertiflowError(
                 f"--from-log {from_log}: the logs drift is checked on are "
-                f"{', '.join(monitoring.PREDICTION_COLUMN)}."
+                f"{', '.join(monitor.PREDICTION_COLUMN)}."
             )
-        predicted = monitoring.PREDICTION_COLUMN[from_log]
-        current = monitoring.read_predictions(from_log, root).rename({"prediction": predicted})
+        predicted = monitor.PREDICTION_COLUMN[from_log]
+        current = monitor.read_predictions(from_log, root).rename({"prediction": predicted})
         drift.require_columns(current, columns)
         checked = [*columns, predicted]
     else:
-        current = rawdata.read_frame(batch) if batch else monitoring.simulated_batch(scenario, seed)
+        current = rawdata.read_frame(batch) if batch else monitor.simulated_batch(scenario, seed)
         drift.require_columns(current, columns)
-        current = monitoring.with_predictions(current, oracle, classifier)
-        checked = [*columns, *monitoring.PREDICTION_COLUMN.values()]
-    result = monitoring.check(ref, current, checked, thresholds)
+        current = monitor.with_predictions(current, oracle, classifier)
+        checked = [*columns, *monitor.PREDICTION_COLUMN.values()]
+    result = monitor.check(ref, current, checked, thresholds)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     report_dir.mkdir(parents=True, exist_ok=True)
     plots = {}
     for name in result["drifted"][:8]:
-        monitoring.plot_feature(ref[name], current[name], report_dir / f"{name}.png")
+        monitor.plot_feature(ref[name], current[name], report_dir / f"{name}.png")
         plots[name] = f"{name}.png"
-    (report_dir / "report.md").write_text(monitoring.markdown(result, plots))
-    alert = monitoring.record(result, root)
+    (report_dir / "report.md").write_text(monitor.markdown(result, plots))
+    alert = monitor.record(result, root)
 
     console = Console()
     console.print(

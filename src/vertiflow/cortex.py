@@ -26,10 +26,10 @@ import pandas as pd
 import polars as pl
 from scipy.optimize import differential_evolution, minimize
 
-from vertiflow import agronomy
-from vertiflow.energy import EnergyModel, Tariff, energy_cost_per_m2_day
+from vertiflow.data.features import crop_relative
 from vertiflow.errors import VertiflowError
-from vertiflow.features import crop_relative
+from vertiflow.farm import agronomy
+from vertiflow.farm.energy import EnergyModel, Tariff, energy_cost_per_m2_day
 
 # Decision variables, in this order everywhere, with the prepared column that measures each.
 RECIPE = {
@@ -123,7 +123,7 @@ def prepared_columns(crop: str, recipe: np.ndarray, typical: dict[str, float]) -
 
 def surrogate(crop: str, oracle, classifier, typical: dict[str, float], econ: Economics):
     """Margin per m2 per day as the trained models predict it (vectorised over recipes)."""
-    from vertiflow.evaluation import proba_in_grade_order
+    from vertiflow.tabular.evaluation import proba_in_grade_order
 
     def margin(recipe: np.ndarray) -> dict[str, np.ndarray]:
         frame = prepared_columns(crop, recipe, typical)

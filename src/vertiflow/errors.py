@@ -17,7 +17,7 @@ class VertiflowError(Exception):
 
 
 class DataError(VertiflowError):
-    """Input data breaks the contract in `vertiflow.schemas`."""
+    """Input data breaks the contract in `vertiflow.data.schemas`."""
 
 
 def _rows(index: list[int]) -> str:

@@ -1,27 +1,243 @@
-"""Read `params.yaml`, the single home of every tunable (DVC tracks it per stage)."""
+"""`params.yaml`, typed: one pydantic model per section, the only home of every default.
+
+DVC writes `-S` values with a YAML 1.2 library (`1e-08`, no dot), so the file is read with
+ruamel.yaml, DVC's own parser; PyYAML would read such a value as a string. A bad value,
+a missing key or an unknown key fails with one line naming the key, what was expected and
+what was found, before any output is touched.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from ruamel.yaml import YAML, YAMLError
 
 from vertiflow.errors import VertiflowError
 
+Number = int | float  # ints stay ints: params echo into outputs byte for byte
+Positive = Annotated[Number, Field(gt=0)]
+NonNegative = Annotated[Number, Field(ge=0)]
+Share = Annotated[Number, Field(ge=0, le=1)]
+Count = Annotated[int, Field(ge=1)]
 
-def load(path: Path = Path("params.yaml")) -> dict[str, Any]:
+
+def _ordered(pair: tuple[Number, Number]) -> tuple[Number, Number]:
+    if pair[0] >= pair[1]:
+        raise ValueError(f"[low, high] with low < high, not {list(pair)}")
+    return pair
+
+
+Range = Annotated[tuple[Number, Number], AfterValidator(_ordered)]
+Scalar = int | float | str | bool | None
+
+
+class Section(BaseModel):
+    """Strict enough to catch typos (unknown keys) and strings where numbers belong."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Simulate(Section):
+    seed: int
+    crops: dict[str, Share]
+    racks: Count
+    modules_per_rack: Count
+    cycles_per_module: Count
+    interval_minutes: Annotated[int, Field(ge=1, le=1440)]
+    start_date: str
+    module_area_m2: Positive
+    yield_noise: Annotated[float, Field(ge=0, le=1)]
+    dropout_rate: Annotated[float, Field(ge=0, lt=1)]
+    spike_rate: Annotated[float, Field(ge=0, lt=1)]
+
+
+class Prepare(Section):
+    raw_dir: str
+    test_fraction: Annotated[float, Field(gt=0, lt=1)]
+
+
+class Validate(Section):
+    max_glitch_fraction: Share
+    max_dropout_fraction: Share
+    min_train_rows: Count
+    min_test_rows: Count
+
+
+class Features(Section):
+    categorical: list[str]
+    numeric: list[str]
+
+
+class Train(Section):
+    estimator: Literal["hist_gradient_boosting", "random_forest"]
+    seed: int
+    features: Features
+    hyperparams: dict[str, Scalar] = {}
+
+
+class TrainOracle(Train):
+    log_target: bool
+
+
+class Energy(Section):
+    peak_price: NonNegative
+    offpeak_price: NonNegative
+    peak_start: Annotated[int, Field(ge=0, le=24)]
+    peak_end: Annotated[int, Field(ge=0, le=24)]
+    led_efficacy_umol_per_j: Positive
+    hvac_cop: Positive
+    envelope_w_per_m2_k: NonNegative
+    ambient_temp_c: Number
+
+
+class Optimiser(Section):
+    maxiter: Count
+    popsize: Count
+    tol: Annotated[float, Field(gt=0)]
+    smoothing_samples: Annotated[int, Field(ge=0)]
+    smoothing_scale: NonNegative
+
+
+class OptimiseCortex(Section):
+    seed: int
+    crops: list[str]
+    bounds: dict[Literal["air_temp", "humidity", "co2", "ppfd", "photoperiod", "ec"], Range]
+    dli_bounds: Range
+    training_quantiles: Range
+    prices_mad_per_kg: dict[str, dict[Literal["PREMIUM", "STANDARD", "REJECT"], NonNegative]]
+    plants_per_m2: dict[str, Positive]
+    energy: Energy
+    co2_price_mad_per_kg: NonNegative
+    co2_kg_per_m2_day_per_100ppm: NonNegative
+    nutrient_cost_mad_per_m2_day_per_ec: NonNegative
+    optimiser: Optimiser
+    truth_grid_points: Annotated[int, Field(ge=2)]
+
+
+class SimulateImages(Section):
+    seed: int
+    classes: list[str]
+    train_images: Count
+    val_images: Count
+    image_size: Annotated[int, Field(ge=64)]
+    max_objects: Count
+
+
+class Images(Section):
+    dataset: str
+
+
+class TrainYolo(Section):
+    model: str
+    epochs: Count
+    image_size: Annotated[int, Field(ge=32)]
+    batch: Count
+    seed: int
+    device: str | int
+    workers: Annotated[int, Field(ge=0)]
+    hyperparams: dict[str, Scalar] = {}
+
+
+class MinImprovement(Section):
+    oracle: float
+    classifier: float
+    yolo: float
+
+
+class Gates(Section):
+    oracle_r2: float
+    classifier_accuracy: Share
+    yolo_map50: Share
+
+
+class Register(Section):
+    bootstrap_samples: Annotated[int, Field(ge=100)]
+    confidence: Annotated[float, Field(gt=0, lt=1)]
+    seed: int
+    min_improvement: MinImprovement
+    gates: Gates
+
+
+class Monitor(Section):
+    psi_warning: Positive
+    psi_critical: Positive
+    alpha: Annotated[float, Field(gt=0, lt=1)]
+    missing_increase: Share
+    min_rows: Count
+
+
+class Params(Section):
+    simulate: Simulate
+    prepare: Prepare
+    validate_: Validate = Field(alias="validate")
+    train_oracle: TrainOracle
+    train_classifier: Train
+    optimise_cortex: OptimiseCortex
+    simulate_images: SimulateImages
+    images: Images
+    train_yolo: TrainYolo
+    register_: Register = Field(alias="register")
+    monitor: Monitor
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+_UNION_TAGS = {"int", "float", "str", "bool", "none", "list[str]"}  # pydantic's union members
+
+
+def _key(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if not str(p).startswith(("function-", "tuple[", "["))]
+    return ".".join(p.rstrip("_") for p in parts if p not in _UNION_TAGS)
+
+
+def _describe(path: Path, err: ValidationError) -> VertiflowError:
+    """One line per bad key: the key, what was expected, what was found."""
+    found: dict[str, tuple[list[str], Any]] = {}
+    for e in err.errors(include_url=False):
+        key = _key(e["loc"])
+        if e["type"] == "missing":
+            expected = "a value (the key is missing; every key of the section is required)"
+        elif e["type"] == "extra_forbidden":
+            expected = "no such key (unknown: check its spelling)"
+        else:
+            expected = e["msg"].removeprefix("Value error, ").removeprefix("Input should be ")
+        wanted, _ = found.setdefault(key, ([], None if e["type"] == "missing" else e["input"]))
+        if expected not in wanted:
+            wanted.append(expected)
+    lines = []
+    for key, (wanted, value) in found.items():
+        if len(wanted) > 1 and all("valid integer" in w or "valid number" in w for w in wanted):
+            wanted = ["a number"]
+        shown = "nothing" if value is None else repr(value)
+        lines.append(f"{path}: {key}: expected {' or '.join(wanted)}; found {shown}")
+    return VertiflowError("\n".join(lines))
+
+
+def read_yaml(path: Path) -> Any:
+    """YAML 1.2 as DVC writes it (`1e-08` is a float), plain Python types."""
     try:
-        params = yaml.safe_load(path.read_text())
+        return YAML(typ="safe", pure=False).load(path.read_text())
     except FileNotFoundError:
         raise VertiflowError(f"{path}: not found; run stages from the repository root.") from None
-    except yaml.YAMLError as exc:
+    except YAMLError as exc:
         raise VertiflowError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(params, dict):
-        raise VertiflowError(
-            f"{path}: expected a mapping of sections, got {type(params).__name__}."
-        )
-    return params
+
+
+def load_typed(path: Path = Path("params.yaml")) -> Params:
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise VertiflowError(f"{path}: expected a mapping of sections, got {type(raw).__name__}.")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise _describe(path, err) from None
+
+
+def load(path: Path = Path("params.yaml")) -> dict[str, Any]:
+    """Every section, validated, as plain dicts (the form MLflow and `-S` names use)."""
+    return load_typed(path).model_dump(mode="json", by_alias=True)
 
 
 def section(params: dict[str, Any], name: str) -> dict[str, Any]:

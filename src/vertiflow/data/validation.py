@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import pandera.errors
 import polars as pl
 
-from vertiflow.agronomy import GRADES
+from vertiflow.data.schemas import PREPARED, SENSORS
 from vertiflow.errors import describe_schema_errors
-from vertiflow.schemas import PREPARED, SENSORS
+from vertiflow.farm.agronomy import GRADES
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vertiflow import agronomy
-from vertiflow.energy import EnergyModel
-from vertiflow.schemas import SENSOR_BOUNDS
+from vertiflow.data.schemas import SENSOR_BOUNDS
+from vertiflow.farm import agronomy
+from vertiflow.farm.energy import EnergyModel
 
 LIGHTS_ON_HOUR = 23  # lights start in the off-peak window (23:00-07:00)
 

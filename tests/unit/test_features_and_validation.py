@@ -7,10 +7,10 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from vertiflow import dataset, validation
+from vertiflow.data import dataset, validation
+from vertiflow.data.features import summarise_telemetry
+from vertiflow.data.schemas import SENSORS
 from vertiflow.errors import DataError
-from vertiflow.features import summarise_telemetry
-from vertiflow.schemas import SENSORS
 
 BATCHES = pl.DataFrame({"batch_id": ["B1", "B2"], "crop": ["basil", "lettuce"]})
 

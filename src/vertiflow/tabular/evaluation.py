@@ -20,7 +20,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from vertiflow.agronomy import GRADES
+from vertiflow.farm.agronomy import GRADES
 
 TRUTH_PROBA = ["p_premium", "p_standard", "p_reject"]  # columns in GRADES order
 

@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from vertiflow import drift
 from vertiflow.errors import DataError
+from vertiflow.monitoring import drift
 
 MONITORING_DIR = Path(".monitoring")
 
-# Drifted farms for tests and demos: SimConfig overrides (vertiflow.simulator).
+# Drifted farms for tests and demos: SimConfig overrides (vertiflow.farm.simulator).
 SCENARIOS: dict[str, dict[str, Any]] = {
     "none": {},
     "co2_sensor": {"co2_sensor_offset_ppm": 250.0},  # miscalibrated CO2 sensor
@@ -68,8 +68,8 @@ def read_predictions(model: str, root: Path = MONITORING_DIR) -> pl.DataFrame:
 
 def simulated_batch(scenario: str, seed: int, racks: int = 5, cycles: int = 10) -> pl.DataFrame:
     """Prepared features of a fresh simulated farm, optionally drifted (SCENARIOS)."""
-    from vertiflow import dataset, rawdata
-    from vertiflow.simulator import SimConfig, write_farm
+    from vertiflow.data import dataset, rawdata
+    from vertiflow.farm.simulator import SimConfig, write_farm
 
     if scenario not in SCENARIOS:
         raise DataError(f"unknown scenario '{scenario}'; known: {', '.join(SCENARIOS)}.")
@@ -99,7 +99,7 @@ PREDICTION_COLUMN = {"oracle": "predicted_yield_g", "classifier": "predicted_gra
 
 def with_predictions(table: pl.DataFrame, oracle, classifier) -> pl.DataFrame:
     """Add the models' outputs, so prediction drift is checked like any feature."""
-    from vertiflow.modeling import frame
+    from vertiflow.tabular.modeling import frame
 
     return table.with_columns(
         pl.Series("predicted_yield_g", oracle.predict(frame(table, oracle.feature_names_in_))),
@@ -163,10 +163,7 @@ def markdown(report: dict[str, Any], plots: dict[str, str]) -> str:
 
 
 def plot_feature(reference: pl.Series, current: pl.Series, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # backend from runtime.configure (MPLBACKEND)
 
     fig, ax = plt.subplots(figsize=(5, 3))
     if reference.dtype.is_numeric():

@@ -19,8 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no network on farm machines
-
 import mlflow
 import psutil
 import requests
@@ -29,16 +27,10 @@ from mlflow.entities import LoggedModelStatus
 
 from vertiflow.errors import VertiflowError
 from vertiflow.params import flatten
+from vertiflow.runtime import checkout_root
 
 EXPERIMENT = "vertiflow-models"
 LOCAL_STORE = ".mlflow"
-QUEUE_DIR = "/.dvc/tmp/exps/"
-
-
-def checkout_root(cwd: Path | None = None) -> Path:
-    """The user's checkout, also when running inside a queued experiment's temp copy."""
-    path = (cwd or Path.cwd()).resolve().as_posix()
-    return Path(path.split(QUEUE_DIR)[0])
 
 
 def tracking_uri() -> str:

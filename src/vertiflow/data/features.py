@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from vertiflow.agronomy import CROPS
+from vertiflow.data.schemas import SENSOR_BOUNDS, SENSORS
 from vertiflow.errors import DataError
-from vertiflow.schemas import SENSOR_BOUNDS, SENSORS
+from vertiflow.farm.agronomy import CROPS
 
 LIT_PPFD = 1.0  # umol/m2/s: above this the lights count as on
 SECONDS_PER_DAY_MOL = 86400 / 1e6  # mean PPFD (umol/m2/s) -> DLI (mol/m2/d)

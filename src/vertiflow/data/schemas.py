@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
-from vertiflow.agronomy import CROPS, GRADES
+from vertiflow.farm.agronomy import CROPS, GRADES
 
 # Physical bounds of each sensor (unit, low, high); outside them a reading is a glitch.
 SENSOR_UNITS = {

@@ -22,7 +22,7 @@ import numpy as np
 from mlflow.exceptions import MlflowException
 from scipy import stats
 
-from vertiflow import tracking
+from vertiflow.lifecycle import tracking
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 # Registered names: the tabular models by role, the detector by the name the skin app uses.
@@ -198,15 +198,15 @@ def register_and_promote(
 
 
 def _squared_errors(model, test, actual: np.ndarray) -> np.ndarray:
-    from vertiflow.modeling import frame
+    from vertiflow.tabular.modeling import frame
 
     return (model.predict(frame(test, model.feature_names_in_)) - actual) ** 2
 
 
 def _log_losses(model, test, actual: np.ndarray) -> np.ndarray:
-    from vertiflow.agronomy import GRADES
-    from vertiflow.evaluation import proba_in_grade_order
-    from vertiflow.modeling import frame
+    from vertiflow.farm.agronomy import GRADES
+    from vertiflow.tabular.evaluation import proba_in_grade_order
+    from vertiflow.tabular.modeling import frame
 
     proba = proba_in_grade_order(model, frame(test, model.feature_names_in_))
     picked = proba[np.arange(len(actual)), [GRADES.index(a) for a in actual]]
@@ -229,7 +229,7 @@ def promote_all(
     """
     import mlflow.sklearn
 
-    from vertiflow import yolo
+    from vertiflow.vision import yolo
 
     gates = section["gates"]
     yield_g = test["fresh_weight_g"].to_numpy()
@@ -271,3 +271,29 @@ def promote_all(
             tags["yolo"],
         ),
     }
+
+
+def version_tags(train_table: str, dataset_dir: str) -> dict[str, dict[str, str]]:
+    """Tags of each new version: the evaluate run's lineage plus its data version.
+
+    The data version is the md5 DVC recorded for what the model was trained on.
+    """
+    common = {k: v for k, v in tracking.run_tags("evaluate").items() if k != "stage"}
+    tabular = str(tracking.dvc_dep_hash("train_oracle", train_table))
+    images = str(tracking.dvc_dep_hash("train_yolo", dataset_dir))
+    return {
+        "oracle": {**common, "data_version": tabular},
+        "classifier": {**common, "data_version": tabular},
+        "yolo": {**common, "data_version": images},
+    }
+
+
+def decision_metrics(decisions: dict[str, Any]) -> dict[str, float]:
+    """The gate's outcome as numbers for the evaluate run: promoted, and the interval."""
+    out: dict[str, float] = {f"{k}_promoted": int(d["promoted"]) for k, d in decisions.items()}
+    for key, decision in decisions.items():
+        if comparison := decision.get("comparison"):
+            out[f"{key}_improvement_mean"] = comparison["improvement"]
+            out[f"{key}_improvement_ci_low"] = comparison["ci_low"]
+            out[f"{key}_improvement_ci_high"] = comparison["ci_high"]
+    return out

@@ -8,9 +8,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from vertiflow import agronomy, cortex
-from vertiflow.energy import EnergyModel, Tariff, energy_cost_per_m2_day
+from vertiflow import cortex
 from vertiflow.errors import VertiflowError
+from vertiflow.farm import agronomy
+from vertiflow.farm.energy import EnergyModel, Tariff, energy_cost_per_m2_day
 
 PRICES = {"basil": {"PREMIUM": 90, "STANDARD": 60, "REJECT": 0}}
 BOX = [(18.0, 28.0), (50.0, 80.0), (400.0, 1400.0), (150.0, 550.0), (12.0, 20.0), (1.2, 2.5)]

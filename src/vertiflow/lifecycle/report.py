@@ -102,10 +102,7 @@ def changed_plot_files(repo: Path, base: str) -> list[str]:
 
 
 def draw(path: str, base_csv: str | None, now_csv: str | None, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # backend from runtime.configure (MPLBACKEND)
 
     name = Path(path).stem
     x, y, kind = next((v for k, v in PLOT_AXES.items() if name.startswith(k)), (None, None, "line"))

@@ -9,7 +9,6 @@ font), and its run folder is a temporary directory: only declared outs stay.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -18,13 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vertiflow import runtime
 from vertiflow.errors import VertiflowError
-from vertiflow.tracking import checkout_root
-from vertiflow.yolo_data import box_iou
-
-os.environ["YOLO_CONFIG_DIR"] = str(checkout_root() / ".ultralytics")
-os.environ["YOLO_OFFLINE"] = "true"
-os.environ["YOLO_AUTOINSTALL"] = "false"  # never pip-install a missing plugin at run time
+from vertiflow.vision.yolo_data import box_iou
 
 # Integrations Ultralytics would switch on by itself when their packages are installed.
 _INTEGRATIONS_OFF = {
@@ -42,13 +37,16 @@ _INTEGRATIONS_OFF = {
 
 
 def ultralytics():
-    """Import Ultralytics with its integrations off (its settings file is ours)."""
+    """Import Ultralytics configured (runtime.configure) with its integrations off.
+
+    The switches change its settings in memory only (dict.update bypasses the settings
+    file's save), so no settings file, ours or a user's, is rewritten.
+    """
+    runtime.configure()
     import ultralytics as ul
     from ultralytics.utils import SETTINGS
 
-    changed = {k: v for k, v in _INTEGRATIONS_OFF.items() if k in SETTINGS and SETTINGS[k] != v}
-    if changed:
-        SETTINGS.update(changed)
+    dict.update(SETTINGS, {k: v for k, v in _INTEGRATIONS_OFF.items() if k in SETTINGS})
     return ul
 
 
@@ -98,6 +96,51 @@ def _local_fonts() -> None:
             shutil.copyfile(source, folder / name)
 
 
+def train_args(section: dict[str, Any], data_yaml: Path, workdir: Path) -> dict[str, Any]:
+    """Ultralytics' train arguments from the params section (ours win over hyperparams)."""
+    return {
+        "deterministic": True,
+        **(section.get("hyperparams") or {}),
+        "data": str(data_yaml),
+        "epochs": int(section["epochs"]),
+        "imgsz": int(section["image_size"]),
+        "batch": int(section["batch"]),
+        "seed": int(section["seed"]),  # Ultralytics seeds random, numpy and torch with it
+        "device": resolve_device(str(section["device"])),
+        "workers": int(section["workers"]),
+        "amp": False,
+        "plots": False,
+        "project": str(workdir),
+        "name": "train",
+        "exist_ok": True,
+        "verbose": False,
+    }
+
+
+def check_args(section: dict[str, Any]) -> None:
+    """Ultralytics' own argument checks, run before anything is trained or written.
+
+    Unknown keys (SyntaxError there) and values of the wrong type or range (TypeError,
+    ValueError) become one clean line naming the params key.
+    """
+    ultralytics()
+    from ultralytics.cfg import get_cfg
+
+    def problem(overrides: dict[str, Any]) -> str | None:
+        try:
+            get_cfg(overrides=train_args(overrides, Path("data.yaml"), Path(".")))
+        except (SyntaxError, TypeError, ValueError) as exc:
+            return " ".join(str(exc).split())
+        return None
+
+    if (message := problem(section)) is None:
+        return
+    for key, value in (section.get("hyperparams") or {}).items():  # name the culprit
+        if (single := problem({**section, "hyperparams": {key: value}})) is not None:
+            raise VertiflowError(f"params.yaml: train_yolo.hyperparams.{key}: {single}")
+    raise VertiflowError(f"params.yaml: train_yolo: {message}")
+
+
 def train(
     data_yaml: Path,
     section: dict[str, Any],
@@ -117,25 +160,8 @@ def train(
             on_epoch(trainer.epoch + 1, {_metric_name(k): float(v) for k, v in values.items()})
 
         model.add_callback("on_fit_epoch_end", log_epoch)
-    args = {
-        "deterministic": True,
-        **(section.get("hyperparams") or {}),
-        "data": str(data_yaml),
-        "epochs": int(section["epochs"]),
-        "imgsz": int(section["image_size"]),
-        "batch": int(section["batch"]),
-        "seed": int(section["seed"]),  # Ultralytics seeds random, numpy and torch with it
-        "device": resolve_device(str(section["device"])),
-        "workers": int(section["workers"]),
-        "amp": False,
-        "plots": False,
-        "project": str(workdir),
-        "name": "train",
-        "exist_ok": True,
-        "verbose": False,
-    }
     try:
-        model.train(**args)
+        model.train(**train_args(section, data_yaml, workdir))
     except SyntaxError as exc:  # Ultralytics' way of saying "unknown argument"
         raise VertiflowError(f"params.yaml: train_yolo.hyperparams: {exc}") from None
     run_dir = workdir / "train"

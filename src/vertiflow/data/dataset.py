@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from vertiflow.data.features import TelemetrySummary, crop_relative, summarise_telemetry
+from vertiflow.data.rawdata import RawData
 from vertiflow.errors import DataError
-from vertiflow.features import TelemetrySummary, crop_relative, summarise_telemetry
-from vertiflow.rawdata import RawData
 
 TRUTH_COLUMNS = ["batch_id", "yield_expected_g", "p_premium", "p_standard", "p_reject"]
 

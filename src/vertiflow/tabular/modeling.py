@@ -138,7 +138,7 @@ def save_and_log(model: Pipeline, path: Path, x_example: pd.DataFrame) -> str:
     mlflow.sklearn.save_model(model, str(staging), **_model_kwargs(model, x_example))
     shutil.rmtree(path, ignore_errors=True)  # only once the new model is complete
     staging.rename(path)
-    from vertiflow.tracking import log_model_dir
+    from vertiflow.lifecycle.tracking import log_model_dir
 
     return log_model_dir(path, "model", "sklearn")
 
@@ -159,15 +159,3 @@ def train(
     )
     seconds = fit(model, x, table[target].to_pandas())
     return model, x, seconds
-
-
-def train_stage(
-    stage: str, task: str, target: str, section: dict[str, Any], train_path: Path, out: Path
-) -> None:
-    """What train_oracle and train_classifier do: one MLflow run, fit, save the DVC out, log."""
-    from vertiflow import tracking
-
-    with tracking.stage_run(stage, {stage: section}):
-        model, x, fit_seconds = train(task, pl.read_parquet(train_path), target, section)
-        save_and_log(model, out, x)
-        mlflow.log_metrics({"fit_seconds": fit_seconds, "train_rows": len(x)})

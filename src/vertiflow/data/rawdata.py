@@ -14,7 +14,7 @@ import pandera.errors
 import pandera.polars as pa
 import polars as pl
 
-from vertiflow import schemas
+from vertiflow.data import schemas
 from vertiflow.errors import DataError, describe_schema_errors
 
 TABLES = ("batches", "telemetry", "harvests")

@@ -17,8 +17,10 @@ import mlflow
 import pandas as pd
 import polars as pl
 
-from vertiflow import monitoring, registry
+from vertiflow import runtime
 from vertiflow.errors import VertiflowError
+from vertiflow.lifecycle import registry
+from vertiflow.monitoring import monitor
 
 ALIASES = {"YOLO-SkinDetection": "yolo"}
 
@@ -36,7 +38,7 @@ class LoggedPredictor:
     def predict(self, inputs: pd.DataFrame | pl.DataFrame):
         frame = inputs.to_pandas() if isinstance(inputs, pl.DataFrame) else inputs
         predictions = self.model.predict(frame)
-        monitoring.log_predictions(
+        monitor.log_predictions(
             self.name, self.version, pl.from_pandas(frame), predictions, self.log_root
         )
         return predictions
@@ -72,9 +74,10 @@ def load_model(
     version: int | None = None,
     use_registry: bool | None = None,
     models_dir: Path = Path("models"),
-    log_root: Path = monitoring.MONITORING_DIR,
+    log_root: Path = monitor.MONITORING_DIR,
 ):
     """`oracle`, `classifier` or `yolo` (`YOLO-SkinDetection`), by alias or version."""
+    runtime.configure()
     key = _key(name)
     if use_registry is None:
         use_registry = bool(os.environ.get("MLFLOW_TRACKING_URI"))
@@ -85,7 +88,7 @@ def load_model(
         if not Path(uri).is_dir():
             raise VertiflowError(f"{uri}: no model here; run `dvc repro` (or `dvc pull`) first.")
     if key == "yolo":
-        from vertiflow import yolo
+        from vertiflow.vision import yolo
 
         return yolo.load_model(str(registry.local_folder(uri) / "best.pt"))
     return LoggedPredictor(mlflow.pyfunc.load_model(uri), key, label, log_root)

@@ -1,7 +1,7 @@
 """The interfaces the farm's and Skin-Twin-AI's code already call, over the real thing.
 
-Thin wrappers: `ModelRegistry` over `vertiflow.registry`, `ModelLoader` over
-`vertiflow.serving`, `ModelMonitor` over `vertiflow.monitoring` and `vertiflow.drift`.
+Thin wrappers: `ModelRegistry` over `lifecycle.registry`, `ModelLoader` over
+`lifecycle.serving`, `ModelMonitor` over `monitoring.monitor` and `monitoring.drift`.
 Files live under `.monitoring/` as those apps expect.
 """
 
@@ -15,7 +15,8 @@ from typing import Any
 import pandas as pd
 import polars as pl
 
-from vertiflow import drift, monitoring, registry, serving
+from vertiflow.lifecycle import registry, serving
+from vertiflow.monitoring import drift, monitor
 
 
 class ModelRegistry:
@@ -44,13 +45,13 @@ class ModelLoader:
 
 
 class ModelMonitor:
-    def __init__(self, root: Path = monitoring.MONITORING_DIR):
+    def __init__(self, root: Path = monitor.MONITORING_DIR):
         self.root = root
 
     def log_prediction(
         self, model_name: str, inputs: Any, predictions: Any, model_version: str = "local"
     ) -> Path:
-        return monitoring.log_predictions(
+        return monitor.log_predictions(
             model_name, model_version, _frame(inputs), predictions, self.root
         )
 
@@ -60,8 +61,8 @@ class ModelMonitor:
         """Per-feature drift (not one KS test over flattened arrays); recorded and alerted."""
         current, reference = _frame(current), _frame(reference)
         columns = columns or [c for c in reference.columns if c in current.columns]
-        report = monitoring.check(reference, current, columns, drift.Thresholds())
-        monitoring.record(report, self.root)
+        report = monitor.check(reference, current, columns, drift.Thresholds())
+        monitor.record(report, self.root)
         return report
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vertiflow import agronomy
-from vertiflow.simulator import SimConfig, simulate_batches, write_farm
+from vertiflow.farm import agronomy
+from vertiflow.farm.simulator import SimConfig, simulate_batches, write_farm
 
 BASIL = agronomy.crop("basil")
 TINY = SimConfig(racks=1, modules_per_rack=3, cycles_per_module=6)

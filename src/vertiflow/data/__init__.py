@@ -1,0 +1,1 @@
+"""From a farm's raw export to validated, split model inputs."""

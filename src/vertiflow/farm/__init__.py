@@ -1,0 +1,1 @@
+"""The built-in farm: crop physiology, energy, and the simulator that writes farm exports."""

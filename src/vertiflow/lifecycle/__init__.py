@@ -1,0 +1,1 @@
+"""Around the models: MLflow tracking, the registry, serving, the apps, reports."""

@@ -1,0 +1,1 @@
+"""Drift of model inputs and predictions against the training data."""

@@ -1,0 +1,39 @@
+"""The skeleton every stage script shares: runtime settings, clean errors, JSON outputs.
+
+A stage script is: parse its typed params -> call the package -> write outputs -> log,
+inside `tracking.stage_run`. `@stage` wraps the Typer command so that a user's mistake
+prints one paragraph and exits 1, with the process configured by `runtime.configure()`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from vertiflow import runtime
+from vertiflow.errors import exit_cleanly
+
+
+def stage(fn: Callable[..., Any]) -> typer.Typer:
+    """A Typer app whose one command is `fn`, run configured and with clean errors."""
+
+    @functools.wraps(fn)
+    def configured(*args: Any, **kwargs: Any) -> Any:
+        runtime.configure()
+        return fn(*args, **kwargs)
+
+    app = typer.Typer(add_completion=False)
+    app.command()(exit_cleanly(configured))
+    return app
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Indented, key order kept, newline-terminated: stable bytes for DVC and git diffs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path

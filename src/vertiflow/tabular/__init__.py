@@ -1,0 +1,1 @@
+"""The Oracle and the Classifier: building, fitting, saving and scoring them."""

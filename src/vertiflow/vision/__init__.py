@@ -1,0 +1,1 @@
+"""The skin-condition detector: synthetic images, YOLO dataset checks, Ultralytics."""

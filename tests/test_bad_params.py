@@ -1,0 +1,95 @@
+"""Bad params values through a real `dvc repro`: one clean line each, nothing overwritten.
+
+Every stage validates the whole params.yaml (typed, vertiflow.params) before it touches
+an output, so the first stage DVC runs after the edit stops, naming the key.
+"""
+
+import pytest
+import yaml
+
+from conftest import run, set_params, tree_digest
+
+DELETE = object()
+
+# (dotted key, bad value, words the error must contain)
+CASES = [
+    ("simulate.racks", "ten", "a valid integer"),
+    ("simulate.yield_noise", -0.1, "greater than or equal to 0"),
+    ("simulate.crops.basil", "lots", "a number"),
+    ("simulate.dropout_rate", 1.5, "less than 1"),
+    ("simulate.cycles_per_module", DELETE, "missing"),
+    ("simulate.colour", "green", "unknown"),
+    ("prepare.test_fraction", "a fifth", "a number"),
+    ("prepare.test_fraction", 1.5, "less than 1"),
+    ("validate.max_glitch_fraction", "1 %", "a number"),
+    ("validate.min_test_rows", 0, "greater than or equal to 1"),
+    ("train_oracle.estimator", "xgboost", "'hist_gradient_boosting' or 'random_forest'"),
+    ("train_oracle.seed", DELETE, "missing"),
+    ("train_oracle.log_target", "maybe", "a valid boolean"),
+    ("train_oracle.features.numeric", "cycle_days", "a valid list"),
+    ("train_classifier.features", DELETE, "missing"),
+    ("train_classifier.hyperparams.max_depth", [1, 2], "a valid"),
+    ("optimise_cortex.optimiser.tol", "tiny", "a number"),
+    ("optimise_cortex.optimiser.strategy", "best1bin", "unknown"),
+    ("optimise_cortex.bounds.air_temp", [28, 18], "low < high"),
+    ("optimise_cortex.dli_bounds", 10, "a valid tuple"),
+    ("optimise_cortex.energy.peak_price", "high", "a number"),
+    ("optimise_cortex.prices_mad_per_kg.basil.GOLD", 120, "'PREMIUM', 'STANDARD' or 'REJECT'"),
+    ("optimise_cortex.truth_grid_points", 1, "greater than or equal to 2"),
+    ("simulate_images.image_size", 32, "greater than or equal to 64"),
+    ("train_yolo.epochs", "many", "a valid integer"),
+    ("train_yolo.batch", 0, "greater than or equal to 1"),
+    ("train_yolo.hyperparams.lr0", "fast", "lr0"),
+    ("train_yolo.hyperparams.not_an_argument", 1, "not_an_argument"),
+    ("register.confidence", 95, "less than 1"),
+    ("images.dataset", 5, "a valid string"),
+]
+
+
+def _delete(repo, dotted: str) -> None:
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    *parents, leaf = dotted.split(".")
+    node = params
+    for key in parents:
+        node = node[key]
+    del node[leaf]
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.mark.reliability
+def test_bad_params_fail_clearly_and_keep_outputs(small_copy):
+    repo = small_copy
+    good = (repo / "params.yaml").read_text()
+    kept = tree_digest(repo / "data", repo / "models", repo / "metrics")
+    failures = []
+    for key, value, expected in CASES:
+        (repo / "params.yaml").write_text(good)
+        if value is DELETE:
+            _delete(repo, key)
+        else:
+            set_params(repo, {key: value})
+        proc = run(["dvc", "repro"], repo, check=False, timeout=300)
+        said = proc.stdout + proc.stderr
+        if proc.returncode == 0 or "Traceback" in said or expected not in said or key not in said:
+            failures.append(f"{key}={value!r}: exit {proc.returncode}\n{said[-800:]}")
+    (repo / "params.yaml").write_text(good)
+    assert not failures, "\n\n".join(failures)
+    assert tree_digest(repo / "data", repo / "models", repo / "metrics") == kept
+
+
+@pytest.mark.reliability
+def test_exponent_values_as_dvc_writes_them(small_copy):
+    """`-S x=1e-8` lands in params.yaml as `1e-08` (YAML 1.2), a float to the stages."""
+    repo = small_copy
+    run(
+        [
+            "dvc", "exp", "run",
+            "-S", "optimise_cortex.optimiser.tol=1e-8",
+            "-S", "train_yolo.hyperparams.lr0=1e-3",
+        ],
+        repo,
+        timeout=600,
+    )  # fmt: skip
+    text = (repo / "params.yaml").read_text()
+    assert "tol: 1e-08" in text and "lr0: 0.001" in text
