@@ -181,6 +181,8 @@ class Optimum:
     evaluations: int
     trace: list[float]  # best margin after each generation
     on_bound: list[str]
+    success: bool = False  # scipy's OptimizeResult: converged (tol met) before maxiter
+    message: str = ""
 
 
 def _dli_penalty(recipe: np.ndarray, dli_bounds: tuple[float, float]) -> np.ndarray:
@@ -258,6 +260,8 @@ def optimise(
         evaluations=evaluations,
         trace=trace,
         on_bound=on_bounds(recipe, box),
+        success=bool(result.success),
+        message=str(result.message),
     )
 
 
@@ -334,7 +338,7 @@ def recommend_all(
 ) -> dict[str, Any]:
     """Every crop's recipe; with the simulator's truth, also the regret of each."""
     econ = Economics.from_params(section)
-    recipes, metrics, traces = {}, {}, {}
+    recipes, metrics, traces, convergence = {}, {}, {}, {}
     for crop in section["crops"]:
         recipe, opt, box = recommend(crop, section, train, oracle, classifier, econ)
         recipes[crop], traces[crop] = recipe, opt.trace
@@ -344,7 +348,9 @@ def recommend_all(
             "iterations": opt.iterations,
             "evaluations": opt.evaluations,
             "variables_on_bound": len(opt.on_bound),
+            "converged": int(opt.success),
         }
+        convergence[crop] = {"success": opt.success, "message": opt.message}
         if with_truth:
             true_margin = truth(crop, econ)
             best_recipe, best = true_optimum(
@@ -362,4 +368,4 @@ def recommend_all(
         metrics[crop] = m
     if with_truth:
         metrics["max_regret"] = max(metrics[c]["regret"] for c in section["crops"])
-    return {"recipes": recipes, "metrics": metrics, "traces": traces}
+    return {"recipes": recipes, "metrics": metrics, "traces": traces, "convergence": convergence}
