@@ -7,6 +7,7 @@ values are screened during the single aggregation pass in `features`.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,15 @@ from vertiflow.errors import DataError, describe_schema_errors
 
 TABLES = ("batches", "telemetry", "harvests")
 READ_ERRORS = (pl.exceptions.PolarsError, OSError, ValueError)
+# ISO 8601 as exports write it; tried in this order, the first that parses a cell wins.
+ISO_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d",
+)
+FUTURE_TOLERANCE = dt.timedelta(days=1)  # time zones: an export's "today" may be our tomorrow
 
 
 @dataclass
@@ -82,7 +92,7 @@ def _check_types(path: Path, frame: pl.DataFrame, schema: pa.DataFrameSchema) ->
             continue
         text = frame[name]
         if target.is_temporal():
-            parsed, kind = text.str.to_datetime(strict=False), "a date-time (ISO 8601)"
+            parsed, kind = parse_dates(text), "a date-time (ISO 8601)"
         else:
             parsed = text.str.strip_chars().cast(target, strict=False)
             kind = "an integer" if target.is_integer() else "a number"
@@ -96,6 +106,42 @@ def _check_types(path: Path, frame: pl.DataFrame, schema: pa.DataFrameSchema) ->
             )
     if problems:
         raise DataError(f"{path}: " + "; ".join(problems) + ".")
+
+
+def parse_dates(text: pl.Series) -> pl.Series:
+    """ISO 8601 text -> date-times, null where a cell is not one (never raises).
+
+    polars' own inference raises when no cell fits the format it guessed (a column of
+    `not-a-date`); explicit formats parse each cell on its own.
+    """
+    stripped = text.str.strip_chars()
+    tries = [stripped.str.strptime(pl.Datetime("us"), f, strict=False) for f in ISO_FORMATS]
+    return pl.select(pl.coalesce(tries)).to_series().alias(text.name)
+
+
+def _parse_temporal(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> pl.DataFrame:
+    """Date-time columns read as text (CSV, or text in Parquet) become date-times."""
+    text = [
+        n
+        for n, c in schema.columns.items()
+        if c.dtype.type.is_temporal() and n in frame.columns and frame[n].dtype == pl.String
+    ]
+    return frame.with_columns(parse_dates(frame[n]) for n in text)
+
+
+def _check_not_in_future(path: Path, frame: pl.DataFrame, column: str) -> None:
+    """A date after the export was made (after now) is a clock or typing error."""
+    now = dt.datetime.now() + FUTURE_TOLERANCE
+    late = frame[column].cast(pl.Datetime("us")) > now
+    bad = late.arg_true()
+    if len(bad):
+        rows = ", ".join(str(i + 1) for i in bad.head(5).to_list())
+        values = ", ".join(str(v) for v in frame[column].gather(bad.head(3)).to_list())
+        raise DataError(
+            f"{path}: column '{column}' has {len(bad)} date(s) in the future (data rows {rows}); "
+            f"found {values}, but it is now {dt.datetime.now():%Y-%m-%d %H:%M}. A harvest "
+            "cannot be recorded before it happens: check the export's clock and date format."
+        )
 
 
 def read_frame(path: Path) -> pl.DataFrame:
@@ -129,7 +175,7 @@ def read_table(path: Path, schema: pa.DataFrameSchema) -> pl.DataFrame:
             f"expected columns {', '.join(schema.columns)}."
         )
     _check_types(path, frame, schema)
-    return _validate(path, frame, schema).select(list(schema.columns))
+    return _validate(path, _parse_temporal(frame, schema), schema).select(list(schema.columns))
 
 
 def scan_telemetry(path: Path) -> pl.LazyFrame:
@@ -175,6 +221,7 @@ def load(raw_dir: Path) -> RawData:
     telemetry_path = find_table(raw_dir, "telemetry")
     batches = read_table(batches_path, schemas.BATCHES)
     harvests = read_table(harvests_path, schemas.HARVESTS)
+    _check_not_in_future(harvests_path, harvests, "harvest_date")
     telemetry = scan_telemetry(telemetry_path)
 
     unknown = harvests.join(batches, on="batch_id", how="anti")["batch_id"]

@@ -33,7 +33,7 @@ class SimConfig:
     modules_per_rack: int = 8
     cycles_per_module: int = 40
     interval_minutes: int = 60
-    start_date: str = "2023-01-02"
+    start_date: str = "2010-01-04"
     module_area_m2: float = 2.0
     yield_noise: float = 0.08  # lognormal sigma of fresh weight around its expectation
     dropout_rate: float = 0.01  # share of readings where the logger sent nothing

@@ -1,0 +1,84 @@
+"""Dates in a farm's raw tables: text that is no date, and harvests dated in the future."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from vertiflow.data import rawdata
+from vertiflow.errors import DataError
+from vertiflow.farm.simulator import SimConfig, write_farm
+
+
+@pytest.fixture(scope="module")
+def farm(tmp_path_factory) -> Path:
+    """A tiny simulated export with batches and harvests as CSV (dates as text)."""
+    folder = tmp_path_factory.mktemp("farm")
+    write_farm(folder, SimConfig(racks=1, modules_per_rack=2, cycles_per_module=4))
+    for name in ("batches", "harvests"):
+        pl.read_parquet(folder / f"{name}.parquet").write_csv(folder / f"{name}.csv")
+        (folder / f"{name}.parquet").unlink()
+    return folder
+
+
+def _copy_with(farm: Path, tmp: Path, table: str, column: str, rows: list[int], value) -> Path:
+    for f in farm.iterdir():
+        (tmp / f.name).write_bytes(f.read_bytes())
+    frame = pl.read_csv(tmp / f"{table}.csv", infer_schema_length=0)  # all text
+    index = pl.int_range(pl.len())
+    frame = frame.with_columns(
+        pl.when(index.is_in(rows)).then(pl.lit(value)).otherwise(pl.col(column)).alias(column)
+    )
+    frame.write_csv(tmp / f"{table}.csv")
+    return tmp
+
+
+@pytest.mark.parametrize(
+    ("table", "column"), [("batches", "start_date"), ("harvests", "harvest_date")]
+)
+def test_a_column_of_text_that_is_no_date_is_named_with_its_rows(farm, tmp_path, table, column):
+    # Every cell bad: polars' format inference raised a ComputeError traceback here.
+    n = pl.read_csv(farm / f"{table}.csv").height
+    raw = _copy_with(farm, tmp_path, table, column, list(range(n)), "not-a-date")
+    with pytest.raises(DataError) as err:
+        rawdata.load(raw)
+    text = str(err.value)
+    assert f"{table}.csv" in text and f"'{column}'" in text
+    assert "data rows 1, 2, 3" in text and "'not-a-date'" in text
+
+
+def test_one_bad_date_among_good_ones_is_named(farm, tmp_path):
+    raw = _copy_with(farm, tmp_path, "batches", "start_date", [4], "2023-13-45")
+    with pytest.raises(DataError, match=r"batches.csv: column 'start_date'.*data rows 5"):
+        rawdata.load(raw)
+
+
+def test_date_only_and_space_separated_iso_dates_parse(farm, tmp_path):
+    raw = _copy_with(farm, tmp_path, "batches", "start_date", [0], "2015-03-01")
+    raw = _copy_with(raw, tmp_path, "harvests", "harvest_date", [0], "2015-04-05 10:30")
+    data = rawdata.load(raw)
+    assert data.batches["start_date"][0] == dt.datetime(2015, 3, 1)
+    assert data.harvests["harvest_date"][0] == dt.datetime(2015, 4, 5, 10, 30)
+
+
+def test_harvests_dated_in_the_future_are_refused(farm, tmp_path):
+    future = (dt.datetime.now() + dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%S")
+    raw = _copy_with(farm, tmp_path, "harvests", "harvest_date", [1, 2], future)
+    with pytest.raises(DataError) as err:
+        rawdata.load(raw)
+    text = str(err.value)
+    assert "harvests.csv" in text and "'harvest_date'" in text and "future" in text
+    assert "data rows 2, 3" in text
+
+
+def test_the_built_in_farm_ends_before_today():
+    """The default simulated farm (120 cycles per module) must pass the future check."""
+    from vertiflow import params
+
+    p = params.load(Path(__file__).resolve().parents[2] / "params.yaml")["simulate"]
+    start = dt.datetime.fromisoformat(p["start_date"])
+    longest = p["cycles_per_module"] * (45 + 1) + 21  # cycle + 3 days, turnaround, stagger
+    assert start + dt.timedelta(days=longest) < dt.datetime.now()
