@@ -144,10 +144,9 @@ def quality() -> list[str]:
     table = json.loads(path.read_text())
     lines = ["| model | metric | value | limit | gap |", "| --- | --- | --- | --- | --- |"]
     for model, row in table.items():
-        if row:
-            lines.append(
-                f"| {model} | {row['metric']} | {row['value']} | {row['limit']} | {row['gap']} |"
-            )
+        metric = next(iter(row))
+        limit = row.get(f"{metric}_limit", "-")
+        lines.append(f"| {model} | {metric} | {row[metric]} | {limit} | {row.get('gap', '-')} |")
     return lines
 
 

@@ -24,7 +24,7 @@ def main(metrics: Path = typer.Option(Path("metrics"))) -> None:
         quality = evaluation.quality_table(**reports)
         write_json(metrics / "quality.json", quality)
         mlflow.log_artifact(str(metrics / "quality.json"))
-        mlflow.log_metrics({f"{k}_gap": v["gap"] for k, v in quality.items() if v and v["gap"]})
+        mlflow.log_metrics({f"{k}_gap": v["gap"] for k, v in quality.items() if "gap" in v})
 
 
 app = stage(main)

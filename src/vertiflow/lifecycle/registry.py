@@ -198,19 +198,17 @@ def register_and_promote(
 
 
 def _squared_errors(model, test, actual: np.ndarray) -> np.ndarray:
+    from vertiflow.tabular.evaluation import squared_errors
     from vertiflow.tabular.modeling import frame
 
-    return (model.predict(frame(test, model.feature_names_in_)) - actual) ** 2
+    return squared_errors(model.predict(frame(test, model.feature_names_in_)), actual)
 
 
-def _log_losses(model, test, actual: np.ndarray) -> np.ndarray:
-    from vertiflow.farm.agronomy import GRADES
-    from vertiflow.tabular.evaluation import proba_in_grade_order
+def _log_losses(model, test, actual: list[str]) -> np.ndarray:
+    from vertiflow.tabular.evaluation import log_losses, proba_in_grade_order
     from vertiflow.tabular.modeling import frame
 
-    proba = proba_in_grade_order(model, frame(test, model.feature_names_in_))
-    picked = proba[np.arange(len(actual)), [GRADES.index(a) for a in actual]]
-    return -np.log(np.clip(picked, 1e-12, 1))
+    return log_losses(proba_in_grade_order(model, frame(test, model.feature_names_in_)), actual)
 
 
 def promote_all(

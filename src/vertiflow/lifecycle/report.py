@@ -18,13 +18,34 @@ import pandas as pd
 from vertiflow.errors import VertiflowError
 
 PLOT_DIRS = ("metrics/plots", "metrics/cortex_plots")
-# plot file name prefix -> (x, y, kind)
+# plot file name prefix -> (x, y, kind, title, x label, y label)
 PLOT_AXES = {
-    "oracle_predictions": ("actual_g", "predicted_g", "scatter"),
-    "roc_": ("fpr", "tpr", "line"),
-    "trace_": ("generation", "best_margin", "line"),
-    "classifier_confusion": ("actual", "predicted", "confusion"),
+    "oracle_predictions": (
+        "actual_g", "predicted_g", "scatter",
+        "Oracle: predicted vs actual yield", "actual fresh weight (g/plant)",
+        "predicted fresh weight (g/plant)",
+    ),
+    "roc_": ("fpr", "tpr", "line", "Classifier ROC", "false positive rate", "true positive rate"),
+    "trace_": (
+        "generation", "best_margin", "line",
+        "Cortex convergence", "generation", "best margin (MAD/m2/day)",
+    ),
+    "classifier_confusion": (
+        "actual", "predicted", "confusion",
+        "Quality grade confusion (held-out batches)", "predicted", "actual",
+    ),
+}  # fmt: skip
+
+# Each model's headline metric and, where evaluate writes one, its per-batch loss column
+# in metrics/heldout_losses.csv (what the paired bootstrap compares).
+HEADLINES = {
+    "Oracle": ("metrics/oracle.json", "r2", "oracle_squared_error", True),
+    "Classifier": ("metrics/classifier.json", "accuracy", "classifier_log_loss", True),
+    "Cortex": ("metrics/cortex.json", "max_regret", None, False),
+    "YOLO": ("metrics/yolo.json", "mAP50", None, True),
 }
+LOSSES = "metrics/heldout_losses.csv"
+COMMENT_LIMIT = 65_536  # GitHub's limit on one comment
 
 
 def _dvc(args: list[str], cwd: Path) -> dict:
@@ -105,7 +126,10 @@ def draw(path: str, base_csv: str | None, now_csv: str | None, out: Path) -> Non
     import matplotlib.pyplot as plt  # backend from runtime.configure (MPLBACKEND)
 
     name = Path(path).stem
-    x, y, kind = next((v for k, v in PLOT_AXES.items() if name.startswith(k)), (None, None, "line"))
+    x, y, kind, title, x_label, y_label = next(
+        (v for k, v in PLOT_AXES.items() if name.startswith(k)),
+        (None, None, "line", path, None, None),
+    )
     fig, axes = plt.subplots(
         1, 2 if kind == "confusion" else 1, figsize=(8 if kind == "confusion" else 5, 4)
     )
@@ -130,10 +154,11 @@ def draw(path: str, base_csv: str | None, now_csv: str | None, out: Path) -> Non
             axes.scatter(frame[x_col], frame[y_col], s=4, alpha=0.5, color=color, label=label)
         else:
             axes.plot(frame[x_col], frame[y_col], color=color, label=label)
-        axes.set_xlabel(x_col)
-        axes.set_ylabel(y_col)
+        axes.set_xlabel(x_label or x_col)
+        axes.set_ylabel(y_label or y_col)
         axes.legend()
-    fig.suptitle(path)
+    suffix = name.split("_", 1)[1] if name.startswith(("roc_", "trace_")) else ""
+    fig.suptitle(f"{title} ({suffix})" if suffix else title)
     fig.tight_layout()
     fig.savefig(out, dpi=80)
     plt.close(fig)
@@ -159,37 +184,176 @@ def mlflow_links(repo: Path) -> list[str]:
     ]
 
 
-def build(repo: Path, base: str, out: Path) -> str:
+def _show(repo: Path, base: str, path: str) -> str | None:
+    """A file's text at `base`, or None where it did not exist."""
+    proc = subprocess.run(
+        ["git", "show", f"{base}:{path}"], cwd=repo, capture_output=True, text=True
+    )
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def _json_at(repo: Path, base: str | None, path: str) -> dict | None:
+    text = _show(repo, base, path) if base else _read(repo / path)
+    return json.loads(text) if text else None
+
+
+def _read(path: Path) -> str | None:
+    return path.read_text() if path.exists() else None
+
+
+def verdict(comparison) -> str:
+    """Loss reduction's interval against zero: the whole interval decides."""
+    if comparison.ci_low == comparison.ci_high == 0:
+        return "unchanged"
+    if comparison.ci_low > 0:
+        return "**better**"
+    if comparison.ci_high < 0:
+        return "**worse**"
+    return "within noise"
+
+
+def paired_change(repo: Path, base: str, column: str, bootstrap: dict):
+    """Paired bootstrap of the per-batch loss, base minus now, on the batches both scored."""
+    from vertiflow.lifecycle.registry import paired_bootstrap
+
+    base_text, now_text = _show(repo, base, LOSSES), _read(repo / LOSSES)
+    if not base_text or not now_text:
+        return None, "no per-batch losses at the base"
+    both = pd.read_csv(io.StringIO(base_text)).merge(
+        pd.read_csv(io.StringIO(now_text)), on="batch_id", suffixes=("_base", "_now")
+    )
+    if len(both) < 2:
+        return None, "different held-out batches: not comparable"
+    comparison = paired_bootstrap(
+        both[f"{column}_base"].to_numpy(),
+        both[f"{column}_now"].to_numpy(),
+        int(bootstrap["bootstrap_samples"]),
+        float(bootstrap["confidence"]),
+        int(bootstrap["seed"]),
+    )
+    return comparison, None
+
+
+def _bayes(name: str, now: dict) -> str:
+    if name == "Oracle" and "r2_of_limit" in now:
+        return f"{now['r2_of_limit']:.1%} of the Bayes R2 {now['bayes']['r2']:.4f}"
+    if name == "Classifier" and "accuracy_gap" in now:
+        return f"{now['accuracy_gap'] * 100:.2f} points below Bayes {now['bayes']['accuracy']:.4f}"
+    if name == "Cortex" and "max_regret" in now:
+        return "regret is the gap to the true best recipe"
+    return "-"
+
+
+def verdict_table(repo: Path, base: str, bootstrap: dict) -> list[str]:
+    """One row per model: headline base -> now, change, 95 % interval, verdict, Bayes gap."""
+    rows = []
+    for name, (path, metric, column, higher_is_better) in HEADLINES.items():
+        now, old = _json_at(repo, None, path), _json_at(repo, base, path)
+        if not now or metric not in now:
+            continue
+        value = now[metric]
+        before = old.get(metric) if old else None
+        change = f"{value - before:+.4g}" if before is not None else "new"
+        if column:
+            comparison, why = paired_change(repo, base, column, bootstrap)
+        else:
+            comparison, why = None, "no per-row losses"
+        if comparison is not None:
+            level = f"{comparison.confidence:.0%}"
+            interval = f"[{comparison.ci_low:+.4g}, {comparison.ci_high:+.4g}] ({level})"
+            said = verdict(comparison)
+        elif before is not None and before == value:
+            interval, said = "-", "unchanged"
+        else:
+            better = (value > before) == higher_is_better if before is not None else None
+            direction = {True: "better", False: "worse", None: "new"}[better]
+            interval, said = "-", f"{direction}, untested ({why})"
+        rows.append(
+            f"| {name} | {metric} | {_fmt(before)} -> {_fmt(value)} | {change} | {interval} "
+            f"| {said} | {_bayes(name, now)} |"
+        )
+    header = [
+        "| model | metric | base -> now | change | loss reduction, 95 % interval | verdict "
+        "| against the best possible |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    return [*header, *rows] if rows else []
+
+
+def registry_sentences(repo: Path) -> list[str]:
+    decisions = _json_at(repo, None, "metrics/registry.json") or {}
+    lines = []
+    for key, d in decisions.items():
+        name = d.get("name", key)
+        if d.get("unchanged"):
+            lines.append(f"- `{name}`: same files as version {d['version']}; nothing registered.")
+            continue
+        text = f"- `{name}` version {d['version']} registered"
+        if d.get("promoted"):
+            text += " and promoted to **champion**"
+        else:
+            text += f"; champion stays version {d.get('champion')}"
+        text += f": {d.get('reason', '')}"
+        if c := d.get("comparison"):
+            text += (
+                f" (loss reduction {c['improvement']:+.4g}, {c['confidence']:.0%} interval "
+                f"[{c['ci_low']:+.4g}, {c['ci_high']:+.4g}] over {c['rows']} rows)"
+            )
+        lines.append(text + ".")
+    return lines
+
+
+def _fit(lines: list[str], details: list[str], plots: list[str], limit: int) -> list[str]:
+    """Keep the report under GitHub's comment limit: the metric details go first."""
+    head = "\n".join(lines)
+    tail = "\n".join(plots)
+    room = limit - len(head) - len(tail) - 400
+    kept: list[str] = []
+    for row in details:
+        if len("\n".join(kept)) + len(row) + 1 > room:
+            left = len(details) - len(kept)
+            kept.append(f"| ... | shortened: {left} more rows left out (comment limit) | | | |")
+            break
+        kept.append(row)
+    block = ["<details><summary>Every metric</summary>", "", *kept, "", "</details>", ""]
+    return [*lines, *(block if details else []), *plots]
+
+
+def build(repo: Path, base: str, out: Path, limit: int = COMMENT_LIMIT) -> str:
     """Write `out` (Markdown) and the changed plots beside it; returns the Markdown."""
+    from vertiflow import params as params_file
+
     _git(["rev-parse", "--verify", f"{base}^{{commit}}"], repo)
     params = params_table(_dvc(["params", "diff", base], repo))
     metrics = metrics_table(_dvc(["metrics", "diff", base], repo))
     plots = changed_plot_files(repo, base)
     out.parent.mkdir(parents=True, exist_ok=True)
+    bootstrap = params_file.read_yaml(repo / "params.yaml")["register"]
     lines = [f"## VertiFlow pipeline report (against `{base}`)", ""]
     if not (params or metrics or plots):
         lines += [f"No change against `{base}`: params, metrics and plots are identical.", ""]
+    if table := verdict_table(repo, base, bootstrap):
+        lines += [*table, ""]
+        lines += [
+            "Loss reduction: base minus now per held-out batch (squared error for the "
+            "Oracle, log loss for the Classifier), paired bootstrap; better or worse only "
+            "when the whole interval is on one side of zero.",
+            "",
+        ]
     if params:
         lines += ["### Params changed", "", *params, ""]
-    if metrics:
-        lines += ["### Metrics", "", *metrics, ""]
-    if gaps := bayes_lines(repo):
-        lines += ["### Against the best possible", "", *gaps, ""]
+    if decisions := registry_sentences(repo):
+        lines += ["### Model registry", "", *decisions, ""]
+    plot_lines: list[str] = []
     if plots:
-        lines += ["### Plots that changed", ""]
+        plot_lines += ["### Plots that changed", ""]
         for path in plots:
             image = out.parent / (Path(path).stem + ".png")
-            base_text = (
-                subprocess.run(
-                    ["git", "show", f"{base}:{path}"], cwd=repo, capture_output=True, text=True
-                ).stdout
-                or None
-            )
             now = repo / path
-            draw(path, base_text, now.read_text() if now.exists() else None, image)
-            lines += [f"![{path}]({image.name})", ""]
+            draw(path, _show(repo, base, path), now.read_text() if now.exists() else None, image)
+            plot_lines += [f"![{path}]({image.name})", ""]
     if links := mlflow_links(repo):
-        lines += ["### MLflow runs of this commit", "", *links, ""]
-    text = "\n".join(lines)
+        plot_lines += ["### MLflow runs of this commit", "", *links, ""]
+    text = "\n".join(_fit(lines, metrics, plot_lines, limit))
     out.write_text(text)
     return text

@@ -115,23 +115,51 @@ def roc_tables(test: pl.DataFrame, proba: np.ndarray) -> dict[str, pd.DataFrame]
     return curves
 
 
+def squared_errors(predicted: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """The Oracle's loss per held-out batch (g^2): what the champion gate and report pair."""
+    return (np.asarray(predicted, float) - np.asarray(actual, float)) ** 2
+
+
+def log_losses(proba: np.ndarray, actual: list[str]) -> np.ndarray:
+    """The Classifier's loss per held-out batch (nats); proba columns in GRADES order."""
+    picked = proba[np.arange(len(actual)), [GRADES.index(a) for a in actual]]
+    return -np.log(np.clip(picked, 1e-12, 1))
+
+
+def heldout_losses(test: pl.DataFrame, predicted: np.ndarray, proba: np.ndarray) -> pd.DataFrame:
+    """Per-batch losses of both models, keyed by batch: a pull request's report pairs the
+    base revision's with the new one's on the same batches (a paired bootstrap)."""
+    return pd.DataFrame(
+        {
+            "batch_id": test["batch_id"].to_list(),
+            "oracle_squared_error": squared_errors(predicted, test["fresh_weight_g"].to_numpy()),
+            "classifier_log_loss": log_losses(proba, test["quality_grade"].to_list()),
+        }
+    ).round(8)
+
+
 def quality_table(oracle: dict, classifier: dict, cortex: dict, yolo: dict) -> dict:
     """Every model's headline metric next to the best achievable on the same data.
 
     Limits: the simulator's true predictors (Oracle, Classifier), the true best recipe
     (Cortex regret, best 0), and 1.0 for YOLO: the generator's boxes are exact, so a
     perfect detector scores mAP50 1.0 (an upper bound; some lesions are genuinely small).
+    Numbers only: the metric's name is the key (DVC metrics files hold no text).
     """
 
     def row(metric: str, value: float, limit: float | None) -> dict:
-        gap = None if limit is None else round(abs(limit - value), 6)
-        return {"metric": metric, "value": round(value, 6), "limit": limit, "gap": gap}
+        out = {metric: round(value, 6)}
+        if limit is not None:
+            out |= {f"{metric}_limit": limit, "gap": round(abs(limit - value), 6)}
+        return out
 
-    return {
+    table = {
         "oracle": row("r2", oracle["r2"], oracle.get("bayes", {}).get("r2")),
         "classifier": row(
             "accuracy", classifier["accuracy"], classifier.get("bayes", {}).get("accuracy")
         ),
-        "cortex": row("max_regret", cortex["max_regret"], 0.0) if "max_regret" in cortex else None,
         "yolo": row("mAP50", yolo["mAP50"], 1.0),
     }
+    if "max_regret" in cortex:
+        table["cortex"] = row("max_regret", cortex["max_regret"], 0.0)
+    return table

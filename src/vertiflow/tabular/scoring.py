@@ -1,5 +1,8 @@
 """The scoring flow of evaluate: both tabular models on the held-out batches, and files.
 
+`score_oracle` and `score_classifier` are also what the training stages log as their
+held-out metrics: the numbers on a training run are evaluate's numbers.
+
 Orchestration lives here, not in `evaluation`, whose functions take and return values.
 """
 
@@ -28,20 +31,25 @@ class Scored:
     classifier: dict
 
 
-def score(test: pl.DataFrame, truth: pl.DataFrame, models: Path) -> Scored:
-    oracle = mlflow.sklearn.load_model(str(models / "oracle"))
-    classifier = mlflow.sklearn.load_model(str(models / "classifier"))
+def score_oracle(model, test: pl.DataFrame, truth: pl.DataFrame) -> tuple[np.ndarray, dict]:
+    """Predicted yields and the Oracle's report (R2, MAE, RMSE, gap to the Bayes limit)."""
     # Each model takes the columns it was trained on (its own feature list in params).
-    predicted = oracle.predict(modeling.frame(test, oracle.feature_names_in_))
-    proba = evaluation.proba_in_grade_order(
-        classifier, modeling.frame(test, classifier.feature_names_in_)
+    predicted = model.predict(modeling.frame(test, model.feature_names_in_))
+    return predicted, evaluation.oracle_report(test, predicted, truth)
+
+
+def score_classifier(model, test: pl.DataFrame, truth: pl.DataFrame) -> tuple[np.ndarray, dict]:
+    """Grade probabilities and the Classifier's report (accuracy, F1, AUC, gap)."""
+    proba = evaluation.proba_in_grade_order(model, modeling.frame(test, model.feature_names_in_))
+    return proba, evaluation.classifier_report(test, proba, truth)
+
+
+def score(test: pl.DataFrame, truth: pl.DataFrame, models: Path) -> Scored:
+    predicted, oracle = score_oracle(mlflow.sklearn.load_model(str(models / "oracle")), test, truth)
+    proba, classifier = score_classifier(
+        mlflow.sklearn.load_model(str(models / "classifier")), test, truth
     )
-    return Scored(
-        predicted,
-        proba,
-        evaluation.oracle_report(test, predicted, truth),
-        evaluation.classifier_report(test, proba, truth),
-    )
+    return Scored(predicted, proba, oracle, classifier)
 
 
 def write_outputs(test: pl.DataFrame, scored: Scored, metrics: Path) -> dict[str, dict]:
@@ -57,6 +65,8 @@ def write_outputs(test: pl.DataFrame, scored: Scored, metrics: Path) -> dict[str
     }
     for name, table in tables.items():
         table.to_csv(plots / f"{name}.csv", index=False)
+    losses = evaluation.heldout_losses(test, scored.predicted, scored.proba)
+    losses.to_csv(metrics / "heldout_losses.csv", index=False)
     mlflow.log_artifacts(str(plots), "plots")
     yolo = json.loads((metrics / "yolo.json").read_text())
     return {"oracle": scored.oracle, "classifier": scored.classifier, "yolo": yolo}

@@ -1,0 +1,98 @@
+"""The report's verdict per model, on a real git + DVC repository with controlled losses.
+
+The held-out losses are written by hand so that the truth is known: a clearly better
+classifier, a clearly worse one, and one whose accuracy went up by chance while its
+per-batch losses did not move beyond the noise (the interval must decide, not the sign).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import REPO, commit_all, run
+
+DVC_YAML = """\
+stages:
+  evaluate:
+    cmd: "true"
+    metrics:
+      - metrics/classifier.json:
+          cache: false
+    outs:
+      - metrics/heldout_losses.csv:
+          cache: false
+"""
+
+
+def _write(repo, accuracy: float, losses: np.ndarray) -> None:
+    (repo / "metrics").mkdir(exist_ok=True)
+    (repo / "metrics/classifier.json").write_text(json.dumps({"accuracy": accuracy}))
+    pd.DataFrame(
+        {
+            "batch_id": [f"B{i:04d}" for i in range(len(losses))],
+            "oracle_squared_error": np.ones(len(losses)),
+            "classifier_log_loss": losses,
+        }
+    ).to_csv(repo / "metrics/heldout_losses.csv", index=False)
+
+
+@pytest.fixture
+def repo(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    run(["git", "init", "-q"], repo)
+    run(["dvc", "init", "-q"], repo)
+    shutil.copy(REPO / "params.yaml", repo / "params.yaml")
+    (repo / "dvc.yaml").write_text(DVC_YAML)
+    base = np.random.default_rng(0).gamma(2.0, 0.4, 300)  # log losses of 300 batches
+    _write(repo, 0.70, base)
+    commit_all(repo, "base")
+    return repo, base
+
+
+def _verdict(repo) -> str:
+    out = run(["vertiflow", "report", "--base", "HEAD", "--out", "pr/report.md"], repo).stdout
+    row = next(line for line in out.splitlines() if line.startswith("| Classifier |"))
+    return row.split("|")[6].strip()
+
+
+def test_a_clearly_better_classifier_is_called_better(repo):
+    path, base = repo
+    _write(path, 0.74, base * 0.8)
+    assert _verdict(path) == "**better**"
+
+
+def test_a_clearly_worse_classifier_is_called_worse(repo):
+    path, base = repo
+    _write(path, 0.66, base * 1.25)
+    assert _verdict(path) == "**worse**"
+
+
+def test_higher_accuracy_within_the_noise_is_not_called_better(repo):
+    path, base = repo
+    noise = np.random.default_rng(1).normal(0, 0.3, len(base))
+    _write(path, 0.71, np.clip(base + noise - noise.mean(), 0.01, None))
+    assert _verdict(path) == "within noise"
+
+
+def test_an_unchanged_classifier_is_called_unchanged(repo):
+    path, _ = repo
+    assert _verdict(path) == "unchanged"
+
+
+def test_the_report_fits_a_github_comment_and_says_when_it_shortened(repo):
+    path, _ = repo
+    metrics = {f"metric_{i:04d}": float(i) for i in range(4000)}
+    (path / "metrics/classifier.json").write_text(json.dumps({"accuracy": 0.7, **metrics}))
+    commit_all(path, "many metrics")
+    (path / "metrics/classifier.json").write_text(
+        json.dumps({"accuracy": 0.7, **{k: v + 1 for k, v in metrics.items()}})
+    )
+    out = run(["vertiflow", "report", "--base", "HEAD", "--out", "pr/report.md"], path).stdout
+    assert len(out) <= 65_536
+    assert "shortened:" in out
