@@ -1,9 +1,17 @@
 """A YOLO-format dataset: read its data YAML, check every image/label pair, stage it.
 
 The layout is Ultralytics' own: a `data.yaml` with `names` and `train`/`val` image
-folders (relative to the YAML's folder, or to its `path`), and each image's label at the
-same place with `images` replaced by `labels` and a `.txt` suffix: one line per object,
-`class x_centre y_centre width height`, normalised to the image.
+folders, and each image's label at the same place with the last `images` folder replaced
+by `labels` and a `.txt` suffix: one line per object, `class x_centre y_centre width
+height`, normalised to the image. Paths in the YAML are resolved against the dataset
+folder (`path:` first, when given), never the current directory, and must stay inside it:
+the folder is what DVC versions, so it must be what trains. The common export layouts are
+accepted: `images/train` + `labels/train`, `train/images` + `train/labels`, a `valid/`
+split standing for `val`, and `../train/images`-style entries (Ultralytics' own fallback:
+the leading `../` is dropped when the path does not exist as written).
+
+Label rounding is tolerated as Ultralytics tolerates it: a box edge up to 0.01 past the
+image border is clipped to it (in the staged copy; counted in the report), not refused.
 """
 
 from __future__ import annotations
@@ -22,12 +30,27 @@ from vertiflow.errors import DataError
 IMAGE_SUFFIXES = {".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"}
 SPLITS = ("train", "val")
 MAX_PROBLEMS = 10
+EDGE_TOLERANCE = 0.01  # Ultralytics accepts normalised coordinates in [-0.01, 1.01]
+# Where exports put each split when data.yaml does not name it (first found wins).
+CONVENTIONAL = {
+    "train": ("images/train", "train/images"),
+    "val": ("images/val", "val/images", "valid/images", "images/valid"),
+}
 
 
 @dataclass(frozen=True)
 class Dataset:
     names: list[str]
     pairs: dict[str, list[tuple[Path, Path]]]  # split -> [(image, label)]
+
+
+@dataclass
+class Label:
+    """One label file, parsed: boxes (class, x, y, w, h), its problems, edges clipped."""
+
+    boxes: list[tuple[int, float, float, float, float]]
+    problems: list[str]
+    clipped: int  # boxes past the border by at most EDGE_TOLERANCE
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -62,6 +85,51 @@ def _names(data: dict[str, Any], source: Path) -> list[str]:
     )
 
 
+def _inside(folder: Path, dataset_dir: Path, source: Path, what: str) -> Path:
+    """`folder`, resolved, if it lies inside the dataset folder; a clear error if not."""
+    resolved, home = folder.resolve(), dataset_dir.resolve()
+    if not resolved.is_relative_to(home):
+        raise DataError(
+            f"{source}: {what} points to {resolved}, outside the dataset folder {home}. "
+            "DVC versions that folder, so training must read only from it: make the path "
+            "relative to the folder holding data.yaml (or drop 'path:') and copy the images in."
+        )
+    return resolved
+
+
+def _split_folders(
+    data: dict[str, Any], split: str, root: Path, dataset_dir: Path, source: Path
+) -> list[Path]:
+    """The image folders of one split: as data.yaml names them, or where exports put them."""
+    value = data.get(split)
+    if value is None and split == "val":
+        value = data.get("valid")
+    if value is None:
+        found = [root / c for c in CONVENTIONAL[split] if (root / c).is_dir()]
+        if not found:
+            raise DataError(
+                f"{source}: '{split}' must name a folder of images (none given, and none of "
+                f"{', '.join(CONVENTIONAL[split])} exists under {root})."
+            )
+        return [_inside(found[0], dataset_dir, source, f"the {split} folder")]
+    entries = value if isinstance(value, list) else [value]
+    if not entries or not all(isinstance(e, str) for e in entries):
+        raise DataError(f"{source}: '{split}' must name a folder of images (or a list of them).")
+    folders = []
+    for entry in entries:
+        folder = root / entry
+        if not folder.exists() and entry.startswith("../"):
+            folder = root / entry[3:]  # Ultralytics' fallback for Roboflow-style exports
+        folder = _inside(folder, dataset_dir, source, f"{split} ({entry!r})")
+        if not folder.is_dir() or "images" not in folder.parts:
+            raise DataError(
+                f"{source}: {split} folder {root / entry} does not exist or has no 'images' "
+                "folder in its path (labels are found by replacing 'images' with 'labels')."
+            )
+        folders.append(folder)
+    return folders
+
+
 def read(dataset_dir: Path) -> Dataset:
     """Find every image and its label file; the YAML's structure errors come first."""
     source = dataset_dir / "data.yaml"
@@ -76,59 +144,84 @@ def read(dataset_dir: Path) -> Dataset:
     if not isinstance(data, dict):
         raise DataError(f"{source}: expected a mapping with names, train and val.")
     names = _names(data, source)
-    root = dataset_dir / data.get("path", ".")
+    root = _inside(dataset_dir / str(data.get("path") or "."), dataset_dir, source, "'path:'")
     pairs = {}
     for split in SPLITS:
-        if not isinstance(data.get(split), str):
-            raise DataError(f"{source}: '{split}' must name a folder of images.")
-        folder = root / data[split]
-        if not folder.is_dir() or "images" not in folder.resolve().parts:
-            raise DataError(
-                f"{source}: {split} folder {folder} does not exist or has no 'images' folder "
-                "in its path (labels are found by replacing 'images' with 'labels')."
-            )
-        images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        images = sorted(
+            p
+            for folder in _split_folders(data, split, root, dataset_dir, source)
+            for p in folder.rglob("*")
+            if p.suffix.lower() in IMAGE_SUFFIXES
+        )
         if not images:
-            raise DataError(f"{source}: {split} folder {folder} holds no images.")
+            raise DataError(f"{source}: {split} folder(s) of {split!r} hold no images.")
         pairs[split] = [(img, label_path(img)) for img in images]
     return Dataset(names, pairs)
 
 
-def _check_label(label: Path, n_classes: int) -> list[str]:
-    problems = []
+def parse_label(label: Path, n_classes: int) -> Label:
+    """Parse a label file; boxes up to EDGE_TOLERANCE past the border are counted, kept."""
+    parsed = Label([], [], 0)
     try:
         text = label.read_text()
     except UnicodeDecodeError:
-        return [f"{label}: not a text file"]
+        parsed.problems.append(f"{label}: not a text file")
+        return parsed
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         fields = line.split()
         where = f"{label}, line {lineno}"
         if len(fields) != 5:
-            problems.append(f"{where}: expected 5 fields 'class x y w h', found {len(fields)}")
+            parsed.problems.append(
+                f"{where}: expected 5 fields 'class x y w h', found {len(fields)}"
+            )
             continue
         try:
             cls, x, y, w, h = int(fields[0]), *map(float, fields[1:])
         except ValueError:
-            problems.append(f"{where}: expected an integer class and 4 numbers, found {line!r}")
-            continue
-        if not 0 <= cls < n_classes:
-            problems.append(f"{where}: class id {cls} out of range 0..{n_classes - 1}")
-        elif not (w > 0 and h > 0):
-            problems.append(f"{where}: box width and height must be positive, found {w}, {h}")
-        elif x - w / 2 < -1e-6 or y - h / 2 < -1e-6 or x + w / 2 > 1 + 1e-6 or y + h / 2 > 1 + 1e-6:
-            problems.append(
-                f"{where}: box ({x}, {y}, {w}, {h}) reaches outside the image "
-                "(coordinates are normalised: centre +- half size must lie in 0..1)"
+            parsed.problems.append(
+                f"{where}: expected an integer class and 4 numbers, found {line!r}"
             )
-    return problems
+            continue
+        low, high = min(x - w / 2, y - h / 2), max(x + w / 2, y + h / 2)
+        if not np.isfinite([x, y, w, h]).all():
+            parsed.problems.append(
+                f"{where}: box ({x}, {y}, {w}, {h}) has a value that is not a finite number"
+            )
+        elif not 0 <= cls < n_classes:
+            parsed.problems.append(f"{where}: class id {cls} out of range 0..{n_classes - 1}")
+        elif not (w > 0 and h > 0):
+            parsed.problems.append(
+                f"{where}: box width and height must be positive, found {w}, {h}"
+            )
+        elif low < -EDGE_TOLERANCE or high > 1 + EDGE_TOLERANCE:
+            parsed.problems.append(
+                f"{where}: box ({x}, {y}, {w}, {h}) reaches outside the image (coordinates "
+                f"are normalised: centre +- half size must lie in 0..1, to within "
+                f"{EDGE_TOLERANCE} for rounding)"
+            )
+        else:
+            parsed.clipped += int(low < 0 or high > 1)
+            parsed.boxes.append((cls, x, y, w, h))
+    return parsed
+
+
+def clipped_text(boxes: list[tuple[int, float, float, float, float]]) -> str:
+    """Label lines with every box clipped to the image (edges in 0..1)."""
+    lines = []
+    for cls, x, y, w, h in boxes:
+        x0, y0 = max(x - w / 2, 0.0), max(y - h / 2, 0.0)
+        x1, y1 = min(x + w / 2, 1.0), min(y + h / 2, 1.0)
+        lines.append(f"{cls} {(x0 + x1) / 2:.6f} {(y0 + y1) / 2:.6f} {x1 - x0:.6f} {y1 - y0:.6f}")
+    return "".join(line + "\n" for line in lines)
 
 
 def check(dataset: Dataset) -> dict[str, Any]:
     """Every image readable, every label present and sane; raises DataError listing them."""
     problems: list[str] = []
     counts: dict[str, Any] = {"classes": len(dataset.names)}
+    clipped = 0
     for split, pairs in dataset.pairs.items():
         objects = 0
         for image, label in pairs:
@@ -142,16 +235,18 @@ def check(dataset: Dataset) -> dict[str, Any]:
             if not label.is_file():
                 problems.append(f"{image}: label file {label} is missing")
                 continue
-            found = _check_label(label, len(dataset.names))
-            problems += found
-            if not found:
-                objects += sum(1 for line in label.read_text().splitlines() if line.strip())
+            parsed = parse_label(label, len(dataset.names))
+            problems += parsed.problems
+            if not parsed.problems:
+                objects += len(parsed.boxes)
+                clipped += parsed.clipped
         images = {lbl.stem for _, lbl in pairs}
         label_dir = label_path(pairs[0][0]).parent
         orphans = sorted(p for p in label_dir.glob("*.txt") if p.stem not in images)
         problems += [f"{p}: label file has no image" for p in orphans]
         counts[f"{split}_images"] = len(pairs)
         counts[f"{split}_objects"] = objects
+    counts["boxes_clipped"] = clipped  # within EDGE_TOLERANCE of the border: rounding
     if problems:
         shown = "\n  - ".join(problems[:MAX_PROBLEMS])
         more = (
@@ -168,6 +263,7 @@ def stage(dataset: Dataset, workdir: Path) -> Path:
 
     Ultralytics writes a label cache next to the labels; staging keeps that write out of
     the DVC-tracked dataset (it would change its hash) and accepts any layout `read` does.
+    A label with boxes a rounding past the border is written clipped instead of linked.
     """
     for split, pairs in dataset.pairs.items():
         for kind in ("images", "labels"):
@@ -175,7 +271,12 @@ def stage(dataset: Dataset, workdir: Path) -> Path:
         for i, (image, label) in enumerate(pairs):
             stem = f"{i:06d}_{image.stem}"
             os.symlink(image.resolve(), workdir / "images" / split / f"{stem}{image.suffix}")
-            os.symlink(label.resolve(), workdir / "labels" / split / f"{stem}.txt")
+            target = workdir / "labels" / split / f"{stem}.txt"
+            parsed = parse_label(label, len(dataset.names))
+            if parsed.clipped:
+                target.write_text(clipped_text(parsed.boxes))
+            else:
+                os.symlink(label.resolve(), target)
     data = {
         "path": str(workdir.resolve()),
         "train": "images/train",
