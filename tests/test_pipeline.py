@@ -13,8 +13,8 @@ import polars as pl
 import pytest
 import yaml
 
-from conftest import clone_checkout, run, set_params
-from vertiflow.tabular import evaluation, modeling
+from conftest import YOLO_CI_FLOOR, run, set_params
+from vertiflow.tabular import modeling
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.xdist_group("default_repo")]
 STAGES = {
@@ -65,10 +65,11 @@ def test_models_reach_their_bayes_limits(default_repo):
     assert oracle["r2"] >= 0.97 * oracle["bayes"]["r2"]
     assert classifier["accuracy"] >= classifier["bayes"]["accuracy"] - 0.02
     assert classifier["roc_auc_ovr"] > 0.8
-    # The detector (3 epochs here; its full-size quality is in the YOLO benchmark).
+    # The detector, at YOLO_CI_EPOCHS (its full-size quality is in the YOLO benchmark):
+    # a floor well above an untrained detector's 0.0, so a detector that learns nothing fails.
     yolo = json.loads((default_repo / "metrics" / "yolo.json").read_text())
     assert len(yolo["per_class"]) == 5
-    assert all(0 <= yolo[k] <= 1 for k in ("mAP50", "mAP50-95", "precision", "recall"))
+    assert yolo["mAP50"] >= YOLO_CI_FLOOR, yolo["mAP50"]
     quality = json.loads((default_repo / "metrics" / "quality.json").read_text())
     assert set(quality) == {"oracle", "classifier", "cortex", "yolo"}
 
@@ -117,48 +118,38 @@ def test_models_load_from_models_dir_and_from_mlflow(default_repo):
     assert np.allclose(proba.sum(axis=1), 1.0)
 
 
-def _lock_hashes(repo: Path) -> dict[str, str]:
-    lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    return {
-        out["path"]: out["md5"]
-        for stage in ("simulate", "prepare", "simulate_images")
-        for out in lock["stages"][stage]["outs"]
-    }
+# What a fresh machine must rebuild byte for byte from params, data and the locked
+# environment (requirements/*.lock). YOLO's weights and Cortex's last digits are left out:
+# CPU kernels may differ between machines in the last bits (README, Reproducibility).
+REPRODUCED = ("data/raw", "data/prepared", "data/images", "models/oracle", "models/classifier")
+REPRODUCED_METRICS = ("oracle.json", "classifier.json", "validation.json")
 
 
-def test_two_clean_runs_are_identical(default_repo, tmp_path):
-    """A second clean clone: same data hashes, same validation reports, same model metrics.
+def _out_hashes(lock_text: str) -> dict[str, str]:
+    stages = yaml.safe_load(lock_text)["stages"]
+    return {o["path"]: o["md5"] for s in stages.values() for o in s.get("outs", [])}
 
-    The second run stops at the trained tabular models (the detector's run-to-run spread is
-    tested on the small pipeline below, and measured at full size by the YOLO benchmark);
-    its models are scored with evaluate's own functions.
-    """
-    second = clone_checkout(tmp_path)
-    targets = ["validate", "validate_images", "train_oracle", "train_classifier"]
-    run(["dvc", "repro", *targets], second, timeout=900)
-    assert _lock_hashes(second) == _lock_hashes(default_repo)
-    for name in ("validation.json", "images_validation.json"):
-        assert (second / "metrics" / name).read_text() == (
-            default_repo / "metrics" / name
-        ).read_text()
-    test = pl.read_parquet(second / "data" / "prepared" / "test.parquet")
-    truth = pl.read_parquet(second / "data" / "prepared" / "truth.parquet")
-    oracle = mlflow.sklearn.load_model(str(second / "models" / "oracle"))
-    classifier = mlflow.sklearn.load_model(str(second / "models" / "classifier"))
-    reports = {
-        "oracle.json": evaluation.oracle_report(
-            test, oracle.predict(modeling.frame(test, oracle.feature_names_in_)), truth
-        ),
-        "classifier.json": evaluation.classifier_report(
-            test,
-            evaluation.proba_in_grade_order(
-                classifier, modeling.frame(test, classifier.feature_names_in_)
-            ),
-            truth,
-        ),
-    }
-    for name, report in reports.items():
-        assert report == json.loads((default_repo / "metrics" / name).read_text()), name
+
+def test_a_clean_clone_reproduces_the_committed_hashes_and_metrics(default_repo):
+    """The committed dvc.lock and metrics were made in the locked environment; a clean
+    clone's `dvc repro` on this machine must give the same md5s and the same tabular
+    metrics exactly, else `dvc push` uploads "new" data that is the same."""
+    committed = _out_hashes(run(["git", "show", "HEAD:dvc.lock"], default_repo).stdout)
+    rebuilt = _out_hashes((default_repo / "dvc.lock").read_text())
+    differs = [
+        f"{path}: committed {committed.get(path)}, rebuilt {rebuilt.get(path)}"
+        for path in REPRODUCED
+        if committed.get(path) != rebuilt.get(path)
+    ]
+    for name in REPRODUCED_METRICS:
+        was = json.loads(run(["git", "show", f"HEAD:metrics/{name}"], default_repo).stdout)
+        now = json.loads((default_repo / "metrics" / name).read_text())
+        differs += [
+            f"metrics/{name} {key}: committed {was.get(key)}, rebuilt {now.get(key)}"
+            for key in sorted(set(was) | set(now))
+            if was.get(key) != now.get(key)
+        ]
+    assert not differs, "not reproduced on this machine:\n" + "\n".join(differs)
 
 
 def _weights_hash(repo: Path) -> str:
