@@ -94,9 +94,8 @@ def test_pipeline_logs_runs_and_models_to_the_server_and_s3(small_copy, stack, m
 @pytest.mark.reliability
 def test_wrong_credentials_are_refused_and_the_cache_survives(small_copy, stack):
     cache = md5s(small_copy / ".dvc" / "cache")
-    proc = dvc(
-        ["push"], small_copy, with_stack(stack, AWS_SECRET_ACCESS_KEY="not-the-secret"), check=False
-    )
+    wrong = with_stack(stack, AWS_SECRET_ACCESS_KEY="not-the-secret")  # pragma: allowlist secret
+    proc = dvc(["push"], small_copy, wrong, check=False)
     assert proc.returncode != 0
     assert (
         "SignatureDoesNotMatch" in proc.stderr or "Forbidden" in proc.stderr or "403" in proc.stderr
@@ -146,15 +145,10 @@ def test_unreachable_tracking_server_fails_fast_and_keeps_earlier_outputs(small_
     assert "up to date" in status
 
 
-def test_no_credentials_in_tracked_files(stack):
+def test_credentials_file_is_ignored_and_the_remote_named():
+    """Where credentials go (.dvc/config.local) git ignores; tests/test_secrets.py scans
+    every tracked file with detect-secrets."""
     root = Path(__file__).resolve().parents[1]
-    tracked = subprocess.run(
-        ["git", "ls-files"], cwd=root, capture_output=True, text=True
-    ).stdout.split()
-    for name in tracked:
-        path = root / name
-        if path.is_file():
-            assert stack.secret_key not in path.read_text(errors="ignore"), name
     ignored = subprocess.run(["git", "check-ignore", "-q", ".dvc/config.local"], cwd=root)
     assert ignored.returncode == 0, ".dvc/config.local must be git-ignored"
     assert DVC_BUCKET in (root / ".dvc" / "config").read_text()
