@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from conftest import run, tree_digest
-from vertiflow.errors import DataError
+from vertiflow.errors import DataError, VertiflowError
 from vertiflow.vision import yolo_data
 from vertiflow.vision.skin import CLASSES, ImageConfig, write_dataset
 
@@ -47,7 +47,7 @@ def test_default_classes_all_appear_with_varied_sizes():
 
 
 def test_unknown_class_is_a_clear_params_error():
-    with pytest.raises(Exception, match="Freckles"):
+    with pytest.raises(VertiflowError, match="Freckles"):
         ImageConfig(classes=["Acne", "Freckles"])
 
 
