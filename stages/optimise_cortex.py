@@ -1,5 +1,6 @@
 """Stage optimise_cortex (A11): the recipe with the best margin per crop, and its regret."""
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -11,6 +12,8 @@ import typer
 from vertiflow import cortex, params
 from vertiflow.lifecycle import tracking
 from vertiflow.stage import stage, write_json
+
+DATA = {"training": "train", "evaluation": "truth"}  # MLflow dataset context: table
 
 
 def main(
@@ -26,7 +29,11 @@ def main(
     with tracking.stage_run("optimise_cortex", {"optimise_cortex": section}):
         oracle = mlflow.sklearn.load_model(str(models / "oracle"))
         classifier = mlflow.sklearn.load_model(str(models / "classifier"))
-        results = cortex.recommend_all(section, train, oracle, classifier, with_truth=has_truth)
+        crops = json.loads((prepared / "crops.json").read_text())
+        world = json.loads((prepared / "world.json").read_text())["world"]
+        results = cortex.recommend_all(
+            section, train, oracle, classifier, has_truth and world is not None, crops, world
+        )
 
         write_json(out / "recipes.json", results["recipes"])
         write_json(metrics / "cortex.json", results["metrics"])
@@ -37,11 +44,13 @@ def main(
             frame.to_csv(plots / f"trace_{crop}.csv", index=False)
             for step, value in enumerate(trace):
                 mlflow.log_metric(f"{crop}_best_margin", value, step=step)
-        mlflow.log_metrics(params.flatten(results["metrics"]))
-        mlflow.log_artifact(str(out / "recipes.json"))
+        inputs = {k: tracking.dataset(prepared / f"{t}.parquet") for k, t in DATA.items()}
+        tracking.log_model_run(out, "cortex-recipes", results["metrics"], inputs)
+        convergence = results["convergence"].items()
+        mlflow.set_tags({f"{crop}.convergence": c["message"] for crop, c in convergence})
 
 
-app = stage(main)
+app = stage(main, skip_imports=("torch",))  # scikit-learn only
 
 if __name__ == "__main__":
     app()

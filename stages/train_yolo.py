@@ -33,7 +33,6 @@ def main(
         )
         report, pr_curve = yolo.report(final)
         yolo.save_weights(best, out, str(dataset_dir / "data.yaml"))
-        mlflow.log_artifact(str(out / "best.pt"), "weights")
 
         write_json(metrics / "yolo.json", report)
         plots = metrics / "yolo_plots"
@@ -46,7 +45,9 @@ def main(
         mlflow.log_artifact(str(metrics / "yolo.json"))
         mlflow.log_artifacts(str(plots), "plots")
         mlflow.log_artifact(str(metrics / "yolo_samples.png"), "plots")
-        mlflow.log_metrics({k: v for k, v in report.items() if k != "per_class"})
+        headline = {k: v for k, v in report.items() if k != "per_class"}
+        images = {"training": tracking.dataset(dataset_dir, "images")}
+        tracking.log_model_run(out, "ultralytics-yolo", headline, images)
 
 
 app = stage(main)

@@ -1,4 +1,13 @@
-"""One MLflow run per stage execution, tagged so a pipeline run or a sweep filters as one.
+"""MLflow runs: one per stage execution, one per pipeline execution, per-model experiments.
+
+Layout (README, "Comparing runs in the MLflow UI"):
+- `vertiflow-models` holds one *pipeline run* per `dvc repro` / `dvc exp run` / queued
+  experiment (tag `run_kind=pipeline`), named after the DVC experiment: every param, and
+  every model's headline held-out metric and gap to its limit, read from metrics/*.json
+  after each stage (so a stage DVC restored from cache contributes its last metrics).
+  The runs of the non-model stages are nested under it.
+- The model stages log to the seed's per-model experiments (MODEL_EXPERIMENTS), linked to
+  their pipeline run by the tags `pipeline_run_id` and `pipeline_mlflow_run_id`.
 
 Where runs go: `MLFLOW_TRACKING_URI` when set (a team server), else one SQLite store in
 the user's checkout at `.mlflow/mlflow.db`, artifacts beside it. Queued `dvc exp run`s
@@ -10,10 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,14 +34,34 @@ import mlflow
 import psutil
 import requests
 from filelock import FileLock
-from mlflow.entities import LoggedModelStatus
+from mlflow.entities import LoggedModelStatus, Metric, Param
+from ruamel.yaml import YAML, YAMLError
 
 from vertiflow.errors import VertiflowError
-from vertiflow.params import flatten
+from vertiflow.params import flatten, read_yaml
 from vertiflow.runtime import checkout_root
 
 EXPERIMENT = "vertiflow-models"
+MODEL_EXPERIMENTS = {
+    "train_oracle": "yield-prediction",
+    "train_classifier": "quality-classification",
+    "optimise_cortex": "recipe-optimization",
+    "train_yolo": "skin-detection",
+}
+# Without it MLflow 3's UI opens an experiment in GenAI mode (traces, prompts) instead of
+# the runs table.
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+DEFAULT_EXPERIMENT_ID = "0"
 LOCAL_STORE = ".mlflow"
+# The pipeline run's headline columns: every model's held-out metrics, read from the
+# metrics files the stages write (metrics/<file>.json -> <file>_<key>).
+HEADLINE = {
+    "oracle": ("r2", "mae", "rmse", "r2_gap"),
+    "classifier": ("accuracy", "f1_macro", "roc_auc_ovr", "accuracy_gap"),
+    "cortex": ("max_regret",),
+    "yolo": ("mAP50", "mAP50-95", "precision", "recall"),
+}
+CORTEX_PER_CROP = ("regret", "cost_per_kg", "converged", "iterations")
 
 
 def tracking_uri() -> str:
@@ -57,13 +88,16 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
 
 
 def pipeline_run_id() -> str:
-    """Shared by every stage of one `dvc repro`/`dvc exp run`: derived from the DVC process."""
+    """Shared by every stage of one `dvc repro`/`dvc exp run`: derived from the DVC process
+    (and the experiment's name, so two experiments of one queue worker never share it)."""
     if os.environ.get("VERTIFLOW_PIPELINE_RUN_ID"):
         return os.environ["VERTIFLOW_PIPELINE_RUN_ID"]
+    exp = os.environ.get("DVC_EXP_NAME", "")
     with contextlib.suppress(psutil.Error):
         for proc in psutil.Process().parents():
             if any(Path(arg).name == "dvc" or arg.endswith("/dvc") for arg in proc.cmdline()[:2]):
-                return hashlib.sha1(f"{proc.pid}-{proc.create_time()}".encode()).hexdigest()[:12]
+                key = f"{proc.pid}-{proc.create_time()}-{exp}"
+                return hashlib.sha1(key.encode()).hexdigest()[:12]
     return uuid.uuid4().hex[:12]
 
 
@@ -78,13 +112,28 @@ def git_commit() -> str | None:
 
 
 def _experiment_id(name: str) -> str:
-    experiment = mlflow.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    location = None
-    if mlflow.get_tracking_uri().startswith("sqlite:"):
-        location = (checkout_root() / LOCAL_STORE / "artifacts").as_uri()
-    return mlflow.create_experiment(name, artifact_location=location)
+    """The experiment's id, created (or tagged) for model training if need be."""
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        location = None
+        if mlflow.get_tracking_uri().startswith("sqlite:"):
+            location = (checkout_root() / LOCAL_STORE / "artifacts").as_uri()
+        try:
+            created = client.create_experiment(name, location, tags=EXPERIMENT_TAGS)
+            with contextlib.suppress(mlflow.exceptions.MlflowException):  # the store's own
+                for key, value in EXPERIMENT_TAGS.items():  # "Default", tagged once
+                    client.set_experiment_tag(DEFAULT_EXPERIMENT_ID, key, value)
+            return created
+        except mlflow.exceptions.MlflowException:
+            # A parallel queued experiment created it first (a server takes no file lock).
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+    for key, value in EXPERIMENT_TAGS.items():
+        if experiment.tags.get(key) != value:  # made before this tag existed
+            client.set_experiment_tag(experiment.experiment_id, key, value)
+    return experiment.experiment_id
 
 
 def run_tags(stage: str) -> dict[str, str]:
@@ -105,7 +154,7 @@ def run_tags(stage: str) -> dict[str, str]:
     return tags
 
 
-def close_orphaned_runs(experiment_id: str) -> list[str]:
+def close_orphaned_runs(experiment_ids: list[str]) -> list[str]:
     """Mark KILLED the runs left RUNNING by stage processes that no longer exist.
 
     A stage killed by SIGKILL, an OOM kill or a power cut cannot end its own run, which
@@ -115,7 +164,7 @@ def close_orphaned_runs(experiment_id: str) -> list[str]:
     client = mlflow.MlflowClient()
     orphans = []
     for run in client.search_runs(
-        [experiment_id],
+        experiment_ids,
         filter_string=f"attributes.status = 'RUNNING' and tags.host = '{socket.gethostname()}'",
     ):
         try:
@@ -136,23 +185,165 @@ def close_orphaned_runs(experiment_id: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def stage_run(stage: str, params: dict[str, Any], experiment: str = EXPERIMENT) -> Iterator[Any]:
-    """Open the stage's MLflow run with its params and tags; closes FAILED on error."""
+def stage_run(stage: str, params: dict[str, Any], experiment: str | None = None) -> Iterator[Any]:
+    """Open the stage's MLflow run with its params and tags; closes FAILED on error.
+
+    A model stage's run goes to its model's experiment, the others' to `vertiflow-models`
+    nested under the pipeline run. When the stage ends, the pipeline run is brought up to
+    date from metrics/*.json.
+    """
+    experiment = experiment or MODEL_EXPERIMENTS.get(stage, EXPERIMENT)
     uri = tracking_uri()
     check_reachable(uri)
     mlflow.set_tracking_uri(uri)
+    names = dict.fromkeys([EXPERIMENT, experiment])
     if uri.startswith("sqlite:"):
         # Parallel queued experiments (dvc queue start -j N) on a fresh store would run
         # MLflow's schema migrations, and create the experiment, at the same moment:
         # one of them then fails. The first takes the lock and does both; the rest wait.
         with FileLock(checkout_root() / LOCAL_STORE / "store.lock", timeout=120):
-            experiment_id = _experiment_id(experiment)
+            ids = {name: _experiment_id(name) for name in names}
     else:
-        experiment_id = _experiment_id(experiment)
-    close_orphaned_runs(experiment_id)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=stage, tags=run_tags(stage)) as run:
-        mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
-        yield run
+        ids = {name: _experiment_id(name) for name in names}
+    close_orphaned_runs(list(ids.values()))
+    pipeline = pipeline_run(ids[EXPERIMENT])
+    tags = {**run_tags(stage), "pipeline_mlflow_run_id": pipeline}
+    if experiment == EXPERIMENT:
+        tags["mlflow.parentRunId"] = pipeline  # nested in the UI
+    status = "FAILED"
+    try:
+        with mlflow.start_run(experiment_id=ids[experiment], run_name=stage, tags=tags) as run:
+            mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
+            yield run
+        status = "FINISHED"
+    finally:
+        update_pipeline_run(pipeline, status)
+
+
+def _changed(current: dict[str, Any]) -> list[str]:
+    """Params (dotted keys) that differ from the baseline commit's params.yaml."""
+    rev = os.environ.get("DVC_EXP_BASELINE_REV") or "HEAD"
+    try:
+        shown = subprocess.run(
+            ["git", "show", f"{rev}:params.yaml"], capture_output=True, text=True, timeout=10
+        )
+        text = shown.stdout if shown.returncode == 0 else "{}"
+        baseline = flatten(YAML(typ="safe", pure=False).load(text) or {})
+    except (OSError, subprocess.SubprocessError, YAMLError):
+        baseline = {}
+    return sorted(k for k, v in current.items() if baseline.get(k) != v)
+
+
+def pipeline_run(experiment_id: str) -> str:
+    """The id of this pipeline execution's run, created by its first stage.
+
+    Named after the DVC experiment (or `repro@<commit>`); carries every param, and the
+    list of those that differ from the baseline commit as the tag `changed_params`.
+    """
+    client = mlflow.MlflowClient()
+    key = pipeline_run_id()
+    found = client.search_runs(
+        [experiment_id],
+        f"tags.run_kind = 'pipeline' and tags.pipeline_run_id = '{key}'",
+        max_results=1,
+    )
+    if found:
+        return found[0].info.run_id
+    # No host/pid tags: close_orphaned_runs judges stage processes, not this run.
+    tags = {k: v for k, v in run_tags("pipeline").items() if k not in ("stage", "host", "pid")}
+    name = os.environ.get("DVC_EXP_NAME") or f"repro@{tags.get('git_commit', 'workspace')[:7]}"
+    try:
+        params = flatten(read_yaml(Path("params.yaml")) or {})
+    except VertiflowError:
+        params = {}
+    changed = _changed(params)
+    tags.update(run_kind="pipeline", changed_params=", ".join(changed)[:5000] or "none")
+    run = client.create_run(experiment_id, run_name=name, tags=tags)
+    client.log_batch(
+        run.info.run_id,
+        params=[Param(k, str(v)[:6000]) for k, v in params.items()],
+    )
+    return run.info.run_id
+
+
+def headline_metrics(metrics: Path = Path("metrics")) -> dict[str, float]:
+    """Every model's headline held-out metrics and gap to its limit, from its metrics file.
+
+    The files are what DVC holds now: fresh from a stage that ran, or restored from the
+    cache (the last metrics) for one that did not.
+    """
+    out: dict[str, float] = {}
+
+    def number(key: str, value: Any) -> None:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = float(value)
+
+    reports = {}
+    for name in (*HEADLINE, "quality"):
+        with contextlib.suppress(OSError, ValueError):
+            reports[name] = json.loads((metrics / f"{name}.json").read_text())
+    for name, keys in HEADLINE.items():
+        for key in keys:
+            number(f"{name}_{key}", reports.get(name, {}).get(key))
+    for crop, values in reports.get("cortex", {}).items():
+        if isinstance(values, dict):
+            for key in CORTEX_PER_CROP:
+                number(f"cortex_{crop}_{key}", values.get(key))
+    for name, row in reports.get("quality", {}).items():
+        if isinstance(row, dict):
+            number(f"{name}_gap", row.get("gap"))
+    return out
+
+
+def update_pipeline_run(run_id: str, status: str) -> None:
+    """Bring the pipeline run up to date after a stage: one batch of metrics, one status."""
+    client = mlflow.MlflowClient()
+    now = int(time.time() * 1000)
+    metrics = [Metric(k, v, now, 0) for k, v in headline_metrics().items()]
+    client.log_batch(run_id, metrics=metrics)
+    client.set_terminated(run_id, status)
+
+
+def dataset(path: Path, name: str | None = None) -> Any:
+    """An MLflow dataset for a DVC-tracked file or folder: DVC's md5 as its digest, its
+    path in the repository as its source."""
+    from mlflow.data.dataset_source_registry import get_registered_sources
+    from mlflow.data.meta_dataset import MetaDataset
+
+    # MLflow registers this source class twice; resolving a path by name would warn.
+    local = next(s for s in get_registered_sources() if s.__name__ == "LocalArtifactDatasetSource")
+    return MetaDataset(local(path.as_posix()), name=name or path.name, digest=dvc_md5(path))
+
+
+def log_model_run(
+    model_dir: Path,
+    model_type: str,
+    metrics: dict[str, Any],
+    inputs: dict[str, Any],
+    model_id: str | None = None,
+) -> str:
+    """A model stage's record: its datasets as run inputs (context -> dataset), its model
+    folder as a LoggedModel (unless already logged: `model_id`), and its held-out metrics,
+    on the run and linked to the model and the evaluation dataset. Returns the model id."""
+    from mlflow.entities import DatasetInput, InputTag
+
+    run_id = mlflow.active_run().info.run_id
+    mlflow.MlflowClient().log_inputs(
+        run_id,
+        [
+            DatasetInput(d._to_mlflow_entity(), [InputTag("mlflow.data.context", context)])
+            for context, d in inputs.items()
+        ],
+    )
+    model_id = model_id or log_model_dir(model_dir, "model", model_type)
+    numbers = {
+        k: float(v)
+        for k, v in flatten(metrics).items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    evaluated = inputs.get("testing") or inputs.get("evaluation")
+    mlflow.log_metrics(numbers, model_id=model_id, dataset=evaluated)
+    return model_id
 
 
 def dvc_dep_hash(stage: str, path: str, lock: Path = Path("dvc.lock")) -> str | None:
@@ -166,6 +357,33 @@ def dvc_dep_hash(stage: str, path: str, lock: Path = Path("dvc.lock")) -> str | 
     for dep in stages.get(stage, {}).get("deps", []):
         if dep["path"].rstrip("/") == path.rstrip("/"):
             return dep.get("md5")
+    return None
+
+
+def dvc_md5(path: Path, lock: Path = Path("dvc.lock")) -> str | None:
+    """DVC's md5 of a tracked file or folder, as DVC computes it.
+
+    A file's is the md5 of its bytes. A folder's (`<md5>.dir`) is read from DVC's records:
+    the out of the stage that writes it in dvc.lock (already updated when a later stage of
+    the same repro runs), else its `.dvc` file, else the last time a stage read it.
+    """
+    if path.is_file():
+        digest = hashlib.md5()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+    target = path.as_posix().rstrip("/")
+    entries: list[dict] = []
+    with contextlib.suppress(OSError, VertiflowError, AttributeError, TypeError):
+        stages = (read_yaml(lock) or {}).get("stages", {})
+        entries += [o for s in stages.values() for o in s.get("outs", [])]
+        entries += [d for s in stages.values() for d in s.get("deps", [])]
+    with contextlib.suppress(OSError, VertiflowError, AttributeError, TypeError):
+        entries = (read_yaml(Path(f"{target}.dvc")) or {}).get("outs", []) + entries
+    for entry in entries:
+        if str(entry.get("path", "")).rstrip("/") == target and entry.get("md5"):
+            return entry["md5"]
     return None
 
 
