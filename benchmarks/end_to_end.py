@@ -121,7 +121,8 @@ def main() -> None:
     mlflow.set_tracking_uri(f"sqlite:///{repo / '.mlflow' / 'mlflow.db'}")
     runs = {
         r.data.tags["stage"]: (r.info.end_time - r.info.start_time) / 1000
-        for r in mlflow.search_runs(experiment_names=["vertiflow-models"], output_format="list")
+        for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
+        if "stage" in r.data.tags  # not the pipeline run
     }
     stages = {
         s: {

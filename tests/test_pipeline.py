@@ -40,8 +40,10 @@ def ran(output: str) -> set[str]:
 
 
 def runs_of(repo: Path):
+    """Stage runs, in every experiment (a model stage logs to its model's experiment)."""
     mlflow.set_tracking_uri(f"sqlite:///{repo / '.mlflow' / 'mlflow.db'}")
-    return mlflow.search_runs(experiment_names=["vertiflow-models"], output_format="list")
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    return [r for r in runs if r.data.tags.get("run_kind") != "pipeline"]
 
 
 def test_dvc_parses_yaml_with_ruamels_c_parser():
@@ -106,7 +108,7 @@ def test_models_load_from_models_dir_and_from_mlflow(default_repo):
         x = modeling.frame(test, columns)
         logged = mlflow.search_logged_models(
             filter_string=f"source_run_id = '{runs[f'train_{name}'].info.run_id}'",
-            experiment_ids=[runs["evaluate"].info.experiment_id],
+            experiment_ids=[runs[f"train_{name}"].info.experiment_id],
             output_format="list",
         )
         remote = mlflow.pyfunc.load_model(f"models:/{logged[0].model_id}")

@@ -69,7 +69,7 @@ def test_pipeline_logs_runs_and_models_to_the_server_and_s3(small_copy, stack, m
     dvc(["repro", "--force", "--single-item", "train_oracle"], small_copy, e)
     mlflow.set_tracking_uri(stack.mlflow_url)
     run_ = mlflow.search_runs(
-        experiment_names=["vertiflow-models"],
+        experiment_names=["yield-prediction"],
         filter_string="tags.stage = 'train_oracle'",
         output_format="list",
     )[0]

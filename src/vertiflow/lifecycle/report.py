@@ -173,7 +173,7 @@ def mlflow_links(repo: Path) -> list[str]:
     commit = _git(["rev-parse", "HEAD"], repo).strip()
     mlflow.set_tracking_uri(uri)
     runs = mlflow.search_runs(
-        experiment_names=["vertiflow-models"],
+        search_all_experiments=True,  # the pipeline run, and stage runs of every experiment
         filter_string=f"tags.git_commit = '{commit}'",
         output_format="list",
     )

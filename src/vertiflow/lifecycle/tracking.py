@@ -87,17 +87,24 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         ) from None
 
 
+def dvc_process() -> psutil.Process | None:
+    """The `dvc repro` / `dvc exp run` process running this stage, if any."""
+    with contextlib.suppress(psutil.Error):
+        for proc in psutil.Process().parents():
+            if any(Path(arg).name == "dvc" or arg.endswith("/dvc") for arg in proc.cmdline()[:2]):
+                return proc
+    return None
+
+
 def pipeline_run_id() -> str:
     """Shared by every stage of one `dvc repro`/`dvc exp run`: derived from the DVC process
     (and the experiment's name, so two experiments of one queue worker never share it)."""
     if os.environ.get("VERTIFLOW_PIPELINE_RUN_ID"):
         return os.environ["VERTIFLOW_PIPELINE_RUN_ID"]
-    exp = os.environ.get("DVC_EXP_NAME", "")
-    with contextlib.suppress(psutil.Error):
-        for proc in psutil.Process().parents():
-            if any(Path(arg).name == "dvc" or arg.endswith("/dvc") for arg in proc.cmdline()[:2]):
-                key = f"{proc.pid}-{proc.create_time()}-{exp}"
-                return hashlib.sha1(key.encode()).hexdigest()[:12]
+    if proc := dvc_process():
+        with contextlib.suppress(psutil.Error):
+            key = f"{proc.pid}-{proc.create_time()}-{os.environ.get('DVC_EXP_NAME', '')}"
+            return hashlib.sha1(key.encode()).hexdigest()[:12]
     return uuid.uuid4().hex[:12]
 
 
@@ -206,10 +213,16 @@ def stage_run(stage: str, params: dict[str, Any], experiment: str | None = None)
     else:
         ids = {name: _experiment_id(name) for name in names}
     close_orphaned_runs(list(ids.values()))
-    pipeline = pipeline_run(ids[EXPERIMENT])
-    tags = {**run_tags(stage), "pipeline_mlflow_run_id": pipeline}
-    if experiment == EXPERIMENT:
-        tags["mlflow.parentRunId"] = pipeline  # nested in the UI
+    # A pipeline run for a pipeline execution: a stage run by hand outside DVC gets none.
+    dvc = dvc_process()
+    pipeline = None
+    if dvc or os.environ.get("VERTIFLOW_PIPELINE_RUN_ID"):
+        pipeline = pipeline_run(ids[EXPERIMENT], dvc)
+    tags = run_tags(stage)
+    if pipeline:
+        tags["pipeline_mlflow_run_id"] = pipeline
+        if experiment == EXPERIMENT:
+            tags["mlflow.parentRunId"] = pipeline  # nested in the UI
     status = "FAILED"
     try:
         with mlflow.start_run(experiment_id=ids[experiment], run_name=stage, tags=tags) as run:
@@ -217,7 +230,8 @@ def stage_run(stage: str, params: dict[str, Any], experiment: str | None = None)
             yield run
         status = "FINISHED"
     finally:
-        update_pipeline_run(pipeline, status)
+        if pipeline:
+            update_pipeline_run(pipeline, status)
 
 
 def _changed(current: dict[str, Any]) -> list[str]:
@@ -234,7 +248,7 @@ def _changed(current: dict[str, Any]) -> list[str]:
     return sorted(k for k, v in current.items() if baseline.get(k) != v)
 
 
-def pipeline_run(experiment_id: str) -> str:
+def pipeline_run(experiment_id: str, dvc: psutil.Process | None = None) -> str:
     """The id of this pipeline execution's run, created by its first stage.
 
     Named after the DVC experiment (or `repro@<commit>`); carries every param, and the
@@ -249,8 +263,9 @@ def pipeline_run(experiment_id: str) -> str:
     )
     if found:
         return found[0].info.run_id
-    # No host/pid tags: close_orphaned_runs judges stage processes, not this run.
-    tags = {k: v for k, v in run_tags("pipeline").items() if k not in ("stage", "host", "pid")}
+    tags = {k: v for k, v in run_tags("pipeline").items() if k != "stage"}
+    # Its process is DVC's: close_orphaned_runs marks it KILLED once DVC is gone for good.
+    tags["pid"] = str(dvc.pid if dvc else os.getpid())
     name = os.environ.get("DVC_EXP_NAME") or f"repro@{tags.get('git_commit', 'workspace')[:7]}"
     try:
         params = flatten(read_yaml(Path("params.yaml")) or {})
