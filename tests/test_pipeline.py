@@ -260,3 +260,20 @@ def test_cortex_cli_answers_without_rerunning_the_pipeline(small_copy):
     assert (small_copy / "dvc.lock").read_text() == lock
     bad = run(["vertiflow", "cortex", "--crop", "kale"], small_copy, check=False)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr and "kale" in bad.stderr
+
+
+def test_dvc_metrics_hold_numbers_only(default_repo):
+    """`dvc metrics show/diff` and `dvc exp show` are for numbers a reviewer compares:
+    registry decisions and validation problems are outputs, not metrics."""
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], default_repo).stdout)
+
+    def texts(node, path=""):
+        if isinstance(node, dict):
+            return [t for k, v in node.items() for t in texts(v, f"{path}.{k}")]
+        if isinstance(node, list):
+            return [t for i, v in enumerate(node) for t in texts(v, f"{path}[{i}]")]
+        return [] if isinstance(node, bool | int | float) or node is None else [path]
+
+    files = {f: d["data"] for rev in shown.values() for f, d in rev["data"].items()}
+    assert {"metrics/oracle.json", "metrics/classifier.json", "metrics/yolo.json"} <= set(files)
+    assert not texts(files), texts(files)
