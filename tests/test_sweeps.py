@@ -1,18 +1,31 @@
-"""Parameter sweeps: queued `dvc exp run` grids on parallel workers lose no MLflow run."""
+"""Parameter sweeps: a queued `dvc exp run` grid on 2 parallel workers, against the local
+SQLite store and against the team stack's `mlflow server`, loses no MLflow run, doubles
+none, and compares in one table of pipeline runs (one row per experiment)."""
 
 from __future__ import annotations
 
 import json
 import shutil
+from contextlib import ExitStack
 
 import mlflow
 import pytest
 
 from conftest import run, start_queue, stop_queue, wait_for_queue
+from vertiflow.lifecycle.stack import Stack
 
 pytestmark = pytest.mark.pipeline
 # What a classifier param re-runs.
 RERUN = {"train_classifier", "optimise_cortex", "evaluate", "summarise"}
+GRID = {"max_iter": (30, 60), "learning_rate": (0.1, 0.2)}
+SWEPT = [f"train_classifier.hyperparams.{k}" for k in GRID]
+# Every model's headline metric and its gap to the limit, on each pipeline run.
+HEADLINE = [
+    *("oracle_r2", "oracle_mae", "oracle_rmse", "oracle_gap"),
+    *("classifier_accuracy", "classifier_f1_macro", "classifier_roc_auc_ovr", "classifier_gap"),
+    *("cortex_max_regret", "cortex_basil_cost_per_kg", "cortex_basil_converged", "cortex_gap"),
+    *("yolo_mAP50", "yolo_mAP50-95", "yolo_gap"),
+]
 
 
 def experiments(repo) -> dict[str, dict]:
@@ -21,58 +34,98 @@ def experiments(repo) -> dict[str, dict]:
     for commit in shown:
         for exp in commit.get("experiments") or []:
             for rev in exp["revs"]:
-                metrics = rev["data"]["metrics"]["metrics/classifier.json"]["data"]
+                metrics = rev["data"]["metrics"]
                 found[rev["name"]] = {
-                    "accuracy": metrics["accuracy"],
-                    "params": rev["data"]["params"],
+                    "accuracy": metrics["metrics/classifier.json"]["data"]["accuracy"],
+                    "r2": metrics["metrics/oracle.json"]["data"]["r2"],
+                    "params": rev["data"]["params"]["params.yaml"]["data"],
                 }
     return found
 
 
-@pytest.mark.parametrize("workers", [2, 4])
-def test_queued_grid_records_every_stage_once(small_copy, workers):
-    # Start from no MLflow store: parallel workers must not race creating it.
-    shutil.rmtree(small_copy / ".mlflow")
-    run(
-        [
-            "dvc",
-            "exp",
-            "run",
-            "--queue",
-            "-S",
-            "train_classifier.hyperparams.max_iter=30,60",
-            "-S",
-            "train_classifier.hyperparams.learning_rate=0.1,0.2",
-        ],
-        small_copy,
-    )
-    start_queue(small_copy, workers, {"OMP_NUM_THREADS": "1"})  # as the README runs it
-    try:
-        status = wait_for_queue(small_copy, expected=4)
-    finally:
-        stop_queue(small_copy)
-    assert status.count("Success") == 4 and "Failed" not in status, status
+@pytest.fixture(scope="module", params=["sqlite", "server"])
+def sweep(request, small_repo, tmp_path_factory):
+    """A 2x2 grid queued on 2 workers (OMP_NUM_THREADS=1, as the README runs it).
 
-    found = experiments(small_copy)
+    sqlite: the checkout's own store, which already holds the baseline's `dvc repro`.
+    server: a fresh team stack (mlflow server, artifacts on S3): the workers create its
+    experiments at the same moment, with no file lock to order them.
+    """
+    repo = tmp_path_factory.mktemp(f"sweep-{request.param}") / "repo"
+    shutil.copytree(small_repo, repo, symlinks=True)
+    extra = {"OMP_NUM_THREADS": "1"}
+    uri = f"sqlite:///{repo / '.mlflow' / 'mlflow.db'}"
+    with ExitStack() as stack:
+        if request.param == "server":
+            team = stack.enter_context(Stack(tmp_path_factory.mktemp("stack")))
+            extra |= team.env()
+            uri = team.mlflow_url
+        grid = [f"-S{k}={','.join(map(str, v))}" for k, v in zip(SWEPT, GRID.values(), strict=True)]
+        run(["dvc", "exp", "run", "--queue", *grid], repo)
+        start_queue(repo, 2, extra)
+        try:
+            status = wait_for_queue(repo, expected=4)
+        finally:
+            stop_queue(repo)
+        mlflow.set_tracking_uri(uri)
+        runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+        yield {"repo": repo, "status": status, "runs": runs, "store": request.param}
+
+
+def test_queued_grid_records_every_stage_once(sweep):
+    repo, status, runs = sweep["repo"], sweep["status"], sweep["runs"]
+    assert status.count("Success") == 4 and "Failed" not in status, status
+    found = experiments(repo)
     assert len(found) == 4
-    grid = {
-        (
-            p["params.yaml"]["data"]["train_classifier"]["hyperparams"]["max_iter"],
-            p["params.yaml"]["data"]["train_classifier"]["hyperparams"]["learning_rate"],
-        )
-        for p in (e["params"] for e in found.values())
-    }
+    swept = [e["params"]["train_classifier"]["hyperparams"] for e in found.values()]
+    grid = {tuple(p[k] for k in GRID) for p in swept}
     assert grid == {(30, 0.1), (30, 0.2), (60, 0.1), (60, 0.2)}
     assert all(0 < e["accuracy"] <= 1 for e in found.values())
-
-    mlflow.set_tracking_uri(f"sqlite:///{small_copy / '.mlflow' / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=["vertiflow-models"], output_format="list")
     for name in found:
-        stages = sorted(
-            r.data.tags["stage"] for r in runs if r.data.tags.get("dvc_exp_name") == name
-        )
+        mine = [
+            r
+            for r in runs
+            if r.data.tags.get("dvc_exp_name") == name and "run_kind" not in r.data.tags
+        ]
+        stages = sorted(r.data.tags["stage"] for r in mine)
         assert stages == sorted(RERUN), f"{name}: {stages}"  # none missing, none doubled
-        assert all(
-            r.info.status == "FINISHED" for r in runs if r.data.tags.get("dvc_exp_name") == name
-        )
-    assert not list((small_copy / ".dvc" / "tmp").rglob("mlflow.db"))
+        assert all(r.info.status == "FINISHED" for r in mine)
+    assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))
+
+
+def test_the_sweep_compares_in_one_table_of_pipeline_runs(sweep, small_repo):
+    """`vertiflow-models` holds one pipeline run per experiment (plus the baseline's own
+    repro in the checkout's store), each with the swept params and every model's headline
+    metric: also those of stages DVC restored from its cache (the Oracle's, here)."""
+    found = experiments(sweep["repo"])
+    table = mlflow.search_runs(
+        experiment_names=["vertiflow-models"],
+        filter_string="tags.run_kind = 'pipeline'",
+        output_format="list",
+    )
+    names = sorted(r.info.run_name for r in table)
+    baseline = [n for n in names if n.startswith("repro@")]
+    assert sorted(set(names) - set(baseline)) == sorted(found) and len(names) == len(set(names))
+    assert len(baseline) == (1 if sweep["store"] == "sqlite" else 0)
+    baseline_r2 = json.loads((small_repo / "metrics" / "oracle.json").read_text())["r2"]
+    stage_runs = {
+        (r.data.tags.get("dvc_exp_name"), r.data.tags["stage"]): r
+        for r in sweep["runs"]
+        if "stage" in r.data.tags
+    }
+    for pipeline in table:
+        assert pipeline.info.status == "FINISHED"
+        assert set(HEADLINE) <= set(pipeline.data.metrics), sorted(pipeline.data.metrics)
+        name = pipeline.info.run_name
+        if name in baseline:
+            continue
+        hyper = found[name]["params"]["train_classifier"]["hyperparams"]
+        assert {k: pipeline.data.params[k] for k in SWEPT} == {
+            k: str(hyper[k.rsplit(".", 1)[1]]) for k in SWEPT
+        }
+        assert set(SWEPT) <= set(pipeline.data.tags["changed_params"].split(", "))
+        assert pipeline.data.metrics["classifier_accuracy"] == found[name]["accuracy"]
+        assert pipeline.data.metrics["oracle_r2"] == found[name]["r2"] == baseline_r2
+        training = stage_runs[(name, "train_classifier")]
+        assert training.data.tags["pipeline_mlflow_run_id"] == pipeline.info.run_id
+        assert training.data.metrics["accuracy"] == found[name]["accuracy"]
