@@ -6,7 +6,7 @@ import mlflow
 import typer
 
 from vertiflow import params
-from vertiflow.data import dataset, rawdata
+from vertiflow.data import dataset, features, rawdata
 from vertiflow.lifecycle import tracking
 from vertiflow.stage import stage, write_json
 
@@ -18,12 +18,15 @@ def main(
     section = params.section(params.load(params_file), "prepare")
     with tracking.stage_run("prepare", {"prepare": section}):
         raw = rawdata.load(Path(section["raw_dir"]))
-        prepared = dataset.build(raw, section["test_fraction"])
+        optima = features.optima_from_params(section["crop_optima"])
+        prepared = dataset.build(raw, section["test_fraction"], optima)
         out.mkdir(parents=True, exist_ok=True)
         prepared.train.write_parquet(out / "train.parquet")
         prepared.test.write_parquet(out / "test.parquet")
         prepared.truth.write_parquet(out / "truth.parquet")
         write_json(out / "checks.json", prepared.checks)
+        write_json(out / "crops.json", prepared.crops)
+        write_json(out / "world.json", {"world": raw.world})
         mlflow.log_metrics({k: v for k, v in prepared.checks.items() if isinstance(v, int | float)})
 
 

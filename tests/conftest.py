@@ -226,3 +226,13 @@ def pytest_collection_modifyitems(items) -> None:
     for item in items:
         if unit in Path(item.fspath).parents:
             item.add_marker(pytest.mark.unit)
+
+
+# Small pipelines train one fixed estimator (the CV model search is tested on its own, in
+# tests/unit/test_model_selection.py, and runs in the default pipeline).
+SMALL.update(
+    {
+        "train_oracle.estimator": "hist_gradient_boosting",
+        "train_classifier.estimator": "hist_gradient_boosting",
+    }
+)

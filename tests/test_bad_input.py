@@ -123,9 +123,9 @@ def harvest_before_start(farm: Path) -> None:
     ).write_parquet(farm / "harvests.parquet")
 
 
-def unknown_crop(farm: Path) -> None:
+def blank_crop(farm: Path) -> None:  # any crop name is data, but it needs a name
     frame = pl.read_parquet(farm / "batches.parquet")
-    _set(frame, "crop", ROW == 2, pl.lit("kale")).write_parquet(farm / "batches.parquet")
+    _set(frame, "crop", ROW == 2, pl.lit("")).write_parquet(farm / "batches.parquet")
 
 
 def unknown_grade(farm: Path) -> None:
@@ -188,7 +188,7 @@ CASES: list[tuple[Callable[[Path], None], str, list[str]]] = [
     (mixed_types, "prepare", ["data/farm/batches.csv", "cycle_days", "thirty"]),
     (extreme_setpoint, "prepare", ["data/farm/batches.parquet", "air_temp_setpoint", "in_range"]),
     (harvest_before_start, "prepare", ["data/farm/harvests.parquet", "before their batch started"]),
-    (unknown_crop, "prepare", ["data/farm/batches.parquet", "crop", "isin", "kale"]),
+    (blank_crop, "prepare", ["data/farm/batches.parquet", "crop", "str_length", "data rows 3"]),
     (unknown_grade, "prepare", ["data/farm/harvests.parquet", "quality_grade", "GOLD"]),
     (negative_energy, "prepare", ["data/farm/harvests.parquet", "energy_kwh", "in_range"]),
     (zero_cycle_days, "prepare", ["data/farm/batches.parquet", "cycle_days", "in_range"]),

@@ -23,7 +23,7 @@ CASES = [
     ("prepare.test_fraction", 1.5, "less than 1"),
     ("validate.max_glitch_fraction", "1 %", "a number"),
     ("validate.min_test_rows", 0, "greater than or equal to 1"),
-    ("train_oracle.estimator", "xgboost", "'hist_gradient_boosting' or 'random_forest'"),
+    ("train_oracle.estimator", "xgboost", "'auto', 'hist_gradient_boosting', 'random_forest'"),
     ("train_oracle.seed", DELETE, "missing"),
     ("train_oracle.log_target", "maybe", "a valid boolean"),
     ("train_oracle.features.numeric", "cycle_days", "a valid list"),

@@ -1,8 +1,9 @@
 """Cortex (A11): the growing recipe that earns the most, per crop.
 
 Objective: margin per m2 per *cycle day*. A module's time is what the farm sells, and
-crops occupy it for different lengths (basil 35 d, lettuce 42 d); margin per cycle would
-favour long cycles for their own sake.
+crops occupy it for different lengths; margin per cycle would favour long cycles for their
+own sake. Each crop's cycle length is the median of its training batches (the farm's own),
+and the crops optimised are those in the data (`crops: all`) unless params list some.
 
 margin = yield (Oracle) x expected price over grades (Classifier probabilities)
          - electricity (LEDs and the HVAC that removes their heat, at peak/off-peak tariffs)
@@ -10,9 +11,16 @@ margin = yield (Oracle) x expected price over grades (Classifier probabilities)
 
 The search space is each recipe variable's bounds from params, narrowed to what the
 Oracle saw in training for that crop: tree models extrapolate flat, so an optimum outside
-the data would be an artefact. Cortex is judged by the simulator's own agronomy (the
-truth), not by its surrogate: regret = (true best margin - true margin of Cortex's
-recipe) / true best margin.
+the data would be an artefact. Cortex is judged by the truth of the world that made the
+data (the built-in agronomy or the second world, `farm.worlds`), not by its surrogate:
+regret = (true best margin - true margin of Cortex's recipe) / true best margin.
+
+Knowing what it does not know: the surrogate is an ensemble (the trained models plus
+bootstrap refits of them with their hyperparameters frozen), and Cortex maximises a lower
+confidence bound, mean - kappa x std of the members' margins, inside a trust region: no
+farther from a recipe the farm has grown (in units of each variable's search range) than
+most grown recipes are from their nearest neighbour. The recipe's predicted margin comes
+with the ensemble's interval and its distance to the nearest grown recipe.
 """
 
 from __future__ import annotations
@@ -25,10 +33,12 @@ import numpy as np
 import pandas as pd
 import polars as pl
 from scipy.optimize import differential_evolution, minimize
+from scipy.special import ndtri
 
-from vertiflow.data.features import crop_relative
+from vertiflow.data.dataset import crop_table
+from vertiflow.data.features import CropOptimum, builtin_optima, crop_relative
 from vertiflow.errors import VertiflowError
-from vertiflow.farm import agronomy
+from vertiflow.farm import agronomy, worlds
 from vertiflow.farm.energy import EnergyModel, Tariff, energy_cost_per_m2_day
 
 # Decision variables, in this order everywhere, with the prepared column that measures each.
@@ -41,6 +51,7 @@ RECIPE = {
     "ec": "ec_mean",
 }
 BOUND_TOLERANCE = 1e-6
+DEFAULT = "default"  # prices and plant density for crops params do not list
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,24 @@ class Economics:
     co2_price_per_kg: float = 2.5
     co2_kg_per_m2_day_per_100ppm: float = 0.01  # injection to hold 100 ppm over ambient
     nutrient_cost_per_m2_day_per_ec: float = 0.15
+
+    def grade_prices(self, crop: str) -> np.ndarray:
+        prices = self.prices.get(crop, self.prices.get(DEFAULT))
+        if prices is None:
+            raise VertiflowError(
+                f"params.yaml: optimise_cortex.prices_mad_per_kg has no entry for crop '{crop}' "
+                f"and no '{DEFAULT}' entry; add one of them."
+            )
+        return np.array([prices[g] for g in agronomy.GRADES], dtype=float)
+
+    def plants(self, crop: str) -> float:
+        plants = self.plants_per_m2.get(crop, self.plants_per_m2.get(DEFAULT))
+        if plants is None:
+            raise VertiflowError(
+                f"params.yaml: optimise_cortex.plants_per_m2 has no entry for crop '{crop}' "
+                f"and no '{DEFAULT}' entry; add one of them."
+            )
+        return float(plants)
 
     @classmethod
     def from_params(cls, section: dict[str, Any]) -> Economics:
@@ -73,13 +102,20 @@ class Economics:
 
 
 def breakdown(
-    crop: str, recipe: np.ndarray, yield_g: np.ndarray, grade_proba: np.ndarray, econ: Economics
+    crop: str,
+    recipe: np.ndarray,
+    yield_g: np.ndarray,
+    grade_proba: np.ndarray,
+    econ: Economics,
+    days: float | None = None,
 ) -> dict[str, np.ndarray]:
-    """Per m2 per cycle day (MAD), for recipes as columns of `recipe` (6 x n)."""
+    """Per m2 per cycle day (MAD), for recipes as columns of `recipe` (6 x n).
+
+    `days`: the crop's cycle length (the farm's own; the built-in crop's when not given)."""
     temp, _, co2, ppfd, photoperiod, ec = recipe
-    days = agronomy.crop(crop).cycle_days
-    price = grade_proba @ np.array([econ.prices[crop][g] for g in agronomy.GRADES])
-    kg_per_m2 = yield_g / 1000.0 * econ.plants_per_m2[crop]
+    days = agronomy.crop(crop).cycle_days if days is None else days
+    price = grade_proba @ econ.grade_prices(crop)
+    kg_per_m2 = yield_g / 1000.0 * econ.plants(crop)
     revenue = kg_per_m2 * price / days
     energy = energy_cost_per_m2_day(econ.energy, econ.tariff, ppfd, photoperiod, temp)
     co2_cost = np.maximum(co2 - 400.0, 0.0) / 100.0 * econ.co2_kg_per_m2_day_per_100ppm
@@ -95,18 +131,47 @@ def breakdown(
     }
 
 
-def prepared_columns(crop: str, recipe: np.ndarray, typical: dict[str, float]) -> pd.DataFrame:
+@dataclass(frozen=True)
+class CropContext:
+    """What Cortex knows of a crop from the prepared data (data/prepared/crops.json)."""
+
+    name: str
+    cycle_days: float
+    optimum: CropOptimum | None  # None: the *_dev features hold absolute values
+    ph: float  # pH is held here: the optimum, else the farm's typical pH
+
+    @classmethod
+    def from_table(cls, name: str, entry: dict[str, Any], train: pl.DataFrame) -> CropContext:
+        optimum = entry.get("optimum")
+        opt = None if optimum is None else CropOptimum(**optimum)
+        rows = train.filter(pl.col("crop") == name)
+        ph = (
+            opt.ph if opt else float(rows["ph_mean"].median()) if "ph_mean" in rows.columns else 6.0
+        )
+        return cls(name, float(entry["cycle_days"]), opt, ph)
+
+
+def crop_contexts(
+    train: pl.DataFrame, crops: dict[str, Any] | None = None
+) -> dict[str, CropContext]:
+    """Every crop's context; without prepare's crops.json, derived from the training table."""
+    crops = crop_table(train, builtin_optima()) if crops is None else crops
+    return {name: CropContext.from_table(name, entry, train) for name, entry in crops.items()}
+
+
+def prepared_columns(
+    ctx: CropContext, recipe: np.ndarray, typical: dict[str, float]
+) -> pd.DataFrame:
     """The prepared-table columns a recipe implies, for the models to score.
 
     Columns a recipe does not set (variability, say) take the crop's training median.
     """
-    c = agronomy.crop(crop)
     temp, humidity, co2, ppfd, photoperiod, ec = recipe
     n = recipe.shape[1]
     columns = {name: np.full(n, value) for name, value in typical.items()}
     columns.update(
-        crop=np.full(n, crop),
-        cycle_days=np.full(n, float(c.cycle_days)),
+        crop=np.full(n, ctx.name),
+        cycle_days=np.full(n, ctx.cycle_days),
         temp_mean=temp,
         humidity_mean=humidity,
         co2_mean=co2,
@@ -114,39 +179,104 @@ def prepared_columns(crop: str, recipe: np.ndarray, typical: dict[str, float]) -
         photoperiod_h=photoperiod,
         dli_mean=agronomy.dli(ppfd, photoperiod),
         ec_mean=ec,
-        ph_mean=np.full(n, c.ph_opt),  # pH is held at the crop's optimum: cheap to control
+        ph_mean=np.full(n, ctx.ph),  # pH is held at the crop's optimum: cheap to control
         vpd_mean=agronomy.vpd_kpa(temp, humidity),
     )
     # The *_dev inputs come from prepare's own definition, so the models see what they saw.
-    return crop_relative(pl.DataFrame(columns)).to_pandas()
+    optima = {ctx.name: ctx.optimum} if ctx.optimum else {}
+    return crop_relative(pl.DataFrame(columns), optima).to_pandas()
 
 
-def surrogate(crop: str, oracle, classifier, typical: dict[str, float], econ: Economics):
-    """Margin per m2 per day as the trained models predict it (vectorised over recipes)."""
+def surrogate(
+    ctx: CropContext, members: list[tuple[Any, Any]], typical: dict[str, float], econ: Economics
+):
+    """Margin per m2 per day as each ensemble member predicts it: (members, n) arrays."""
     from vertiflow.tabular.evaluation import proba_in_grade_order
 
+    def margins(recipe: np.ndarray) -> dict[str, np.ndarray]:
+        frame = prepared_columns(ctx, recipe, typical)
+        parts = [
+            breakdown(
+                ctx.name,
+                recipe,
+                oracle.predict(frame[list(oracle.feature_names_in_)]),
+                proba_in_grade_order(classifier, frame[list(classifier.feature_names_in_)]),
+                econ,
+                ctx.cycle_days,
+            )
+            for oracle, classifier in members
+        ]
+        return {k: np.stack([p[k] for p in parts]) for k in parts[0]}
+
+    return margins
+
+
+def lower_bound(margins, kappa: float):
+    """The members' mean margin less kappa standard deviations (one row per recipe)."""
+
     def margin(recipe: np.ndarray) -> dict[str, np.ndarray]:
-        frame = prepared_columns(crop, recipe, typical)
-        yield_g = oracle.predict(frame[list(oracle.feature_names_in_)])
-        proba = proba_in_grade_order(classifier, frame[list(classifier.feature_names_in_)])
-        return breakdown(crop, recipe, yield_g, proba, econ)
+        m = margins(recipe)["margin"]
+        spread = m.std(axis=0, ddof=1) if len(m) > 1 else np.zeros(m.shape[1])
+        return {"margin": m.mean(axis=0) - kappa * spread}
 
     return margin
 
 
-def truth(crop: str, econ: Economics):
-    """Margin per m2 per day as the simulator's agronomy says (the climate = the setpoints)."""
-    c = agronomy.crop(crop)
+def truth(crop: str, econ: Economics, world: str = "agronomy", ctx: CropContext | None = None):
+    """Margin per m2 per day as the data's own world says (the climate = the setpoints)."""
+    days = ctx.cycle_days if ctx else agronomy.crop(crop).cycle_days
+    ph = ctx.ph if ctx else agronomy.crop(crop).ph_opt
 
     def margin(recipe: np.ndarray) -> dict[str, np.ndarray]:
-        temp, humidity, co2, ppfd, photoperiod, ec = recipe
-        light = agronomy.dli(ppfd, photoperiod)
-        ph = np.full_like(temp, c.ph_opt)
-        yield_g = agronomy.expected_yield_g(c, temp, humidity, co2, light, ec, ph, c.cycle_days)
-        quality = agronomy.quality_score_mean(c, temp, humidity, light, ec, ph)
-        return breakdown(crop, recipe, yield_g, agronomy.grade_probabilities(quality), econ)
+        ph_row = np.full(recipe.shape[1], ph)
+        yield_g, proba = worlds.expected_outcome(world, crop, recipe, ph_row, days)
+        return breakdown(crop, recipe, yield_g, proba, econ, days)
 
     return margin
+
+
+class TrustRegion:
+    """Distance to the nearest grown recipe, in units of each variable's search range.
+
+    The radius is the `quantile` of grown recipes' distances to their own nearest
+    neighbour: as far from the data as the data's own gaps, and no farther.
+    """
+
+    def __init__(self, grown: np.ndarray, box: list[tuple[float, float]], quantile: float):
+        lows = np.array([b[0] for b in box])
+        self.scale = np.array([b[1] - b[0] for b in box])
+        self.lows = lows
+        self.points = (grown - lows) / self.scale  # (n, variables)
+        own = self._nearest(self.points, exclude_self=True)
+        self.radius = float(np.quantile(own, quantile)) if len(own) else np.inf
+
+    def _nearest(self, x: np.ndarray, exclude_self: bool = False) -> np.ndarray:
+        out = np.empty(len(x))
+        for start in range(0, len(x), 512):
+            chunk = x[start : start + 512]
+            d = ((chunk[:, None, :] - self.points[None, :, :]) ** 2).sum(axis=2)
+            if exclude_self:
+                d[np.arange(len(chunk)), np.arange(start, start + len(chunk))] = np.inf
+            out[start : start + len(chunk)] = np.sqrt(d.min(axis=1))
+        return out
+
+    def distance(self, recipe: np.ndarray) -> np.ndarray:
+        """Distance of recipes (variables x n) to the nearest grown recipe."""
+        return self._nearest((recipe.T - self.lows) / self.scale)
+
+    def constrain(self, margin, weight: float):
+        """`margin` less a penalty growing with the distance beyond the radius."""
+
+        def penalised(recipe: np.ndarray) -> dict[str, np.ndarray]:
+            excess = np.maximum(self.distance(recipe) - self.radius, 0.0)
+            return {"margin": margin(recipe)["margin"] - weight * excess}
+
+        return penalised
+
+
+def grown_recipes(train: pl.DataFrame, crop: str) -> np.ndarray:
+    rows = train.filter(pl.col("crop") == crop)
+    return rows.select(list(RECIPE.values())).to_numpy()
 
 
 def search_bounds(
@@ -181,6 +311,8 @@ class Optimum:
     evaluations: int
     trace: list[float]  # best margin after each generation
     on_bound: list[str]
+    success: bool = False  # scipy's OptimizeResult: converged (tol met) before maxiter
+    message: str = ""
     success: bool = False  # scipy's OptimizeResult: converged (tol met) before maxiter
     message: str = ""
 
@@ -270,20 +402,25 @@ def true_optimum(
     box: list[tuple[float, float]],
     dli_bounds: tuple[float, float],
     points_per_axis: int = 9,
+    starts: list[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, float]:
-    """Dense grid over the box, then a local polish of the best point (smooth truth)."""
+    """Dense grid over the box, then a local polish from its 5 best points and from any
+    given `starts` (Cortex's own recipe): the true best is never below a recipe judged."""
     axes = [np.linspace(lo, hi, points_per_axis) for lo, hi in box]
     grid = np.stack([g.ravel() for g in np.meshgrid(*axes, indexing="ij")])
     score = margin(grid)["margin"] - 100.0 * _dli_penalty(grid, dli_bounds)
-    start = grid[:, int(np.argmax(score))]
 
     def loss(x: np.ndarray) -> float:
         r = x.reshape(-1, 1)
         return float(-margin(r)["margin"][0] + 100.0 * _dli_penalty(r, dli_bounds)[0])
 
-    polished = minimize(loss, start, method="L-BFGS-B", bounds=box)
-    best = polished.x if polished.fun <= loss(start) else start
-    return best, -loss(best)
+    best, best_loss = None, np.inf
+    for start in [*(grid[:, i] for i in np.argsort(-score)[:5]), *(starts or [])]:
+        polished = minimize(loss, start, method="L-BFGS-B", bounds=box)
+        for x in (polished.x, start):
+            if loss(x) < best_loss:
+                best, best_loss = np.asarray(x, float), loss(x)
+    return best, -best_loss
 
 
 def regret(true_best: float, achieved: float) -> float:
@@ -296,12 +433,12 @@ def regret(true_best: float, achieved: float) -> float:
 def typical_conditions(train: pl.DataFrame, crop: str) -> dict[str, float]:
     rows = train.filter(pl.col("crop") == crop)
     numeric = [c for c, t in rows.schema.items() if t.is_numeric()]
-    return {c: float(rows[c].median()) for c in numeric}
+    medians = {c: rows[c].median() for c in numeric}
+    return {c: float("nan") if v is None else float(v) for c, v in medians.items()}
 
 
-def _summary(crop: str, recipe: np.ndarray, parts: dict[str, np.ndarray]) -> dict[str, float]:
+def _summary(days: float, parts: dict[str, np.ndarray]) -> dict[str, float]:
     row = {k: float(v[0]) for k, v in parts.items()}
-    days = agronomy.crop(crop).cycle_days
     cost = row["energy"] + row["co2"] + row["nutrients"]
     return {
         "margin_per_m2_day": round(row["margin"], 4),
@@ -314,37 +451,100 @@ def _summary(crop: str, recipe: np.ndarray, parts: dict[str, np.ndarray]) -> dic
     }
 
 
+def ensemble(
+    oracle, classifier, train: pl.DataFrame, members: int, seed: int
+) -> list[tuple[Any, Any]]:
+    """The trained models and `members - 1` bootstrap refits of each (same hyperparameters)."""
+    from vertiflow.tabular.modeling import bootstrap_refits
+
+    oracles = bootstrap_refits(oracle, train, "fresh_weight_g", members - 1, seed)
+    classifiers = bootstrap_refits(classifier, train, "quality_grade", members - 1, seed + 1)
+    return list(zip([oracle, *oracles], [classifier, *classifiers], strict=True))
+
+
 def recommend(
-    crop: str, section: dict[str, Any], train: pl.DataFrame, oracle, classifier, econ: Economics
+    crop: str,
+    section: dict[str, Any],
+    train: pl.DataFrame,
+    oracle,
+    classifier,
+    econ: Economics,
+    ctx: CropContext | None = None,
+    members: list[tuple[Any, Any]] | None = None,
 ) -> tuple[dict[str, Any], Optimum, list[tuple[float, float]]]:
     """Cortex's recipe for one crop: the recipe, its predicted economics, the optimiser run."""
+    trust = section["trust"]
+    ctx = ctx or crop_contexts(train)[crop]
+    if members is None:
+        members = ensemble(oracle, classifier, train, trust["ensemble"], section["seed"])
     box = search_bounds(crop, section["bounds"], train, tuple(section["training_quantiles"]))
     dli_bounds = tuple(section["dli_bounds"])
-    model = surrogate(crop, oracle, classifier, typical_conditions(train, crop), econ)
-    opt = optimise(model, box, dli_bounds, section["seed"], **section["optimiser"])
+    model = surrogate(ctx, members, typical_conditions(train, crop), econ)
+    region = TrustRegion(grown_recipes(train, crop), box, trust["radius_quantile"])
+    objective = region.constrain(lower_bound(model, trust["kappa"]), trust["penalty"])
+    opt = optimise(objective, box, dli_bounds, section["seed"], **section["optimiser"])
     recipe = {name: round(float(v), 3) for name, v in zip(RECIPE, opt.recipe, strict=True)}
-    recipe["ph"] = agronomy.crop(crop).ph_opt
+    recipe["ph"] = round(ctx.ph, 3)
     recipe["dli"] = round(float(agronomy.dli(opt.recipe[3], opt.recipe[4])), 3)
+    recipe["cycle_days"] = ctx.cycle_days
     recipe["on_bound"] = opt.on_bound
     recipe["search_box"] = {
         n: [round(lo, 3), round(hi, 3)] for n, (lo, hi) in zip(RECIPE, box, strict=True)
     }
-    recipe["predicted"] = _summary(crop, opt.recipe, model(opt.recipe.reshape(-1, 1)))
+    parts = model(opt.recipe.reshape(-1, 1))
+    mean_parts = {k: v.mean(axis=0) for k, v in parts.items()}
+    recipe["predicted"] = _summary(ctx.cycle_days, mean_parts)
+    spread = float(parts["margin"][:, 0].std(ddof=1)) if len(members) > 1 else 0.0
+    z = float(ndtri(0.5 + trust["interval"] / 2))
+    centre = float(mean_parts["margin"][0])
+    recipe["predicted"]["margin_interval"] = [
+        round(centre - z * spread, 4),
+        round(centre + z * spread, 4),
+    ]
+    recipe["predicted"]["margin_lower_bound"] = round(centre - trust["kappa"] * spread, 4)
+    distance = float(region.distance(opt.recipe.reshape(-1, 1))[0])
+    recipe["distance_to_grown"] = round(distance, 4)
+    recipe["trust_radius"] = round(region.radius, 4)
     return recipe, opt, box
 
 
 def recommend_all(
-    section: dict[str, Any], train: pl.DataFrame, oracle, classifier, with_truth: bool
+    section: dict[str, Any],
+    train: pl.DataFrame,
+    oracle,
+    classifier,
+    with_truth: bool,
+    crops: dict[str, Any] | None = None,
+    world: str = "agronomy",
 ) -> dict[str, Any]:
-    """Every crop's recipe; with the simulator's truth, also the regret of each."""
+    """Every crop's recipe; with the data's truth, also the regret of each.
+
+    `crops`: prepare's crops.json (per crop: cycle days, optimum); `world`: the world that
+    made the data (world.json), whose truth judges the recipes."""
     econ = Economics.from_params(section)
+    contexts = crop_contexts(train, crops)
+    names = sorted(contexts) if section["crops"] == "all" else list(section["crops"])
+    members = ensemble(oracle, classifier, train, section["trust"]["ensemble"], section["seed"])
     recipes, metrics, traces, convergence = {}, {}, {}, {}
-    for crop in section["crops"]:
-        recipe, opt, box = recommend(crop, section, train, oracle, classifier, econ)
+    for crop in names:
+        if crop not in contexts:
+            raise VertiflowError(
+                f"optimise_cortex: no training batches of crop '{crop}' (params: "
+                f"optimise_cortex.crops; the data has {', '.join(sorted(contexts))}). Use "
+                "crops: all to optimise every crop in the data."
+            )
+        ctx = contexts[crop]
+        recipe, opt, box = recommend(crop, section, train, oracle, classifier, econ, ctx, members)
         recipes[crop], traces[crop] = recipe, opt.trace
+        predicted = recipe["predicted"]
         m = {
-            "predicted_margin_per_m2_day": recipe["predicted"]["margin_per_m2_day"],
-            "cost_per_kg": recipe["predicted"]["cost_per_kg"],
+            "predicted_margin_per_m2_day": predicted["margin_per_m2_day"],
+            "predicted_margin_low": predicted["margin_interval"][0],
+            "predicted_margin_high": predicted["margin_interval"][1],
+            "cost_per_kg": predicted["cost_per_kg"],
+            "cycle_days": ctx.cycle_days,
+            "distance_to_grown": recipe["distance_to_grown"],
+            "trust_radius": recipe["trust_radius"],
             "iterations": opt.iterations,
             "evaluations": opt.evaluations,
             "variables_on_bound": len(opt.on_bound),
@@ -352,20 +552,31 @@ def recommend_all(
         }
         convergence[crop] = {"success": opt.success, "message": opt.message}
         if with_truth:
-            true_margin = truth(crop, econ)
+            true_margin = truth(crop, econ, world, ctx)
             best_recipe, best = true_optimum(
-                true_margin, box, tuple(section["dli_bounds"]), section["truth_grid_points"]
+                true_margin,
+                box,
+                tuple(section["dli_bounds"]),
+                section["truth_grid_points"],
+                starts=[opt.recipe],
             )
             achieved = float(true_margin(opt.recipe.reshape(-1, 1))["margin"][0])
+            grown = grown_recipes(train, crop).T  # judged like Cortex: inside its box
+            inside = np.all(
+                [(lo <= v) & (v <= hi) for v, (lo, hi) in zip(grown, box, strict=True)], axis=0
+            )
+            inside &= _dli_penalty(grown, tuple(section["dli_bounds"])) == 0
+            grown_true = true_margin(grown[:, inside])["margin"] if inside.any() else [-np.inf]
             m.update(
                 true_margin_per_m2_day=round(achieved, 4),
                 true_best_margin_per_m2_day=round(best, 4),
                 regret=round(regret(best, achieved), 5),
+                best_grown_regret=round(regret(best, float(np.max(grown_true))), 5),
             )
             recipe["true_best"] = {
                 name: round(float(v), 3) for name, v in zip(RECIPE, best_recipe, strict=True)
             }
         metrics[crop] = m
     if with_truth:
-        metrics["max_regret"] = max(metrics[c]["regret"] for c in section["crops"])
+        metrics["max_regret"] = max(metrics[c]["regret"] for c in names)
     return {"recipes": recipes, "metrics": metrics, "traces": traces, "convergence": convergence}

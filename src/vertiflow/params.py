@@ -53,9 +53,19 @@ class Simulate(Section):
     spike_rate: Annotated[float, Field(ge=0, lt=1)]
 
 
+class CropOptimum(Section):
+    air_temp: Number
+    humidity: Annotated[Number, Field(ge=0, le=100)]
+    ec: NonNegative
+    ph: Annotated[Number, Field(ge=0, le=14)]
+    temp_band: Range
+    humidity_band: Range
+
+
 class Prepare(Section):
     raw_dir: str
     test_fraction: Annotated[float, Field(gt=0, lt=1)]
+    crop_optima: dict[str, CropOptimum] = {}  # crops not listed keep absolute *_dev values
 
 
 class Validate(Section):
@@ -70,11 +80,36 @@ class Features(Section):
     numeric: list[str]
 
 
+Estimator = Literal[
+    "hist_gradient_boosting", "random_forest", "gaussian_process", "spline_ridge", "spline_logistic"
+]
+
+
+class Candidate(Section):
+    estimator: Estimator
+    hyperparams: dict[str, Scalar] = {}
+    max_rows: Count | None = None  # tried only on farms with at most this many training rows
+    numeric: list[str] | None = None  # its own numeric inputs (default: the section's)
+
+
+class Selection(Section):
+    folds: Annotated[int, Field(ge=2, le=10)]  # time-ordered CV folds (expanding window)
+    candidates: dict[str, Candidate]
+
+
 class Train(Section):
-    estimator: Literal["hist_gradient_boosting", "random_forest"]
+    estimator: Literal[  # auto: chosen by time-ordered CV among selection.candidates
+        "auto",
+        "hist_gradient_boosting",
+        "random_forest",
+        "gaussian_process",
+        "spline_ridge",
+        "spline_logistic",
+    ]
     seed: int
     features: Features
-    hyperparams: dict[str, Scalar] = {}
+    hyperparams: dict[str, Scalar] = {}  # for a fixed estimator
+    selection: Selection
 
 
 class TrainOracle(Train):
@@ -100,9 +135,17 @@ class Optimiser(Section):
     smoothing_scale: NonNegative
 
 
+class Trust(Section):
+    ensemble: Annotated[int, Field(ge=1, le=50)]  # the models + bootstrap refits
+    kappa: NonNegative  # margin lower bound: mean - kappa x std over the ensemble
+    interval: Annotated[float, Field(gt=0, lt=1)]  # reported interval of the margin
+    radius_quantile: Share  # trust radius: this quantile of grown recipes' NN distances
+    penalty: NonNegative  # MAD/m2/day per unit of distance beyond the radius
+
+
 class OptimiseCortex(Section):
     seed: int
-    crops: list[str]
+    crops: Literal["all"] | list[str]  # all: every crop in the training data
     bounds: dict[Literal["air_temp", "humidity", "co2", "ppfd", "photoperiod", "ec"], Range]
     dli_bounds: Range
     training_quantiles: Range
@@ -113,6 +156,7 @@ class OptimiseCortex(Section):
     co2_kg_per_m2_day_per_100ppm: NonNegative
     nutrient_cost_mad_per_m2_day_per_ec: NonNegative
     optimiser: Optimiser
+    trust: Trust
     truth_grid_points: Annotated[int, Field(ge=2)]
 
 

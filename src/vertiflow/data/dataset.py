@@ -8,11 +8,18 @@ batch began.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 
 import polars as pl
 
-from vertiflow.data.features import TelemetrySummary, crop_relative, summarise_telemetry
+from vertiflow.data.features import (
+    CropOptimum,
+    TelemetrySummary,
+    builtin_optima,
+    crop_relative,
+    summarise_telemetry,
+)
 from vertiflow.data.rawdata import RawData
 from vertiflow.errors import DataError
 
@@ -25,6 +32,7 @@ class Prepared:
     test: pl.DataFrame
     truth: pl.DataFrame  # empty (with columns) when the data has no known truth
     checks: dict  # counts for the validation report
+    crops: dict  # per crop: batches, typical cycle length, the optimum used (None: absolute)
 
 
 def time_split(table: pl.DataFrame, test_fraction: float) -> tuple[pl.DataFrame, pl.DataFrame, int]:
@@ -38,9 +46,28 @@ def time_split(table: pl.DataFrame, test_fraction: float) -> tuple[pl.DataFrame,
     return train, test, table.height - train.height - test.height
 
 
-def build(raw: RawData, test_fraction: float) -> Prepared:
+def crop_table(train: pl.DataFrame, optima: Mapping[str, CropOptimum] | None) -> dict:
+    """What later stages need to know of each crop, from the training batches.
+
+    Cortex optimises every crop listed here, over the crop's own typical cycle length.
+    """
+    out = {}
+    for (crop,), rows in train.group_by("crop", maintain_order=True):
+        optimum = (optima or {}).get(crop)
+        out[crop] = {
+            "training_batches": rows.height,
+            "cycle_days": float(rows["cycle_days"].median()),
+            "optimum": None if optimum is None else asdict(optimum),
+        }
+    return dict(sorted(out.items()))
+
+
+def build(
+    raw: RawData, test_fraction: float, optima: Mapping[str, CropOptimum] | None = None
+) -> Prepared:
+    """`optima`: crop -> its climate optimum (params: prepare.crop_optima); None = built-in."""
     summary: TelemetrySummary = summarise_telemetry(
-        raw.telemetry, raw.batches, str(raw.telemetry_path)
+        raw.telemetry, raw.batches, str(raw.telemetry_path), optima
     )
     harvested = raw.batches.join(raw.harvests, on="batch_id", how="inner")
     table = (
@@ -56,7 +83,7 @@ def build(raw: RawData, test_fraction: float) -> Prepared:
         )
         .with_columns(pl.col("cycle_days").cast(pl.Float64))
         .join(summary.features, on="batch_id", how="left")
-        .pipe(crop_relative)
+        .pipe(crop_relative, optima)
         .sort("start_date", "batch_id")
     )
     train, test, purged = time_split(table, test_fraction)
@@ -80,4 +107,5 @@ def build(raw: RawData, test_fraction: float) -> Prepared:
         "purged_rows": purged,
         "has_truth": raw.truth is not None,
     }
-    return Prepared(train=train, test=test, truth=truth, checks=checks)
+    crops = crop_table(train, builtin_optima() if optima is None else optima)
+    return Prepared(train=train, test=test, truth=truth, checks=checks, crops=crops)

@@ -12,6 +12,7 @@ the same on every run (float sums do not).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import polars as pl
@@ -39,6 +40,41 @@ MEANS = {
 STDS = ("temp", "humidity", "ec", "ph")
 
 
+@dataclass(frozen=True)
+class CropOptimum:
+    """A crop's climate optimum and comfort bands: the reference of the *_dev features."""
+
+    air_temp: float
+    humidity: float
+    ec: float
+    ph: float
+    temp_band: tuple[float, float]
+    humidity_band: tuple[float, float]
+
+
+def builtin_optima() -> dict[str, CropOptimum]:
+    """The built-in crops' optima (the simulator's agronomy): params' defaults."""
+    return {
+        name: CropOptimum(c.t_opt, c.rh_opt, c.ec_opt, c.ph_opt, c.temp_band, c.rh_band)
+        for name, c in CROPS.items()
+    }
+
+
+def optima_from_params(section: Mapping[str, Mapping]) -> dict[str, CropOptimum]:
+    """`prepare.crop_optima` from params: crop -> its optimum."""
+    return {
+        crop: CropOptimum(
+            v["air_temp"],
+            v["humidity"],
+            v["ec"],
+            v["ph"],
+            tuple(v["temp_band"]),
+            tuple(v["humidity_band"]),
+        )
+        for crop, v in section.items()
+    }
+
+
 @dataclass
 class TelemetrySummary:
     features: pl.DataFrame  # one row per batch with telemetry
@@ -47,15 +83,16 @@ class TelemetrySummary:
     glitches: dict[str, int]  # per sensor: readings outside physical bounds
 
 
-def _crop_bands() -> pl.DataFrame:
+def _crop_bands(optima: Mapping[str, CropOptimum]) -> pl.DataFrame:
     return pl.DataFrame(
         {
-            "crop": list(CROPS),
-            "t_lo": [c.temp_band[0] for c in CROPS.values()],
-            "t_hi": [c.temp_band[1] for c in CROPS.values()],
-            "rh_lo": [c.rh_band[0] for c in CROPS.values()],
-            "rh_hi": [c.rh_band[1] for c in CROPS.values()],
-        }
+            "crop": list(optima),
+            "t_lo": [float(c.temp_band[0]) for c in optima.values()],
+            "t_hi": [float(c.temp_band[1]) for c in optima.values()],
+            "rh_lo": [float(c.humidity_band[0]) for c in optima.values()],
+            "rh_hi": [float(c.humidity_band[1]) for c in optima.values()],
+        },
+        schema={"crop": pl.String, **{k: pl.Float64 for k in ("t_lo", "t_hi", "rh_lo", "rh_hi")}},
     )
 
 
@@ -71,6 +108,7 @@ def _row_terms(bands: pl.DataFrame, telemetry: pl.LazyFrame) -> pl.LazyFrame:
     return telemetry.join(bands.lazy(), on="batch_id", how="left").select(
         "batch_id",
         pl.col("crop").is_null().cast(pl.Int64).alias("_unknown"),
+        pl.col("t_lo").is_not_null().cast(pl.Int64).alias("_has_band"),
         pl.all_horizontal(pl.col(s).is_null() for s in SENSORS).cast(pl.Int64).alias("_dropout"),
         *(glitch[s].cast(pl.Int64).alias(f"_glitch_{s}") for s in SENSORS),
         *(fixed[k].alias(f"_{k}_sum") for k in MEANS),
@@ -102,17 +140,26 @@ def _from_sums(sums: pl.DataFrame) -> pl.DataFrame:
         mean("ppfd", "_lit_sum", "_lit_n").alias("ppfd_lit_mean"),
         (pl.col("_lit_n") / pl.col("_ppfd_n") * 24.0).alias("photoperiod_h"),
         (mean("ppfd") * SECONDS_PER_DAY_MOL).alias("dli_mean"),
-        (pl.col("_temp_oob") / pl.col("_temp_n")).alias("temp_out_of_band"),
-        (pl.col("_humidity_oob") / pl.col("_humidity_n")).alias("humidity_out_of_band"),
+        # a crop without optima in params has no band: its out-of-band shares are empty
+        *(
+            pl.when(pl.col("_has_band") > 0)
+            .then(pl.col(f"_{k}_oob") / pl.col(f"_{k}_n"))
+            .alias(f"{k}_out_of_band")
+            for k in ("temp", "humidity")
+        ),
         (pl.col("_dropout") / pl.col("n_readings")).alias("dropout_fraction"),
     )
 
 
 def summarise_telemetry(
-    telemetry: pl.LazyFrame, batches: pl.DataFrame, source: str
+    telemetry: pl.LazyFrame,
+    batches: pl.DataFrame,
+    source: str,
+    optima: Mapping[str, CropOptimum] | None = None,
 ) -> TelemetrySummary:
     """Clean glitches and aggregate per batch; refuses telemetry for unknown batches."""
-    bands = batches.select("batch_id", "crop").join(_crop_bands(), on="crop", how="left")
+    bands = _crop_bands(builtin_optima() if optima is None else optima)
+    bands = batches.select("batch_id", "crop").join(bands, on="crop", how="left")
     terms = _row_terms(bands, telemetry)
     try:
         sums = (
@@ -138,19 +185,28 @@ def summarise_telemetry(
     )
 
 
-def crop_relative(table: pl.DataFrame) -> pl.DataFrame:
-    """Climate relative to each crop's agronomic optimum, so crops share one response curve."""
-    optima = pl.DataFrame(
+def crop_relative(
+    table: pl.DataFrame, optima: Mapping[str, CropOptimum] | None = None
+) -> pl.DataFrame:
+    """Climate relative to each crop's agronomic optimum, so crops share one response curve.
+
+    A crop with no optimum (not in `optima`, i.e. not in params' prepare.crop_optima) keeps
+    its absolute climate in the *_dev columns: the reference is taken as 0.
+    """
+    optima = builtin_optima() if optima is None else optima
+    reference = pl.DataFrame(
         {
-            "crop": list(CROPS),
-            "_t": [c.t_opt for c in CROPS.values()],
-            "_rh": [c.rh_opt for c in CROPS.values()],
-            "_ec": [c.ec_opt for c in CROPS.values()],
-            "_ph": [c.ph_opt for c in CROPS.values()],
-        }
+            "crop": list(optima),
+            "_t": [float(c.air_temp) for c in optima.values()],
+            "_rh": [float(c.humidity) for c in optima.values()],
+            "_ec": [float(c.ec) for c in optima.values()],
+            "_ph": [float(c.ph) for c in optima.values()],
+        },
+        schema={"crop": pl.String, **{k: pl.Float64 for k in ("_t", "_rh", "_ec", "_ph")}},
     )
     return (
-        table.join(optima, on="crop", how="left")
+        table.join(reference, on="crop", how="left")
+        .with_columns(pl.col("_t", "_rh", "_ec", "_ph").fill_null(0.0))
         .with_columns(
             (pl.col("temp_mean") - pl.col("_t")).alias("temp_dev"),
             (pl.col("humidity_mean") - pl.col("_rh")).alias("humidity_dev"),

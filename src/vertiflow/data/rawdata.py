@@ -8,6 +8,7 @@ values are screened during the single aggregation pass in `features`.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,7 @@ class RawData:
     telemetry: pl.LazyFrame
     telemetry_path: Path
     truth: pl.DataFrame | None  # only the simulator knows it
+    world: str | None = None  # the simulated world that made the data (world.json)
 
 
 def find_table(raw_dir: Path, name: str, *, required: bool = True) -> Path | None:
@@ -244,4 +246,18 @@ def load(raw_dir: Path) -> RawData:
         )
     truth_path = find_table(raw_dir, "truth", required=False)
     truth = read_table(truth_path, schemas.TRUTH) if truth_path else None
-    return RawData(batches, harvests, telemetry, telemetry_path, truth)
+    return RawData(batches, harvests, telemetry, telemetry_path, truth, _world(raw_dir, truth))
+
+
+def _world(raw_dir: Path, truth: pl.DataFrame | None) -> str | None:
+    """Which simulated world made the data (its truth judges Cortex); None for a farm."""
+    path = raw_dir / "world.json"
+    if truth is None:
+        return None
+    if not path.is_file():
+        return "agronomy"  # simulated data from before world.json: the built-in world
+    try:
+        world = json.loads(path.read_text())["world"]
+    except (ValueError, KeyError, TypeError):
+        raise DataError(f'{path}: expected {{"world": "<name>"}}.') from None
+    return str(world)

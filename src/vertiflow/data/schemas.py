@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
-from vertiflow.farm.agronomy import CROPS, GRADES
+from vertiflow.farm.agronomy import GRADES
 
 # Physical bounds of each sensor (unit, low, high); outside them a reading is a glitch.
 SENSOR_UNITS = {
@@ -38,7 +38,7 @@ def _num(lo: float, hi: float, *, nullable: bool = False) -> pa.Column:
 BATCHES = pa.DataFrameSchema(
     {
         "batch_id": pa.Column(pl.String, unique=True),
-        "crop": pa.Column(pl.String, pa.Check.isin(sorted(CROPS))),
+        "crop": pa.Column(pl.String, pa.Check.str_length(min_value=1)),  # any crop: names are data
         "rack_id": pa.Column(pl.String),
         "module_id": pa.Column(pl.String),
         "start_date": pa.Column(pl.Datetime, coerce=True),
@@ -119,10 +119,14 @@ FEATURE_RANGES = {
 PREPARED = pa.DataFrameSchema(
     {
         "batch_id": pa.Column(pl.String, unique=True),
-        "crop": pa.Column(pl.String, pa.Check.isin(sorted(CROPS))),
+        "crop": pa.Column(pl.String, pa.Check.str_length(min_value=1)),
         "start_date": pa.Column(pl.Datetime),
         "harvest_date": pa.Column(pl.Datetime),
-        **{name: _num(lo, hi) for name, (lo, hi) in FEATURE_RANGES.items()},
+        # out-of-band shares are empty for a crop with no optimum (no band) in params
+        **{
+            name: _num(lo, hi, nullable=name.endswith("_out_of_band"))
+            for name, (lo, hi) in FEATURE_RANGES.items()
+        },
         "n_readings": pa.Column(pl.Int64, pa.Check.ge(1), coerce=True),
         "fresh_weight_g": pa.Column(pl.Float64, pa.Check.gt(0.0)),
         "quality_grade": pa.Column(pl.String, pa.Check.isin(list(GRADES))),

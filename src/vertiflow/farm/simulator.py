@@ -5,11 +5,17 @@ the range the farm explores; the climate it actually gets deviates a little from
 setpoints; yield and quality follow `agronomy` with known noise, so the simulator also
 writes the truth (`truth.parquet`): the Bayes-optimal yield and grade probabilities.
 Telemetry carries what real sensors do: noise, slow drift, dropouts and spikes.
+
+`SimConfig.world = "simple"` grows the crops with a second, independent crop model
+(`simple_model`, the SIMPLE model of Zhao et al. 2019) instead; schedule, climate control,
+sensors and energy stay the same. `world.json` names the world that made the data, so
+Cortex can judge its recipes by that world's own truth.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vertiflow.data.schemas import SENSOR_BOUNDS
-from vertiflow.farm import agronomy
+from vertiflow.farm import agronomy, simple_model
 from vertiflow.farm.energy import EnergyModel
 
 LIGHTS_ON_HOUR = 23  # lights start in the off-peak window (23:00-07:00)
@@ -44,6 +50,12 @@ class SimConfig:
     climate_shift_c: float = 0.0  # a hotter summer the HVAC cannot hold: real air temperature
     setpoint_shift: dict[str, float] = field(default_factory=dict)  # a new cultivar's recipe
     yield_scale: float = 1.0  # ... and its different plant size
+    world: str = "agronomy"  # or "simple": the second, independent crop model
+
+
+def cycle_days(cfg: SimConfig, name: str) -> int:
+    world = simple_model.crop if cfg.world == simple_model.NAME else agronomy.crop
+    return world(name).cycle_days
 
 
 def _recipes(rng: np.random.Generator, crops: list[agronomy.Crop]) -> pd.DataFrame:
@@ -75,7 +87,7 @@ def _schedule(cfg: SimConfig, rng: np.random.Generator) -> pd.DataFrame:
             day = int(rng.integers(0, 21))
             for _ in range(cfg.cycles_per_module):
                 crop = names[rng.choice(len(names), p=weights / weights.sum())]
-                days = agronomy.crop(crop).cycle_days + int(rng.integers(-3, 4))
+                days = cycle_days(cfg, crop) + int(rng.integers(-3, 4))
                 rows.append(
                     (f"R{r:02d}", f"R{r:02d}-M{m}", crop, farm_start + pd.Timedelta(days=day), days)
                 )
@@ -92,8 +104,12 @@ def simulate_batches(
     """Batches, harvests, truth and the realised climate (the last feeds telemetry)."""
     rng = np.random.default_rng(cfg.seed)
     batches = _schedule(cfg, rng)
-    crops = [agronomy.crop(c) for c in batches["crop"]]
-    batches = pd.concat([batches, _recipes(rng, crops)], axis=1)
+    simple = cfg.world == simple_model.NAME
+    if simple:
+        setpoints = simple_model.recipes(rng, len(batches))
+    else:
+        setpoints = _recipes(rng, [agronomy.crop(c) for c in batches["crop"]])
+    batches = pd.concat([batches, setpoints], axis=1)
     for column, shift in cfg.setpoint_shift.items():
         batches[column] = batches[column] + shift
     n = len(batches)
@@ -110,7 +126,18 @@ def simulate_batches(
         }
     )
     real["dli"] = agronomy.dli(real["ppfd"], real["photoperiod"])
+    if simple:
+        mu, fresh_weight, probs, grades = simple_model.outcomes(batches, real, rng, cfg.yield_noise)
+        mu, fresh_weight = mu * cfg.yield_scale, fresh_weight * cfg.yield_scale
+    else:
+        mu, fresh_weight, probs, grades = _agronomy_outcomes(cfg, batches, real, rng)
+    return _tables(cfg, batches, real, rng, mu, fresh_weight, probs, grades)
 
+
+def _agronomy_outcomes(
+    cfg: SimConfig, batches: pd.DataFrame, real: pd.DataFrame, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    n = len(batches)
     mu = np.empty(n)
     quality_mean = np.empty(n)
     for name in batches["crop"].unique():
@@ -126,7 +153,20 @@ def simulate_batches(
     fresh_weight = mu * rng.lognormal(-(sigma**2) / 2.0, sigma, n)  # E[fresh_weight] = mu
     score = quality_mean + rng.normal(0.0, agronomy.QUALITY_NOISE, n)
     probs = agronomy.grade_probabilities(quality_mean)
+    return mu, fresh_weight, probs, agronomy.grade_from_score(score)
 
+
+def _tables(
+    cfg: SimConfig,
+    batches: pd.DataFrame,
+    real: pd.DataFrame,
+    rng: np.random.Generator,
+    mu: np.ndarray,
+    fresh_weight: np.ndarray,
+    probs: np.ndarray,
+    grades: np.ndarray,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    n = len(batches)
     energy = EnergyModel()
     per_m2_day = energy.led_kwh_per_m2_day(
         real.ppfd, real.photoperiod
@@ -139,7 +179,7 @@ def simulate_batches(
             "harvest_date": batches["start_date"]
             + pd.to_timedelta(batches["cycle_days"], unit="D"),
             "fresh_weight_g": np.round(fresh_weight, 2),
-            "quality_grade": agronomy.grade_from_score(score),
+            "quality_grade": grades,
             "energy_kwh": np.round(energy_kwh, 2),
         }
     )
@@ -224,6 +264,7 @@ def write_farm(out_dir: Path, cfg: SimConfig) -> dict[str, int]:
     batches.to_parquet(out_dir / "batches.parquet", index=False)
     harvests.to_parquet(out_dir / "harvests.parquet", index=False)
     truth.to_parquet(out_dir / "truth.parquet", index=False)
+    (out_dir / "world.json").write_text(json.dumps({"world": cfg.world}) + "\n")
 
     rng = np.random.default_rng([cfg.seed, 1])
     per_batch = batches["cycle_days"].to_numpy() * (24 * 60 // cfg.interval_minutes)

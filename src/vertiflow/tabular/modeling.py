@@ -1,9 +1,14 @@
-"""Build, fit and save the tabular models (Oracle: yield, Classifier: grade).
+"""Build, choose, fit and save the tabular models (Oracle: yield, Classifier: grade).
 
-Both are scikit-learn pipelines (one-hot crop + a tree ensemble) chosen and tuned in
-params. They are saved as MLflow model directories in the skops format, trusting exactly
-the types the fitted model contains, with pinned pip requirements so MLflow does not
-spend seconds inferring them.
+Both are scikit-learn pipelines (one-hot crop + an estimator). The estimator and its
+hyperparameters are chosen on the farm's own training data: every candidate in params
+(`selection.candidates`: gradient boosting, random forest, splines with a ridge or
+logistic regression, a Gaussian process for small farms) is scored by time-ordered
+cross-validation (expanding window: fit on the earlier batches, score the next ones;
+batches still growing when a validation window starts are purged from its training
+rows), and the best is refitted on all of them. A single candidate is a fixed choice
+(no search). They are saved as MLflow model directories in the skops format, trusting
+exactly the types the fitted model contains, with pinned pip requirements.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import pandas as pd
 import polars as pl
 import skops.io
 from mlflow.models import infer_signature
+from sklearn.base import clone
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import (
     HistGradientBoostingClassifier,
@@ -29,21 +35,62 @@ from sklearn.ensemble import (
     RandomForestClassifier,
     RandomForestRegressor,
 )
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder
+from sklearn.feature_selection import VarianceThreshold
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, RidgeCV
+from sklearn.metrics import log_loss, mean_squared_error
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScaler
 
 from vertiflow.errors import VertiflowError
+
+
+def _gaussian_process(random_state: int, n_inputs: int = 1, length_scale: float = 3.0, **kw) -> Any:
+    """GP regression: scaled ARD RBF (one length scale per input) plus noise; the kernel's
+    scales are fitted per farm, so irrelevant inputs get long scales and fade out."""
+    scales = np.full(n_inputs, float(length_scale))
+    kernel = ConstantKernel(1.0, (1e-2, 1e2)) * RBF(scales, (1e-1, 1e3)) + WhiteKernel(
+        0.05, (1e-5, 1.0)
+    )
+    return GaussianProcessRegressor(kernel, normalize_y=True, random_state=random_state, **kw)
+
+
+def _spline_ridge(random_state: int, n_knots: int = 6) -> Any:
+    """Additive splines of every input with a cross-validated ridge (smooth, cheap)."""
+    del random_state  # deterministic
+    return make_pipeline(
+        VarianceThreshold(),  # a constant input (one crop, an empty column) has no spline
+        SplineTransformer(n_knots=n_knots, degree=3),
+        RidgeCV(alphas=np.logspace(-4, 3, 15)),
+    )
+
+
+def _spline_logistic(random_state: int, n_knots: int = 5, C: float = 1.0) -> Any:
+    """Additive splines of every input with a multinomial logistic regression."""
+    return make_pipeline(
+        VarianceThreshold(),
+        SplineTransformer(n_knots=n_knots, degree=3),
+        LogisticRegression(C=C, max_iter=2000, random_state=random_state),
+    )
+
 
 ESTIMATORS = {
     "regression": {
         "hist_gradient_boosting": HistGradientBoostingRegressor,
         "random_forest": RandomForestRegressor,
+        "gaussian_process": _gaussian_process,
+        "spline_ridge": _spline_ridge,
     },
     "classification": {
         "hist_gradient_boosting": HistGradientBoostingClassifier,
         "random_forest": RandomForestClassifier,
+        "spline_logistic": _spline_logistic,
     },
 }
+# Estimators that need complete, scaled inputs (trees take NaN and raw scales as they are).
+SMOOTH = {"gaussian_process", "spline_ridge", "spline_logistic"}
 REQUIREMENTS = ("mlflow", "scikit-learn", "skops", "pandas", "numpy", "scipy")
 
 
@@ -79,8 +126,13 @@ def build(
     spec: FeatureSpec,
     seed: int,
     log_target: bool = False,
+    categories: dict[str, list[str]] | None = None,
 ):
+    """`categories`: each categorical column's values (fixes the one-hot width across folds)."""
     choices = ESTIMATORS[task]
+    if estimator == "gaussian_process":
+        widths = [len((categories or {}).get(c, [])) for c in spec.categorical]
+        hyperparams = {"n_inputs": sum(widths) + len(spec.numeric), **hyperparams}
     if estimator not in choices:
         raise VertiflowError(
             f"params.yaml: estimator {estimator!r} is not one of {', '.join(choices)}."
@@ -89,17 +141,27 @@ def build(
         model = choices[estimator](random_state=seed, **hyperparams)
     except TypeError as exc:
         raise VertiflowError(f"params.yaml: hyperparams for {estimator}: {exc}.") from None
+    numeric: Any = "passthrough"
+    if estimator in SMOOTH:  # empty columns (a crop without optima) become 0, then scaled
+        numeric = make_pipeline(
+            SimpleImputer(strategy="median", keep_empty_features=True, fill_value=0.0),
+            StandardScaler(),
+        )
     encode = ColumnTransformer(
         [
             (
                 "categorical",
-                OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                OneHotEncoder(
+                    categories=[categories[c] for c in spec.categorical] if categories else "auto",
+                    handle_unknown="ignore",
+                    sparse_output=False,
+                ),
                 spec.categorical,
             ),
-            ("numeric", "passthrough", spec.numeric),
+            ("numeric", numeric, spec.numeric),
         ]
     )
-    if log_target:
+    if log_target and task == "regression":
         model = TransformedTargetRegressor(model, func=np.log, inverse_func=np.exp)
     return Pipeline([("encode", encode), ("model", model)])
 
@@ -143,19 +205,157 @@ def save_and_log(model: Pipeline, path: Path, x_example: pd.DataFrame) -> str:
     return log_model_dir(path, "model", "sklearn")
 
 
+@dataclass
+class Selection:
+    """The model search: each candidate's cross-validated score and the one chosen."""
+
+    chosen: str
+    scores: dict[str, float]  # candidate -> mean CV score (R2, or minus log loss)
+    metric: str
+    folds: int
+    seconds: float
+    skipped: dict[str, str]  # candidate -> why it was not tried
+
+    def metrics(self) -> dict[str, Any]:
+        """Numbers only (a DVC metrics file): scores, one-hot choice, search time."""
+        return {
+            f"cv_{self.metric}": {k: round(v, 6) for k, v in self.scores.items()},
+            "chosen": {k: int(k == self.chosen) for k in self.scores},
+            "folds": self.folds,
+            "search_seconds": round(self.seconds, 3),
+        }
+
+
+def time_folds(table: pl.DataFrame, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Expanding-window splits in start-date order, purging batches harvested after the
+    validation window starts (they overlap it in time)."""
+    order = np.argsort(table["start_date"].to_numpy(), kind="stable")
+    edges = np.linspace(0, len(order), folds + 2).astype(int)
+    starts, harvests = table["start_date"].to_numpy(), table["harvest_date"].to_numpy()
+    splits = []
+    for i in range(1, folds + 1):
+        valid = order[edges[i] : edges[i + 1]]
+        cutoff = starts[valid].min()
+        train = order[: edges[i]]
+        splits.append((train[harvests[train] < cutoff], valid))
+    return splits
+
+
+def _score(task: str, model: Pipeline, x: pd.DataFrame, y: pd.Series) -> float:
+    if task == "regression":
+        predicted = model.predict(x)
+        return 1.0 - mean_squared_error(y, predicted) / float(np.var(y))
+    proba = model.predict_proba(x)
+    return -log_loss(y, proba, labels=list(model.classes_))
+
+
+def _candidates(section: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """params: selection.candidates, or one fixed estimator (`estimator` + `hyperparams`)."""
+    if section["estimator"] != "auto":
+        return {section["estimator"]: {"estimator": section["estimator"], **section}}
+    return section["selection"]["candidates"]
+
+
+def select(
+    task: str, table: pl.DataFrame, target: str, section: dict[str, Any]
+) -> tuple[Pipeline, Selection]:
+    """Choose by time-ordered CV among the candidates, refit the best on every row."""
+    start = time.perf_counter()
+    spec = FeatureSpec.from_params(section["features"])
+    candidates, scores, skipped = _candidates(section), {}, {}
+    for c in candidates.values():  # a clear error for a feature that is not a column
+        frame(table, [*spec.categorical, *(c.get("numeric") or spec.numeric)])
+    y = table[target].to_pandas()
+    seed, log_target = section["seed"], section.get("log_target", False)
+    folds = section["selection"]["folds"]
+
+    categories = {c: sorted(table[c].unique().to_list()) for c in spec.categorical}
+
+    def inputs(c: dict[str, Any]) -> FeatureSpec:
+        """The candidate's columns, less those with no value at all (the out-of-band shares
+        of a crop without optima) and exact copies of an earlier one (its *_dev columns)."""
+        kept: list[str] = []
+        for name in c.get("numeric") or spec.numeric:
+            column = table[name]
+            if column.count() and not any(column.equals(table[k]) for k in kept):
+                kept.append(name)
+        return FeatureSpec(spec.categorical, kept)
+
+    def make(c: dict[str, Any]) -> tuple[Pipeline, pd.DataFrame]:
+        hyper, own = c.get("hyperparams") or {}, inputs(c)
+        model = build(task, c["estimator"], hyper, own, seed, log_target, categories)
+        return model, frame(table, own)
+
+    if len(candidates) > 1:
+        splits = time_folds(table, folds)
+        for name, c in candidates.items():
+            if table.height > (c.get("max_rows") or np.inf):
+                skipped[name] = f"{table.height} training rows > max_rows {c['max_rows']}"
+                continue
+            fold_scores = []
+            for train_idx, valid_idx in splits:
+                model, x = make(c)
+                fit(model, x.iloc[train_idx], y.iloc[train_idx])
+                fold_scores.append(_score(task, model, x.iloc[valid_idx], y.iloc[valid_idx]))
+            scores[name] = float(np.mean(fold_scores))
+        chosen = max(scores, key=lambda k: (scores[k], -list(candidates).index(k)))
+    else:
+        chosen = next(iter(candidates))
+    model, x = make(candidates[chosen])
+    fit(model, x, y)
+    metric = "r2" if task == "regression" else "neg_log_loss"
+    seconds = time.perf_counter() - start
+    return model, Selection(chosen, scores, metric, folds if scores else 0, seconds, skipped)
+
+
 def train(
     task: str, table: pl.DataFrame, target: str, section: dict[str, Any]
-) -> tuple[Pipeline, pd.DataFrame, float]:
-    """Build the model a params section describes and fit it: (model, inputs, fit seconds)."""
-    spec = FeatureSpec.from_params(section["features"])
-    x = frame(table, spec)
-    model = build(
-        task,
-        section["estimator"],
-        section.get("hyperparams") or {},
-        spec,
-        section["seed"],
-        log_target=section.get("log_target", False),
+) -> tuple[Pipeline, pd.DataFrame, float, Selection]:
+    """Choose and fit the model a params section describes: (model, inputs, seconds, search)."""
+    model, selection = select(task, table, target, section)
+    return model, frame(table, list(model.feature_names_in_)), selection.seconds, selection
+
+
+def bootstrap_refits(
+    model: Pipeline, table: pl.DataFrame, target: str, n: int, seed: int
+) -> list[Pipeline]:
+    """`n` copies of a fitted model refitted on bootstrap resamples of `table`, with its
+    hyperparameters frozen (a Gaussian process keeps its fitted kernel): an ensemble
+    whose spread says where the model is unsure."""
+    x, y = frame(table, list(model.feature_names_in_)), table[target].to_pandas()
+    rng = np.random.default_rng(seed)
+    refits = []
+    for _ in range(n):
+        copy = clone(model)
+        final = model.named_steps["model"]
+        fitted = getattr(final, "regressor_", final)
+        if isinstance(fitted, GaussianProcessRegressor):
+            key = "model__regressor" if hasattr(final, "regressor_") else "model"
+            copy.set_params(**{f"{key}__kernel": fitted.kernel_, f"{key}__optimizer": None})
+        for _attempt in range(10):  # a classifier's resample must hold every class
+            rows = rng.integers(0, len(x), len(x))
+            if task_of(model) == "regression" or y.iloc[rows].nunique() == y.nunique():
+                break
+        copy.fit(x.iloc[rows], y.iloc[rows])
+        refits.append(copy)
+    return refits
+
+
+def write_selection(selection: Selection, out: Path | None) -> None:
+    """The search's numbers to a DVC metrics file and the stage's MLflow run (the chosen
+    candidate's name as an MLflow param: DVC metrics files hold numbers only)."""
+    from vertiflow.params import flatten
+    from vertiflow.stage import write_json
+
+    numbers = selection.metrics()
+    if out is not None:
+        write_json(out, numbers)
+    mlflow.log_metrics({f"selection.{k}": v for k, v in flatten(numbers).items()})
+    mlflow.log_params(
+        {"selection.chosen": selection.chosen, "selection.metric": selection.metric}
+        | {f"selection.skipped.{k}": v for k, v in selection.skipped.items()}
     )
-    seconds = fit(model, x, table[target].to_pandas())
-    return model, x, seconds
+
+
+def task_of(model: Pipeline) -> str:
+    return "classification" if hasattr(model, "predict_proba") else "regression"

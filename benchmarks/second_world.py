@@ -1,0 +1,130 @@
+"""Acceptance on the second world: the pipeline's defaults on farm exports our simulator
+did not make (the SIMPLE crop model, `vertiflow.farm.simple_model`).
+
+Two farms, each written in the raw schema (batches, hourly telemetry, harvests, truth),
+then run through the package code the stages call, with the default params.yaml: prepare
+(read, aggregate, time split), model selection by time-ordered CV and refit (Oracle and
+Classifier), held-out metrics against the Bayes limits of the same test batches, and
+Cortex's recipe per crop, judged by the SIMPLE world's own truth (regret), next to the
+regret of simply repeating the best recipe the farm grew.
+
+- `default`: the default farm size (params' simulate section: 10 racks x 8 modules x 120
+  cycles), spinach and arugula.
+- `small`: about 400 cycles of one crop (2 racks x 5 modules x 40 cycles, spinach).
+
+Targets (issue 13): Oracle R2 >= 0.985 of Bayes, classifier within 1.5 points of Bayes
+accuracy, regret <= 3 % per crop. Writes benchmarks/results/second_world.json.
+Usage: python benchmarks/second_world.py [default|small ...] [--seed N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+
+from common import REPO, WORK, write
+from vertiflow import cortex, params
+from vertiflow.data import dataset, features, rawdata
+from vertiflow.farm import simple_model
+from vertiflow.farm.simulator import SimConfig, write_farm
+from vertiflow.tabular import evaluation, modeling
+
+FARMS = {
+    "default": {},
+    "small": {
+        "racks": 2,
+        "modules_per_rack": 5,
+        "cycles_per_module": 40,
+        "crops": {"spinach": 1.0},
+    },
+}
+
+
+def run_farm(name: str, seed: int, p: dict) -> dict:
+    sim = {**p["simulate"], "crops": simple_model.DEFAULT_CROPS, "seed": seed}
+    sim |= {"yield_noise": simple_model.YIELD_NOISE, **FARMS[name]}
+    raw = WORK / "second_world" / f"{name}_{seed}"
+    shutil.rmtree(raw, ignore_errors=True)
+    start = time.perf_counter()
+    write_farm(raw, SimConfig(**sim, world=simple_model.NAME))
+    timings = {"simulate": time.perf_counter() - start}
+
+    start = time.perf_counter()
+    optima = features.optima_from_params(p["prepare"]["crop_optima"])
+    data = rawdata.load(raw)
+    prepared = dataset.build(data, p["prepare"]["test_fraction"], optima)
+    timings["prepare"] = time.perf_counter() - start
+    train, test, truth = prepared.train, prepared.test, prepared.truth
+
+    out: dict = {"batches": data.batches.height, "train_rows": train.height}
+    out["test_rows"] = test.height
+    for stage, task, target in (
+        ("train_oracle", "regression", "fresh_weight_g"),
+        ("train_classifier", "classification", "quality_grade"),
+    ):
+        model, selection = modeling.select(task, train, target, p[stage])
+        timings[stage] = selection.seconds
+        x = modeling.frame(test, list(model.feature_names_in_))
+        if task == "regression":
+            oracle = model
+            report = evaluation.oracle_report(test, model.predict(x), truth)
+            figures = {
+                "r2": report["r2"],
+                "bayes_r2": report["bayes"]["r2"],
+                "r2_of_limit": report["r2_of_limit"],
+            }
+        else:
+            classifier = model
+            proba = evaluation.proba_in_grade_order(model, x)
+            report = evaluation.classifier_report(test, proba, truth)
+            figures = {
+                "accuracy": report["accuracy"],
+                "bayes_accuracy": report["bayes"]["accuracy"],
+                "accuracy_gap_points": round(100 * report["accuracy_gap"], 2),
+            }
+        figures |= {"chosen": selection.chosen, "cv": selection.metrics()}
+        out[stage.removeprefix("train_")] = figures
+
+    start = time.perf_counter()
+    section = p["optimise_cortex"]
+    results = cortex.recommend_all(
+        section, train, oracle, classifier, True, prepared.crops, data.world
+    )
+    timings["optimise_cortex"] = time.perf_counter() - start
+    out["cortex"] = results["metrics"]
+    out["recipes"] = {
+        crop: {k: r[k] for k in (*cortex.RECIPE, "distance_to_grown", "trust_radius", "true_best")}
+        for crop, r in results["recipes"].items()
+    }
+    out["seconds"] = {k: round(v, 2) for k, v in timings.items()}
+    out["targets_met"] = {
+        "oracle_r2_of_bayes_ge_0.985": out["oracle"]["r2_of_limit"] >= 0.985,
+        "classifier_within_1.5_points": out["classifier"]["accuracy_gap_points"] <= 1.5,
+        "regret_le_3pct_per_crop": results["metrics"]["max_regret"] <= 0.03,
+    }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("farms", nargs="*", default=list(FARMS))
+    parser.add_argument("--seed", type=int, action="append")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    p = params.load(REPO / "params.yaml")
+    results = {}
+    for name in args.farms:
+        for seed in args.seed or [p["simulate"]["seed"]]:
+            results[f"{name}_seed{seed}"] = run_farm(name, seed, p)
+            print(
+                name, seed, {k: results[f"{name}_seed{seed}"][k] for k in ("oracle", "classifier")}
+            )
+            print("  cortex", results[f"{name}_seed{seed}"]["cortex"])
+            print("  seconds", results[f"{name}_seed{seed}"]["seconds"])
+    if not args.no_write:
+        print(write("second_world", {"farms": results}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Crop names are data: any crop is accepted, its optimum comes from params or is absent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from vertiflow import params
+from vertiflow.data import dataset, features, rawdata
+from vertiflow.farm import simple_model as sm
+from vertiflow.farm.simulator import SimConfig, write_farm
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def arugula_farm(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("arugula")
+    cfg = SimConfig(world=sm.NAME, crops={"arugula": 1.0}, racks=1, modules_per_rack=3)
+    write_farm(folder, SimConfig(**{**cfg.__dict__, "cycles_per_module": 10}))
+    return folder
+
+
+def test_a_crop_the_agronomy_does_not_know_is_prepared(arugula_farm):
+    p = params.load(REPO / "params.yaml")["prepare"]
+    optima = features.optima_from_params(p["crop_optima"])
+    prepared = dataset.build(rawdata.load(arugula_farm), 0.2, optima)
+    train = prepared.train
+    assert set(train["crop"]) == {"arugula"}
+    # no optimum in params: *_dev hold the absolute climate, out-of-band shares are empty
+    assert train["temp_dev"].equals(train["temp_mean"], check_names=False)
+    assert train["temp_out_of_band"].null_count() == train.height
+    info = prepared.crops["arugula"]
+    assert info["optimum"] is None
+    assert info["cycle_days"] == float(train["cycle_days"].median())  # the farm's own: ~28
+    assert 25 <= info["cycle_days"] <= 31
+
+
+def test_params_optima_are_the_built_in_agronomy():
+    p = params.load(REPO / "params.yaml")["prepare"]["crop_optima"]
+    assert features.optima_from_params(p) == features.builtin_optima()
+
+
+def test_optimum_from_params_sets_the_reference_of_dev_features():
+    table = pl.DataFrame(
+        {
+            "crop": ["kale", "kale"],
+            "temp_mean": [20.0, 22.0],
+            "humidity_mean": [60.0, 70.0],
+            "ec_mean": [1.5, 2.0],
+            "ph_mean": [6.0, 6.2],
+        }
+    )
+    kale = features.CropOptimum(18.0, 65.0, 1.8, 6.0, (15.0, 21.0), (55.0, 75.0))
+    out = features.crop_relative(table, {"kale": kale})
+    assert out["temp_dev"].to_list() == [2.0, 4.0]
+    assert out["ec_dev"].to_list() == pytest.approx([-0.3, 0.2])
