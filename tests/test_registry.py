@@ -149,36 +149,3 @@ def test_loader_and_mlflow_models_serve_use_the_champion(small_repo, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-
-@pytest.mark.pipeline
-def test_the_apps_interfaces_wrap_the_real_implementation(small_repo, tmp_path, monkeypatch):
-    """The calls Skin-Twin-AI and the farm's code make (the brief), on this repo's parts."""
-    import polars as pl
-
-    from vertiflow.lifecycle.apps import ModelLoader, ModelMonitor, ModelRegistry
-
-    monkeypatch.chdir(small_repo)
-    models = ModelLoader(use_registry=False).load_all_models()
-    assert set(models) == {"oracle", "classifier", "yolo"}
-    assert set(models["yolo"].names.values()) <= set(
-        ["Acne", "Blackheads", "Dark-Spots", "Wrinkles", "Skin-Redness"]
-    )
-
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'apps.db'}")
-    weights = small_repo / "models" / "yolo" / "best.pt"
-    first = ModelRegistry().register_yolo_model(weights, {"mAP50": 0.5}, {"source": "test"})
-    again = ModelRegistry().register_yolo_model(weights, {"mAP50": 0.5}, {"source": "test"})
-    assert first == again == 1  # same weights: no second version
-    version = mlflow.MlflowClient().get_model_version("YOLO-SkinDetection", "1")
-    assert version.tags["source"] == "test" and version.tags["metric.mAP50"] == "0.5"
-
-    monitor = ModelMonitor(root=tmp_path / "monitoring")
-    train = pl.read_parquet(small_repo / "data" / "prepared" / "train.parquet")
-    monitor.log_prediction("oracle", train.head(5).to_pandas(), np.ones(5), "2")
-    shifted = train.with_columns(pl.col("co2_mean") + 400)
-    report = monitor.detect_data_drift(shifted, train, ["co2_mean", "temp_dev"])
-    assert report["features"]["co2_mean"]["severity"] == "critical"
-    assert report["features"]["temp_dev"]["severity"] == "ok"
-    assert len(list((tmp_path / "monitoring" / "alerts").glob("*.json"))) == 1
-    assert list((tmp_path / "monitoring" / "predictions" / "oracle").glob("*.parquet"))

@@ -13,6 +13,7 @@ interval go to `metrics/registry.json` and the evaluate run.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -186,7 +187,7 @@ def register_and_promote(
         }
     champion = champion_version(key)
     comparison = None
-    if champion is not None and passes_gate:
+    if champion is not None and passes_gate and loss is not None:
         comparison = paired_bootstrap(
             loss(f"models:/{NAMES[key]}/{champion.version}"),
             loss(str(model_dir)),
@@ -195,6 +196,36 @@ def register_and_promote(
             int(section["seed"]),
         )
     return decide(key, version, passes_gate, comparison, float(section["min_improvement"][key]))
+
+
+def register_detector(
+    weights: Path,
+    metrics: dict[str, float],
+    passes_gate: bool,
+    loss: Any,
+    section: dict[str, Any],
+    tags: dict[str, str],
+) -> dict[str, Any]:
+    """Register detector weights as an MLflow pyfunc model, through the champion gate.
+
+    The pyfunc folder (weights as an artifact, a signature; `vision.pyfunc`) is what
+    `mlflow models serve -m models:/YOLO-SkinDetection@champion` loads. `loss` None: no
+    held-out images to compare on; the version becomes champion only if it is the first.
+    """
+    from vertiflow.vision import pyfunc
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = pyfunc.save(weights, Path(tmp) / "yolo")
+        return register_and_promote(
+            "yolo", model_dir, "pyfunc", metrics, passes_gate, loss, section, tags
+        )
+
+
+def detector_errors(uri: str, pairs: list[tuple[Path, Path]], yolo_section: dict[str, Any]):
+    """Per-image detection error of a registered or local detector (the gate's loss)."""
+    from vertiflow.vision import pyfunc, yolo
+
+    return yolo.image_errors(pyfunc.weights_in(local_folder(uri)), pairs, yolo_section)
 
 
 def _squared_errors(model, test, actual: np.ndarray) -> np.ndarray:
@@ -227,15 +258,13 @@ def promote_all(
     """
     import mlflow.sklearn
 
-    from vertiflow.vision import yolo
-
     gates = section["gates"]
     yield_g = test["fresh_weight_g"].to_numpy()
     grade = test["quality_grade"].to_list()
     o, c, y = reports["oracle"], reports["classifier"], reports["yolo"]
 
     def yolo_loss(uri: str) -> np.ndarray:
-        return yolo.image_errors(local_folder(uri) / "best.pt", yolo_pairs, yolo_section)
+        return detector_errors(uri, yolo_pairs, yolo_section)
 
     return {
         "oracle": register_and_promote(
@@ -258,10 +287,8 @@ def promote_all(
             section,
             tags["classifier"],
         ),
-        "yolo": register_and_promote(
-            "yolo",
-            models / "yolo",
-            "ultralytics",
+        "yolo": register_detector(
+            models / "yolo" / "best.pt",
             {k: y[k] for k in ("mAP50", "mAP50-95", "precision", "recall", "f1")},
             y["mAP50"] >= gates["yolo_map50"],
             yolo_loss,

@@ -1,10 +1,13 @@
 """What applications call: a model by name and alias, whose predictions are logged.
 
-With a tracking server configured (`MLFLOW_TRACKING_URI`), models come from the Model
-Registry (`oracle@champion`, or a version number); without one, from the pipeline's
-local `models/` outputs. Oracle and Classifier load as MLflow pyfunc models, the
-detector as an Ultralytics YOLO model. Tabular predictions are appended to the
-prediction log that `vertiflow monitor --from-log` reads.
+Models come from the Model Registry (`oracle@champion`, or a version number) when asked
+(`use_registry=True`) or when `MLFLOW_TRACKING_URI` is set; otherwise from the
+pipeline's local `models/` outputs. The registry is the one the stages write to:
+`MLFLOW_TRACKING_URI`, else the checkout's `.mlflow/mlflow.db` (unless the caller set a
+tracking URI with `mlflow.set_tracking_uri`). Oracle and Classifier load as MLflow pyfunc
+models, the detector as an Ultralytics YOLO model (its registered pyfunc folder holds the
+weights). Tabular predictions are appended to the prediction log that
+`vertiflow monitor --from-log` reads.
 """
 
 from __future__ import annotations
@@ -51,7 +54,19 @@ def _key(name: str) -> str:
     return key
 
 
+def use_pipeline_store() -> str:
+    """Point MLflow at the stages' tracking store, unless the caller chose one."""
+    from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
+
+    from vertiflow.lifecycle import tracking
+
+    if not is_tracking_uri_set():
+        mlflow.set_tracking_uri(tracking.tracking_uri())
+    return mlflow.get_tracking_uri()
+
+
 def _from_registry(key: str, alias: str, version: int | None) -> tuple[str, str]:
+    use_pipeline_store()
     client = mlflow.MlflowClient()
     name = registry.NAMES[key]
     try:
@@ -88,9 +103,9 @@ def load_model(
         if not Path(uri).is_dir():
             raise VertiflowError(f"{uri}: no model here; run `dvc repro` (or `dvc pull`) first.")
     if key == "yolo":
-        from vertiflow.vision import yolo
+        from vertiflow.vision import pyfunc, yolo
 
-        return yolo.load_model(str(registry.local_folder(uri) / "best.pt"))
+        return yolo.load_model(str(pyfunc.weights_in(registry.local_folder(uri))))
     return LoggedPredictor(mlflow.pyfunc.load_model(uri), key, label, log_root)
 
 

@@ -116,19 +116,31 @@ def detect(
 ) -> dict[str, Any]:
     """Compare `current` with `reference` on `columns`; the monitor's whole report."""
     require_columns(current, columns)
-    if current.height < t.min_rows:
+    pairs = {c: (reference[c], current[c]) for c in columns}
+    return detect_pairs(pairs, reference.height, current.height, t)
+
+
+def detect_pairs(
+    pairs: dict[str, tuple[pl.Series, pl.Series]],
+    rows_reference: int,
+    rows_current: int,
+    t: Thresholds,
+) -> dict[str, Any]:
+    """The report over (reference, current) series per feature, which may differ in length
+    (image features per image, the class mix per detected box)."""
+    if rows_current < t.min_rows:
         raise DataError(
-            f"the batch to monitor has {current.height} rows; at least {t.min_rows} are needed "
+            f"the batch to monitor has {rows_current} rows; at least {t.min_rows} are needed "
             "for a meaningful comparison (monitor.min_rows)."
         )
-    alpha = t.alpha / len(columns)  # Bonferroni: the family-wise false-alarm rate is alpha
-    features = {c: compare_feature(reference[c], current[c], alpha, t) for c in columns}
+    alpha = t.alpha / max(len(pairs), 1)  # Bonferroni: the family-wise false-alarm rate
+    features = {name: compare_feature(ref, cur, alpha, t) for name, (ref, cur) in pairs.items()}
     worst = max((SEVERITY.index(f["severity"]) for f in features.values()), default=0)
     return {
         "severity": SEVERITY[worst],
         "drifted": sorted(c for c, f in features.items() if f["severity"] != "ok"),
-        "rows_reference": reference.height,
-        "rows_current": current.height,
+        "rows_reference": rows_reference,
+        "rows_current": rows_current,
         "alpha_per_feature": alpha,
         "features": features,
     }

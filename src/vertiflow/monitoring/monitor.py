@@ -2,13 +2,18 @@
 
 Layout under `.monitoring/` (git-ignored, the skin app's convention):
 `predictions/<model>/*.parquet` (one file per logged batch: inputs, prediction, model
-version, time; append-only, so concurrent apps never corrupt it), `alerts/*.json` (one
-per warning or critical check) and `history.jsonl` (one line per check).
+version, time; append-only, so concurrent apps never corrupt it; for the detector the
+inputs are the image features of `monitoring.images`), `alerts/*.json` (one per warning
+or critical check, and one per prediction error), `history.jsonl` (one line per check),
+`performance/<model>.jsonl` (one line per prediction or error: time, latency, mean
+confidence) and `performance_metrics.json` (per model, over its last `WINDOW` events:
+count, latency p50/p95, errors, mean confidence; rewritten atomically on every event).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import uuid
 from dataclasses import asdict
@@ -23,6 +28,7 @@ from vertiflow.errors import DataError
 from vertiflow.monitoring import drift
 
 MONITORING_DIR = Path(".monitoring")
+WINDOW = 1000  # events per model in performance_metrics.json (a rolling window)
 
 # Drifted farms for tests and demos: SimConfig overrides (vertiflow.farm.simulator).
 SCENARIOS: dict[str, dict[str, Any]] = {
@@ -56,6 +62,93 @@ def log_predictions(
     tmp = path.with_suffix(".tmp")
     table.write_parquet(tmp)
     tmp.rename(path)  # readers never see half a file
+    return path
+
+
+def record_event(
+    model: str,
+    latency_s: float | None = None,
+    confidence: float | None = None,
+    error: str | None = None,
+    root: Path = MONITORING_DIR,
+) -> dict[str, Any]:
+    """One prediction (or failed one) into the performance log; returns the new summary."""
+    from filelock import FileLock
+
+    folder = root / "performance"
+    folder.mkdir(parents=True, exist_ok=True)
+    event = {
+        "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "latency_s": None if latency_s is None else round(float(latency_s), 6),
+        "confidence": None if confidence is None else round(float(confidence), 6),
+        "error": error,
+    }
+    with FileLock(root / ".performance.lock", timeout=30):
+        with (folder / f"{model}.jsonl").open("a") as f:
+            f.write(json.dumps(event) + "\n")
+        summary = {p.stem: _summary(_tail(p, WINDOW)) for p in sorted(folder.glob("*.jsonl"))}
+        tmp = root / f".performance_metrics.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        tmp.replace(root / "performance_metrics.json")
+    return summary[model]
+
+
+def _tail(path: Path, lines: int) -> list[dict[str, Any]]:
+    """The last `lines` events of a log, read from its end (the log only grows)."""
+    with path.open("rb") as f:
+        f.seek(0, os.SEEK_END)
+        size, block, data = f.tell(), 1 << 16, b""
+        while size > 0 and data.count(b"\n") <= lines:
+            step = min(block, size)
+            size -= step
+            f.seek(size)
+            data = f.read(step) + data
+    return [json.loads(line) for line in data.splitlines()[-lines:] if line.strip()]
+
+
+def _summary(events: list[dict[str, Any]]) -> dict[str, Any]:
+    latencies = [e["latency_s"] for e in events if e["latency_s"] is not None and not e["error"]]
+    confidences = [e["confidence"] for e in events if e["confidence"] is not None]
+    errors = [e for e in events if e["error"]]
+
+    def ms(q: float) -> float | None:
+        return round(float(np.percentile(latencies, q)) * 1000, 3) if latencies else None
+
+    return {
+        "window": len(events),
+        "predictions": len(events) - len(errors),
+        "errors": len(errors),
+        "error_rate": round(len(errors) / len(events), 6) if events else 0.0,
+        "latency_p50_ms": ms(50),
+        "latency_p95_ms": ms(95),
+        "mean_confidence": round(float(np.mean(confidences)), 6) if confidences else None,
+        "first": events[0]["at"] if events else None,
+        "last": events[-1]["at"] if events else None,
+        "last_error": errors[-1]["error"] if errors else None,
+    }
+
+
+def record_error(
+    model: str,
+    error: BaseException | str,
+    context: dict[str, Any] | None = None,
+    root: Path = MONITORING_DIR,
+) -> Path:
+    """A failed prediction: an alert file (`alerts/*-error.json`) and a performance event."""
+    message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    record_event(model, error=message, root=root)
+    alerts = root / "alerts"
+    alerts.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+    path = alerts / f"{now:%Y%m%dT%H%M%S%f}-error-{model}.json"
+    alert = {
+        "kind": "prediction_error",
+        "model": model,
+        "error": message,
+        "at": now.isoformat(timespec="milliseconds"),
+        **({"context": context} if context else {}),
+    }
+    path.write_text(json.dumps(alert, indent=2, default=str) + "\n")
     return path
 
 
@@ -113,7 +206,19 @@ def with_predictions(table: pl.DataFrame, oracle, classifier) -> pl.DataFrame:
 def check(
     reference: pl.DataFrame, current: pl.DataFrame, columns: list[str], t: drift.Thresholds
 ) -> dict[str, Any]:
-    report = drift.detect(reference, current, columns, t)
+    return _stamped(drift.detect(reference, current, columns, t), t)
+
+
+def check_images(
+    reference: pl.DataFrame, current: pl.DataFrame, t: drift.Thresholds
+) -> dict[str, Any]:
+    """`check` for image batches: features of `monitoring.images` on both sides."""
+    from vertiflow.monitoring import images
+
+    return _stamped(images.check(reference, current, t), t)
+
+
+def _stamped(report: dict[str, Any], t: drift.Thresholds) -> dict[str, Any]:
     report["thresholds"] = asdict(t)
     report["checked_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     return report

@@ -1,0 +1,195 @@
+"""Image monitoring: what the detector is shown, what it answers, and drift on both.
+
+Each image becomes a row of features a farm or clinic can reason about, chosen so that
+one cause moves one feature:
+
+- `brightness`: mean luma (0-1). Lighting.
+- `contrast`: luma standard deviation over its mean (RMS contrast; unchanged when the
+  light is only dimmer or brighter).
+- `red_share`, `green_share`, `blue_share`: each channel's share of the summed channel
+  means (chromaticity; unchanged by dimming, moved by another camera's white balance).
+- `sharpness`: standard deviation of the luma Laplacian over the mean luma (falls with
+  blur or focus loss; unchanged by dimming).
+- `width`, `height`: pixels.
+
+The detector's answers per image are `n_boxes` and `mean_confidence` (over images with
+boxes), and over all boxes `class` (the class mix). Drift uses the tables' machinery
+(`monitoring.drift`): PSI and a KS or chi-squared test per feature, Bonferroni over all
+of them, flagged only when both agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from vertiflow.errors import DataError
+from vertiflow.monitoring import drift
+
+INPUT_FEATURES = (
+    "brightness",
+    "contrast",
+    "red_share",
+    "green_share",
+    "blue_share",
+    "sharpness",
+    "width",
+    "height",
+)
+OUTPUT_FEATURES = ("n_boxes", "mean_confidence")
+CLASS_MIX = "class"
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def image_features(image: np.ndarray) -> dict[str, float]:
+    """The features of one RGB uint8 image (H x W x 3)."""
+    import cv2
+
+    rgb = np.asarray(image, np.float32)
+    luma = rgb @ LUMA
+    mean = float(luma.mean())
+    channels = rgb.reshape(-1, 3).mean(axis=0)
+    shares = channels / max(float(channels.sum()), 1e-6)
+    laplacian = cv2.Laplacian(luma, cv2.CV_32F)
+    return {
+        "brightness": mean / 255,
+        "contrast": float(luma.std()) / max(mean, 1e-6),
+        "red_share": float(shares[0]),
+        "green_share": float(shares[1]),
+        "blue_share": float(shares[2]),
+        "sharpness": float(laplacian.std()) / max(mean, 1e-6),
+        "width": int(image.shape[1]),
+        "height": int(image.shape[0]),
+    }
+
+
+def as_images(data: Any) -> list[np.ndarray] | None:
+    """A list of RGB images from one image (H x W x C) or a batch (N x H x W x C); None
+    when `data` is not image-shaped (a table, a feature matrix)."""
+    if isinstance(data, list | tuple) and data and all(isinstance(d, np.ndarray) for d in data):
+        if all(d.ndim == 3 and d.shape[2] in (1, 3, 4) for d in data):
+            return [_rgb(d) for d in data]
+        return None
+    if not isinstance(data, np.ndarray):
+        return None
+    if data.ndim == 4 and data.shape[3] in (1, 3, 4):
+        return [_rgb(d) for d in data]
+    if data.ndim == 3 and data.shape[2] in (1, 3, 4):
+        return [_rgb(data)]
+    return None
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    from vertiflow.vision import detector
+
+    return detector.decode(image)
+
+
+def features(images: list[np.ndarray]) -> pl.DataFrame:
+    """One row of input features per image."""
+    rows = [image_features(img) for img in images]
+    return pl.DataFrame(rows, schema=dict.fromkeys(INPUT_FEATURES, pl.Float64))
+
+
+def output_features(detections: list[dict[str, Any]]) -> pl.DataFrame:
+    """Per image: number of boxes, their mean confidence (null without boxes), classes."""
+    rows = []
+    for d in detections:
+        boxes = d.get("boxes") or []
+        confs = [float(b["confidence"]) for b in boxes]
+        rows.append(
+            {
+                "n_boxes": len(boxes),
+                "mean_confidence": float(np.mean(confs)) if confs else None,
+                "classes": [str(b["class_name"]) for b in boxes],
+            }
+        )
+    return pl.DataFrame(
+        rows,
+        schema={"n_boxes": pl.Int64, "mean_confidence": pl.Float64, "classes": pl.List(pl.String)},
+    )
+
+
+def detections_from(prediction: Any) -> list[dict[str, Any]] | None:
+    """Our detection dicts from what an app holds: our own output (one image or a list),
+    a dict wrapping it (`detections`, `yolo_detections`), or Ultralytics Results."""
+    if isinstance(prediction, dict):
+        if "boxes" in prediction and isinstance(prediction["boxes"], list):
+            return [prediction]
+        for key in ("detections", "yolo_detections", "predictions"):
+            if key in prediction:
+                return detections_from(prediction[key])
+        return None
+    if isinstance(prediction, list | tuple):
+        found = [detections_from(p) for p in prediction]
+        if found and all(f is not None for f in found):
+            return [d for f in found for d in f]  # type: ignore[union-attr]
+        return None
+    boxes = getattr(prediction, "boxes", None)
+    if boxes is not None and hasattr(boxes, "conf"):  # an Ultralytics Results
+        names = prediction.names
+        return [
+            {
+                "boxes": [
+                    {"class_name": str(names[int(c)]), "confidence": float(p)}
+                    for c, p in zip(boxes.cls.tolist(), boxes.conf.tolist(), strict=True)
+                ]
+            }
+        ]
+    return None
+
+
+def check(reference: pl.DataFrame, current: pl.DataFrame, t: drift.Thresholds) -> dict[str, Any]:
+    """Drift of image batches: input features, and detector outputs where both sides have
+    them (`n_boxes`, `mean_confidence`, `classes`). Same report as `drift.detect`."""
+    columns = [c for c in INPUT_FEATURES if c in reference.columns and c in current.columns]
+    drift.require_columns(current, list(INPUT_FEATURES))
+    pairs = {c: (reference[c], current[c]) for c in columns}
+    if "n_boxes" in reference.columns and "n_boxes" in current.columns:
+        pairs["n_boxes"] = (reference["n_boxes"], current["n_boxes"].drop_nulls())
+        # over images with boxes: "nothing found" is n_boxes' business, not a missing value
+        pairs["mean_confidence"] = (
+            reference["mean_confidence"].drop_nulls(),
+            current["mean_confidence"].drop_nulls(),
+        )
+        pairs[CLASS_MIX] = (
+            reference["classes"].explode().drop_nulls(),
+            current["classes"].explode().drop_nulls(),
+        )
+        pairs = {k: v for k, v in pairs.items() if len(v[0]) and len(v[1])}
+    return drift.detect_pairs(pairs, reference.height, current.height, t)
+
+
+# Simulated drift for tests and demos: what changes when the camera or the room does.
+def dim(image: np.ndarray, factor: float = 0.6) -> np.ndarray:
+    """Darker lighting: every channel scaled down."""
+    return np.clip(image.astype(np.float32) * factor, 0, 255).astype(np.uint8)
+
+
+def colour_cast(image: np.ndarray, gains=(1.12, 1.0, 0.85)) -> np.ndarray:
+    """Another camera's white balance: warmer (more red, less blue)."""
+    return np.clip(image.astype(np.float32) * np.float32(gains), 0, 255).astype(np.uint8)
+
+
+def blur(image: np.ndarray, sigma: float = 1.2) -> np.ndarray:
+    """Focus loss or a softer lens."""
+    import cv2
+
+    return cv2.GaussianBlur(image, (0, 0), sigma)
+
+
+SCENARIOS = {"none": lambda img: img, "dim": dim, "colour_cast": colour_cast, "blur": blur}
+
+
+def simulated_images(n: int, seed: int, size: int = 128, scenario: str = "none"):
+    """Fresh images from the built-in generator (the training distribution), optionally
+    drifted (SCENARIOS)."""
+    from vertiflow.vision import skin
+
+    if scenario not in SCENARIOS:
+        raise DataError(f"unknown scenario '{scenario}'; known: {', '.join(SCENARIOS)}.")
+    rng = np.random.default_rng(seed)
+    config = skin.ImageConfig(seed=seed, image_size=size)
+    return [SCENARIOS[scenario](skin.render(rng, config)[0]) for _ in range(n)]

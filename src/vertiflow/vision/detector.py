@@ -1,0 +1,148 @@
+"""The detector at inference time: images in (files, base64 text or arrays), boxes out.
+
+One code path for every caller (the MLflow pyfunc model, the Django app, the monitor):
+`decode` turns what a client sent into an RGB uint8 array or raises `ImageError` naming
+the problem, and `detect` runs an Ultralytics model on decoded images and returns, per
+image, its boxes with class names and confidences. Arrays are RGB, values 0-255.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import numpy as np
+
+from vertiflow.errors import VertiflowError
+
+MIN_SIDE, MAX_SIDE = 16, 10_000  # pixels
+DEFAULT_CONF = 0.25  # Ultralytics' own default: the boxes a user sees
+
+
+class ImageError(VertiflowError):
+    """A client sent something that is not a usable image (HTTP 400, not 500)."""
+
+
+def _from_bytes(data: bytes, where: str) -> np.ndarray:
+    import cv2
+
+    if not data:
+        raise ImageError(f"{where}: empty (0 bytes).")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageError(
+            f"{where}: {len(data)} bytes that are not an image file OpenCV can read "
+            "(PNG, JPEG, BMP, TIFF, WebP)."
+        )
+    return image[..., ::-1]  # OpenCV decodes to BGR
+
+
+def _from_text(text: str, where: str) -> np.ndarray:
+    if text.startswith("data:") and "," in text:  # a data URL: data:image/png;base64,...
+        text = text.split(",", 1)[1]
+    text = "".join(text.split())
+    if not text:
+        raise ImageError(f"{where}: empty string (expected a base64-encoded image file).")
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ImageError(
+            f"{where}: not valid base64 text (expected a base64-encoded image file)."
+        ) from None
+    return _from_bytes(data, where)
+
+
+def _from_array(value: Any, where: str) -> np.ndarray:
+    try:
+        array = np.asarray(value)
+    except ValueError:  # ragged nested lists
+        raise ImageError(f"{where}: an array image must be rectangular (H x W x 3).") from None
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise ImageError(
+            f"{where}: an array image must hold numbers 0-255, found dtype {array.dtype}."
+        )
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise ImageError(
+            f"{where}: an array image must be H x W x 3 (RGB), H x W x 4 or H x W; "
+            f"found shape {array.shape}."
+        )
+    array = array[..., :3]
+    if array.size and (np.nanmin(array) < 0 or np.nanmax(array) > 255 or np.isnan(array).any()):
+        raise ImageError(f"{where}: array values must lie in 0-255 (RGB).")
+    return array.astype(np.uint8)
+
+
+def decode(item: Any, where: str = "image") -> np.ndarray:
+    """An RGB uint8 H x W x 3 array from bytes, base64 text or an array; else ImageError."""
+    if isinstance(item, bytes | bytearray | memoryview):
+        image = _from_bytes(bytes(item), where)
+    elif isinstance(item, str):
+        image = _from_text(item, where)
+    elif isinstance(item, np.ndarray | list | tuple):
+        image = _from_array(item, where)
+    elif item is None or (isinstance(item, float) and np.isnan(item)):
+        raise ImageError(f"{where}: missing (null).")
+    else:
+        raise ImageError(
+            f"{where}: expected a base64-encoded image file or an RGB array, "
+            f"found {type(item).__name__}."
+        )
+    h, w = image.shape[:2]
+    if min(h, w) < MIN_SIDE or max(h, w) > MAX_SIDE:
+        raise ImageError(
+            f"{where}: {w} x {h} pixels; each side must be {MIN_SIDE}-{MAX_SIDE} pixels."
+        )
+    return np.ascontiguousarray(image)
+
+
+def detect(
+    model,
+    images: list[np.ndarray],
+    conf: float = DEFAULT_CONF,
+    image_size: int | None = None,
+    device: str | None = None,
+) -> list[dict[str, Any]]:
+    """Boxes per image (pixels, xyxy) with class id, name and confidence, best first.
+
+    `image_size` None: the size the model was trained at; `device` None: Ultralytics'
+    choice (the first GPU when there is one).
+    """
+    if not images:
+        return []
+    kwargs: dict[str, Any] = {"conf": float(conf), "verbose": False}
+    if image_size:
+        kwargs["imgsz"] = int(image_size)
+    if device is not None:
+        kwargs["device"] = device
+    results = model.predict([img[..., ::-1] for img in images], **kwargs)  # Ultralytics: BGR
+    out = []
+    for image, result in zip(images, results, strict=True):
+        boxes = result.boxes
+        xyxy = boxes.xyxy.cpu().numpy()
+        confs = boxes.conf.cpu().numpy()
+        classes = boxes.cls.cpu().numpy().astype(int)
+        order = np.argsort(-confs)
+        out.append(
+            {
+                "boxes": [
+                    {
+                        "class_id": int(classes[i]),
+                        "class_name": str(result.names[int(classes[i])]),
+                        "confidence": round(float(confs[i]), 4),
+                        "x1": round(float(xyxy[i, 0]), 1),
+                        "y1": round(float(xyxy[i, 1]), 1),
+                        "x2": round(float(xyxy[i, 2]), 1),
+                        "y2": round(float(xyxy[i, 3]), 1),
+                    }
+                    for i in order
+                ],
+                "width": int(image.shape[1]),
+                "height": int(image.shape[0]),
+            }
+        )
+    return out
