@@ -7,6 +7,7 @@ their results are checked here against the pipeline's own store, files and logs.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import textwrap
 from pathlib import Path
@@ -162,3 +163,34 @@ def test_training_pipeline_runs_dvc_on_new_images(small_copy):
 
     bad = run([sys.executable, "-c", call.replace("data/faces", "data")], repo, check=False)
     assert bad.returncode != 0 and "neither an image dataset" in bad.stderr
+
+
+LOG_IMAGES = """
+import glob, sys, cv2, numpy as np
+from vertiflow.lifecycle.apps import ModelMonitor
+from vertiflow.vision import detector, yolo
+model = yolo.load_model('models/yolo/best.pt')
+files = sorted(glob.glob('data/images/images/*/*.png'))
+batch = np.stack([cv2.imread(f)[..., ::-1] for f in files])
+batch = (batch * float(sys.argv[1])).astype(np.uint8)
+ModelMonitor().log_prediction(detector.detect(model, list(batch)), input_data=batch)
+"""
+
+
+@pytest.mark.pipeline
+def test_monitor_from_log_yolo(small_copy):
+    """`vertiflow monitor --from-log yolo`: logged uploads against the training images."""
+    repo = small_copy
+    run([sys.executable, "-c", LOG_IMAGES, "1.0"], repo)  # the training images themselves
+    quiet = run(["vertiflow", "monitor", "--from-log", "yolo"], repo)
+    assert "drift: ok" in quiet.stdout, quiet.stdout
+    report = json.loads((repo / "metrics" / "monitoring.json").read_text())
+    assert {"brightness", "sharpness", "n_boxes"} <= set(report["features"])
+
+    shutil.rmtree(repo / ".monitoring" / "predictions")
+    run([sys.executable, "-c", LOG_IMAGES, "0.6"], repo)  # the lights dimmed
+    dim = run(["vertiflow", "monitor", "--from-log", "yolo"], repo, check=False)
+    assert dim.returncode == 2, dim.stdout + dim.stderr
+    report = json.loads((repo / "metrics" / "monitoring.json").read_text())
+    assert report["drifted"] == ["brightness"], report["drifted"]
+    assert (repo / "reports" / "monitoring" / "brightness.png").is_file()

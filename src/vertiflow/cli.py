@@ -167,7 +167,6 @@ def monitor(
     """Compare new data with the training data; exit 2 on critical drift."""
     import mlflow.sklearn
     import polars as pl
-    from rich.console import Console
 
     from vertiflow import params
     from vertiflow.data import rawdata
@@ -179,6 +178,9 @@ def monitor(
     all_params = params.load(params_file)
     section = params.section(all_params, "monitor")
     thresholds = drift.Thresholds(**section)
+    if from_log == "yolo":
+        _monitor_detector(all_params, thresholds, models, root, out, report_dir)
+        return
     oracle = mlflow.sklearn.load_model(str(models / "oracle"))
     classifier = mlflow.sklearn.load_model(str(models / "classifier"))
     columns = monitor.model_columns(all_params)
@@ -188,7 +190,7 @@ def monitor(
         if from_log not in monitor.PREDICTION_COLUMN:
             raise VertiflowError(
                 f"--from-log {from_log}: the logs drift is checked on are "
-                f"{', '.join(monitor.PREDICTION_COLUMN)}."
+                f"{', '.join([*monitor.PREDICTION_COLUMN, 'yolo'])}."
             )
         predicted = monitor.PREDICTION_COLUMN[from_log]
         current = monitor.read_predictions(from_log, root).rename({"prediction": predicted})
@@ -200,12 +202,39 @@ def monitor(
         current = monitor.with_predictions(current, oracle, classifier)
         checked = [*columns, *monitor.PREDICTION_COLUMN.values()]
     result = monitor.check(ref, current, checked, thresholds)
+    _report(result, ref, current, out, report_dir, root)
+
+
+def _monitor_detector(all_params, thresholds, models: Path, root: Path, out, report_dir) -> None:
+    """`--from-log yolo`: the logged images' features and the detector's answers against
+    the dataset it was trained on (params: images.dataset) and its validation outputs."""
+    from vertiflow.errors import VertiflowError
+    from vertiflow.monitoring import images, monitor
+    from vertiflow.vision import detector
+
+    current = monitor.read_predictions("yolo", root)
+    weights = models / "yolo" / "best.pt"
+    if not weights.is_file():
+        raise VertiflowError(f"{weights}: no detector; run `dvc repro` (or `dvc pull`) first.")
+    conf = detector.DEFAULT_CONF
+    if "conf" in current.columns and current["conf"].drop_nulls().len():
+        conf = float(current["conf"].drop_nulls().mode()[0])  # the threshold the app used
+    ref = images.reference(Path(all_params["images"]["dataset"]), weights, conf)
+    result = monitor.check_images(ref, current, thresholds)
+    _report(result, ref, current, out, report_dir, root)
+
+
+def _report(result, ref, current, out: Path, report_dir: Path, root: Path) -> None:
+    """Write the JSON and Markdown reports and the alert; exit 2 on critical drift."""
+    from rich.console import Console
+
+    from vertiflow.monitoring import monitor
 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     report_dir.mkdir(parents=True, exist_ok=True)
     plots = {}
-    for name in result["drifted"][:8]:
+    for name in [d for d in result["drifted"] if d in ref.columns and d in current.columns][:8]:
         monitor.plot_feature(ref[name], current[name], report_dir / f"{name}.png")
         plots[name] = f"{name}.png"
     (report_dir / "report.md").write_text(monitor.markdown(result, plots))

@@ -163,8 +163,11 @@ class ModelMonitor:
             latency_s = prediction.get("inference_time", prediction.get("total_inference_time"))
         confidence = None
         if pictures is not None:
-            table, confidence = self._image_rows(prediction, pictures)
-            values = [json.dumps(_jsonable(prediction))] * len(pictures)
+            table, found = self._image_rows(prediction, pictures)
+            confs = [b["confidence"] for d in found or [] for b in d.get("boxes") or []]
+            confidence = float(np.mean(confs)) if confs else None
+            # one image's own detections per row; else the whole prediction
+            values = [json.dumps(_jsonable(v)) for v in found or [prediction] * len(pictures)]
         elif isinstance(input_data, pd.DataFrame | pl.DataFrame):
             table = _frame(input_data)
             values = _prediction_values(prediction, table.height)
@@ -194,11 +197,7 @@ class ModelMonitor:
                 f"the prediction holds detections for {len(found)} image(s) but input_data "
                 f"has {len(pictures)}."
             )
-        outputs = images.output_features(found)
-        confs = [b["confidence"] for d in found for b in d.get("boxes") or []]
-        return pl.concat([table, outputs], how="horizontal"), (
-            float(np.mean(confs)) if confs else None
-        )
+        return pl.concat([table, images.output_features(found)], how="horizontal"), found
 
     def log_error(self, model_name: str, error: BaseException | str, **context: Any) -> Path:
         """A failed prediction: an alert in `alerts/` and an error in the performance log."""

@@ -93,10 +93,14 @@ def features(images: list[np.ndarray]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=dict.fromkeys(INPUT_FEATURES, pl.Float64))
 
 
-def output_features(detections: list[dict[str, Any]]) -> pl.DataFrame:
-    """Per image: number of boxes, their mean confidence (null without boxes), classes."""
-    rows = []
+def output_features(detections: list[dict[str, Any] | None]) -> pl.DataFrame:
+    """Per image: number of boxes, their mean confidence (null without boxes), classes;
+    all null for an image without detector output (None)."""
+    rows: list[dict[str, Any]] = []
     for d in detections:
+        if d is None:
+            rows.append({"n_boxes": None, "mean_confidence": None, "classes": None})
+            continue
         boxes = d.get("boxes") or []
         confs = [float(b["confidence"]) for b in boxes]
         rows.append(
@@ -148,7 +152,8 @@ def check(reference: pl.DataFrame, current: pl.DataFrame, t: drift.Thresholds) -
     drift.require_columns(current, list(INPUT_FEATURES))
     pairs = {c: (reference[c], current[c]) for c in columns}
     if "n_boxes" in reference.columns and "n_boxes" in current.columns:
-        pairs["n_boxes"] = (reference["n_boxes"], current["n_boxes"].drop_nulls())
+        # outputs may be known for some rows only (the reference's validation images)
+        pairs["n_boxes"] = (reference["n_boxes"].drop_nulls(), current["n_boxes"].drop_nulls())
         # over images with boxes: "nothing found" is n_boxes' business, not a missing value
         pairs["mean_confidence"] = (
             reference["mean_confidence"].drop_nulls(),
@@ -160,6 +165,27 @@ def check(reference: pl.DataFrame, current: pl.DataFrame, t: drift.Thresholds) -
         )
         pairs = {k: v for k, v in pairs.items() if len(v[0]) and len(v[1])}
     return drift.detect_pairs(pairs, reference.height, current.height, t)
+
+
+def reference(dataset_dir, weights, conf: float) -> pl.DataFrame:
+    """What the detector was trained on: input features of every image of the dataset,
+    and its outputs (at confidence `conf`) on the validation images, which it did not
+    learn from (on training images it is more confident than it will ever be in use)."""
+    import cv2
+
+    from vertiflow.vision import detector, yolo, yolo_data
+
+    dataset = yolo_data.read(dataset_dir)
+    tables = []
+    model = yolo.load_model(str(weights))
+    for split in ("train", "val"):
+        files = [image for image, _ in dataset.pairs[split]]
+        pictures = [detector.decode(cv2.imread(str(f))[..., ::-1], str(f)) for f in files]
+        table = features(pictures)
+        found = detector.detect(model, pictures, conf) if split == "val" else None
+        outputs = output_features(found or [None] * len(pictures))
+        tables.append(pl.concat([table, outputs], how="horizontal"))
+    return pl.concat(tables)
 
 
 # Simulated drift for tests and demos: what changes when the camera or the room does.

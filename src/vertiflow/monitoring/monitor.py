@@ -156,7 +156,8 @@ def read_predictions(model: str, root: Path = MONITORING_DIR) -> pl.DataFrame:
     files = sorted((root / "predictions" / model).glob("*.parquet"))
     if not files:
         raise DataError(f"{root / 'predictions' / model}: no logged predictions for '{model}'.")
-    return pl.scan_parquet(files).collect()
+    # files of one model may differ in columns (a detector log with and without outputs)
+    return pl.concat([pl.scan_parquet(f) for f in files], how="diagonal_relaxed").collect()
 
 
 def simulated_batch(scenario: str, seed: int, racks: int = 5, cycles: int = 10) -> pl.DataFrame:
