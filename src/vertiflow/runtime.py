@@ -6,7 +6,10 @@ A value the user already set in the environment wins.
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import os
+import sys
 from pathlib import Path
 
 DEFAULTS = {
@@ -30,3 +33,33 @@ def configure() -> None:
     # Ultralytics' settings (and its font copy) in the checkout's ignored folder, so a
     # user's own settings file is never rewritten by a pipeline run.
     os.environ.setdefault("YOLO_CONFIG_DIR", str(checkout_root() / ".ultralytics"))
+
+
+class _Skip(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Found (so `importlib.util.find_spec` answers, as polars asks), but fails to import."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+
+    def find_spec(self, fullname: str, path: object, target: object = None):
+        if fullname.partition(".")[0] in self.names:
+            return importlib.machinery.ModuleSpec(fullname, self)
+        return None
+
+    def create_module(self, spec):
+        raise ImportError(f"{spec.name} is not used by this stage (runtime.skip_imports)")
+
+    def exec_module(self, module) -> None:  # never reached: create_module refuses
+        pass
+
+
+def skip_imports(*names: str) -> None:
+    """Make `import name` fail at once in this process, for stages that never use it.
+
+    skops builds its list of trusted types at import by walking every scikit-learn
+    package, and one of them (array_api_compat's torch support) imports torch: about 4 s
+    per scikit-learn stage on 2 cores, for nothing. A package walk skips what cannot be
+    imported, so the trusted types and the saved models are the same.
+    """
+    if names and not any(isinstance(f, _Skip) for f in sys.meta_path):
+        sys.meta_path.insert(0, _Skip(set(names)))

@@ -19,12 +19,16 @@ from vertiflow import runtime
 from vertiflow.errors import exit_cleanly
 
 
-def stage(fn: Callable[..., Any]) -> typer.Typer:
-    """A Typer app whose one command is `fn`, run configured and with clean errors."""
+def stage(fn: Callable[..., Any], skip_imports: tuple[str, ...] = ()) -> typer.Typer:
+    """A Typer app whose one command is `fn`, run configured and with clean errors.
+
+    `skip_imports`: heavy packages this stage never uses (see runtime.skip_imports).
+    """
 
     @functools.wraps(fn)
     def configured(*args: Any, **kwargs: Any) -> Any:
         runtime.configure()
+        runtime.skip_imports(*skip_imports)
         return fn(*args, **kwargs)
 
     app = typer.Typer(add_completion=False)
