@@ -148,6 +148,7 @@ class ModelMonitor:
         model_name: str | None = None,
         model_version: str = "unknown",
         latency_s: float | None = None,
+        conf: float | None = None,
     ) -> Path:
         """Log one prediction with what it was made from.
 
@@ -156,6 +157,7 @@ class ModelMonitor:
         `prediction` (our detection dicts, or Ultralytics Results), under `yolo` unless
         `model_name` says otherwise. A table: logged as the tabular models' inputs.
         Latency: `latency_s`, or the prediction's `inference_time`/`total_inference_time`.
+        `conf`: the detector's confidence threshold (the monitor compares at the same one).
         """
         pictures = images.as_images(input_data) if input_data is not None else None
         name = model_name or ("yolo" if pictures is not None else "unknown")
@@ -180,6 +182,8 @@ class ModelMonitor:
                 f"or a table; found {type(input_data).__name__} of shape "
                 f"{getattr(input_data, 'shape', '?')}."
             )
+        if conf is not None:
+            table = table.with_columns(pl.lit(float(conf)).alias("conf"))
         if actual is not None:
             table = table.with_columns(pl.lit(json.dumps(_jsonable(actual))).alias("actual"))
         path = monitor.log_predictions(name, model_version, table, values, self.root)

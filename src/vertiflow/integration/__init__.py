@@ -1,0 +1,1 @@
+"""Integrations of the pipeline's models into applications (Django: `django_app`)."""
