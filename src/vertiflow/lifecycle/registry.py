@@ -216,9 +216,27 @@ def register_detector(
 
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = pyfunc.save(weights, Path(tmp) / "yolo")
-        return register_and_promote(
+        record = register_and_promote(
             "yolo", model_dir, "pyfunc", metrics, passes_gate, loss, section, tags
         )
+    champion = champion_version("yolo")
+    if record["promoted"] or champion is None or int(champion.version) == record["version"]:
+        return record
+    # A champion registered before the pyfunc format (a bare best.pt) holding these very
+    # weights: the new version is the same model, now servable; it takes the alias.
+    folder = local_folder(f"models:/{NAMES['yolo']}/{champion.version}")
+    bare = not (folder / "MLmodel").exists()
+    if bare and pyfunc.weights_in(folder).read_bytes() == Path(weights).read_bytes():
+        client = mlflow.MlflowClient()
+        client.set_registered_model_alias(NAMES["yolo"], CHAMPION, str(record["version"]))
+        if _alias_version(client, NAMES["yolo"], CHALLENGER) is not None:
+            client.delete_registered_model_alias(NAMES["yolo"], CHALLENGER)
+        record.update(
+            promoted=True,
+            champion=record["version"],
+            reason="the champion's own weights, now as a pyfunc model (servable)",
+        )
+    return record
 
 
 def detector_errors(uri: str, pairs: list[tuple[Path, Path]], yolo_section: dict[str, Any]):

@@ -14,6 +14,7 @@ not a usable image fails the whole request with a 400 naming the row and the pro
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -132,19 +133,21 @@ def save(weights: Path, dest: Path) -> Path:
 
     import ultralytics
 
-    mlflow.pyfunc.save_model(
-        path=str(dest),
-        python_model=Detector(),
-        artifacts={WEIGHTS: str(weights)},
-        signature=SIGNATURE,
-        pip_requirements=[
-            f"mlflow=={mlflow.__version__}",
-            f"ultralytics=={ultralytics.__version__}",
-            f"torch=={version('torch')}",
-            f"torchvision=={version('torchvision')}",
-            "vertiflow",
-        ],
-    )
+    with warnings.catch_warnings():  # MLflow's advice on type hints and input examples
+        warnings.simplefilter("ignore", UserWarning)
+        mlflow.pyfunc.save_model(
+            path=str(dest),
+            python_model=Detector(),
+            artifacts={WEIGHTS: str(weights)},
+            signature=SIGNATURE,
+            pip_requirements=[
+                f"mlflow=={mlflow.__version__}",
+                f"ultralytics=={ultralytics.__version__}",
+                f"torch=={version('torch')}",
+                f"torchvision=={version('torchvision')}",
+                "vertiflow",
+            ],
+        )
     mlmodel = dest / "MLmodel"
     meta = yaml.safe_load(mlmodel.read_text())
     for key in _PER_SAVE_FIELDS:
