@@ -165,13 +165,9 @@ def monitor(
     root: Path = typer.Option(Path(".monitoring"), help="Prediction log, alerts and history."),
 ) -> None:
     """Compare new data with the training data; exit 2 on critical drift."""
-    import mlflow.sklearn
-    import polars as pl
-
     from vertiflow import params
-    from vertiflow.data import rawdata
     from vertiflow.errors import VertiflowError
-    from vertiflow.monitoring import drift, monitor
+    from vertiflow.monitoring import drift
 
     if sum(x is not None for x in (batch, from_log, scenario)) != 1:
         raise VertiflowError("give exactly one of --batch, --from-log or --scenario.")
@@ -181,6 +177,12 @@ def monitor(
     if from_log == "yolo":
         _monitor_detector(all_params, thresholds, models, root, out, report_dir)
         return
+    import mlflow.sklearn  # the tabular models (skops, torch): only when checking them
+    import polars as pl
+
+    from vertiflow.data import rawdata
+    from vertiflow.monitoring import monitor
+
     oracle = mlflow.sklearn.load_model(str(models / "oracle"))
     classifier = mlflow.sklearn.load_model(str(models / "classifier"))
     columns = monitor.model_columns(all_params)
