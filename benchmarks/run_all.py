@@ -18,6 +18,7 @@ SCRIPTS = [
     "train_yolo_stage.py",
     "monitor_log.py",
     "sweep_parallel.py",
+    "faults.py",
 ]
 
 
@@ -134,6 +135,40 @@ def rows() -> list[tuple[str, str, str, str]]:
                 "",
                 None,
             )
+    if fa := load("faults"):
+        k, s3, bad, par = (
+            fa["kills"],
+            fa["s3_outages"],
+            fa["malformed_inputs"],
+            fa["parallel_experiments"],
+        )
+        add(
+            f"SIGKILL at {len(k['points'])} points of each of {len(k['per_stage'])} stages, "
+            "then `dvc repro`: reference outputs, `dvc status` clean",
+            f"{k['survived']}/{k['tried']} survived",
+            "all",
+            k["survived"] == k["tried"],
+        )
+        add(
+            f"S3 server stopped mid-push ({s3['objects']} objects), push resumed, fresh pull",
+            f"{s3['survived']}/{s3['tried']} outages survived, {s3['objects_lost']} objects "
+            f"lost, {s3['outputs_differing']} of {s3['outputs_compared']} files differing",
+            "0 lost",
+            s3["objects_lost"] == 0 and s3["outputs_differing"] == 0,
+        )
+        add(
+            "malformed raw data and params through `dvc repro`",
+            f"{bad['clean_errors']}/{bad['tried']} clean errors, {fa['tracebacks']} tracebacks",
+            "all, 0 tracebacks",
+            bad["clean_errors"] == bad["tried"] and fa["tracebacks"] == 0,
+        )
+        add(
+            f"{par['queued']} queued experiments on {par['workers']} workers, team MLflow server",
+            f"{par['runs_lost']} runs lost, {par['runs_doubled']} doubled "
+            f"({par['mlflow_runs']} runs)",
+            "0, 0",
+            par["runs_lost"] == 0 and par["runs_doubled"] == 0 and par["experiments_lost"] == 0,
+        )
     return out
 
 
