@@ -119,7 +119,8 @@ def test_an_unloadable_model_is_503_and_alerted(client, tmp_path):
     broken = tmp_path / "broken"
     (broken / "yolo").mkdir(parents=True)
     (broken / "yolo" / "best.pt").write_bytes(b"not weights")
-    with override_settings(VERTIFLOW={"MODELS_DIR": str(broken), "MONITORING_DIR": str(root)}):
+    vertiflow = {"MODELS_DIR": str(broken), "MONITORING_DIR": str(root), "USE_REGISTRY": False}
+    with override_settings(VERTIFLOW=vertiflow):
         png = next((repo / "data" / "images" / "images" / "val").glob("*.png"))
         with png.open("rb") as f:
             reply = c.post("/ml/detect/", {"image": f})
