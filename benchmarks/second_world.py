@@ -20,10 +20,11 @@ Usage: python benchmarks/second_world.py [default|small ...] [--seed N]
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import time
 
-from common import REPO, WORK, write
+from common import REPO, RESULTS, WORK, write
 from vertiflow import cortex, params
 from vertiflow.data import dataset, features, rawdata
 from vertiflow.farm import simple_model
@@ -122,8 +123,10 @@ def main() -> None:
             )
             print("  cortex", results[f"{name}_seed{seed}"]["cortex"])
             print("  seconds", results[f"{name}_seed{seed}"]["seconds"])
-    if not args.no_write:
-        print(write("second_world", {"farms": results}))
+    if not args.no_write:  # farms run separately accumulate in one results file
+        path = RESULTS / "second_world.json"
+        kept = json.loads(path.read_text())["farms"] if path.exists() else {}
+        print(write("second_world", {"farms": {**kept, **results}}))
 
 
 if __name__ == "__main__":

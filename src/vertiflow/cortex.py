@@ -159,16 +159,18 @@ def crop_contexts(
     return {name: CropContext.from_table(name, entry, train) for name, entry in crops.items()}
 
 
-def prepared_columns(
-    ctx: CropContext, recipe: np.ndarray, typical: dict[str, float]
-) -> pd.DataFrame:
+def prepared_columns(ctx: CropContext, recipe: np.ndarray, others) -> pd.DataFrame:
     """The prepared-table columns a recipe implies, for the models to score.
 
-    Columns a recipe does not set (variability, say) take the crop's training median.
+    Columns a recipe does not set come from `others` (`Companions`: what the farm's data
+    says goes with the recipe; or a dict of fixed values).
     """
     temp, humidity, co2, ppfd, photoperiod, ec = recipe
     n = recipe.shape[1]
-    columns = {name: np.full(n, value) for name, value in typical.items()}
+    if callable(others):
+        columns = dict(others(recipe))
+    else:
+        columns = {name: np.full(n, value) for name, value in others.items()}
     columns.update(
         crop=np.full(n, ctx.name),
         cycle_days=np.full(n, ctx.cycle_days),
@@ -187,14 +189,12 @@ def prepared_columns(
     return crop_relative(pl.DataFrame(columns), optima).to_pandas()
 
 
-def surrogate(
-    ctx: CropContext, members: list[tuple[Any, Any]], typical: dict[str, float], econ: Economics
-):
+def surrogate(ctx: CropContext, members: list[tuple[Any, Any]], others, econ: Economics):
     """Margin per m2 per day as each ensemble member predicts it: (members, n) arrays."""
     from vertiflow.tabular.evaluation import proba_in_grade_order
 
     def margins(recipe: np.ndarray) -> dict[str, np.ndarray]:
-        frame = prepared_columns(ctx, recipe, typical)
+        frame = prepared_columns(ctx, recipe, others)
         parts = [
             breakdown(
                 ctx.name,
@@ -430,11 +430,48 @@ def regret(true_best: float, achieved: float) -> float:
     return (true_best - achieved) / true_best
 
 
-def typical_conditions(train: pl.DataFrame, crop: str) -> dict[str, float]:
-    rows = train.filter(pl.col("crop") == crop)
-    numeric = [c for c, t in rows.schema.items() if t.is_numeric()]
-    medians = {c: rows[c].median() for c in numeric}
-    return {c: float("nan") if v is None else float(v) for c, v in medians.items()}
+class Companions:
+    """Inputs a recipe does not set (variability, water temperature, out-of-band shares,
+    ...), as the farm's own data says they go with a recipe: per crop, a quadratic ridge
+    fit of each such column on the recipe, clipped to the column's observed range.
+
+    Holding them at a median while the recipe moves would show the models combinations the
+    farm never produced (28 C with the out-of-band share of 24 C), and an optimiser finds
+    exactly such artefacts."""
+
+    def __init__(self, train: pl.DataFrame, crop: str):
+        from sklearn.linear_model import Ridge
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+
+        rows = train.filter(pl.col("crop") == crop)
+        inputs = list(RECIPE.values())
+        numeric = [c for c, t in rows.schema.items() if t.is_numeric() and c not in inputs]
+        self.constant: dict[str, float] = {}
+        fitted = []
+        for c in numeric:
+            column = rows[c]
+            if column.null_count() or column.n_unique() < 2:
+                median = column.median()
+                self.constant[c] = float("nan") if median is None else float(median)
+            else:
+                fitted.append(c)
+        self.columns = fitted
+        self.ranges = {c: (float(rows[c].min()), float(rows[c].max())) for c in fitted}
+        self.model = None
+        if fitted:
+            self.model = make_pipeline(
+                StandardScaler(), PolynomialFeatures(2), Ridge(alpha=1.0)
+            ).fit(rows.select(inputs).to_numpy(), rows.select(fitted).to_numpy())
+
+    def __call__(self, recipe: np.ndarray) -> dict[str, np.ndarray]:
+        n = recipe.shape[1]
+        out = {c: np.full(n, v) for c, v in self.constant.items()}
+        if self.model is not None:
+            predicted = self.model.predict(recipe.T)
+            for i, c in enumerate(self.columns):
+                out[c] = np.clip(predicted[:, i], *self.ranges[c])
+        return out
 
 
 def _summary(days: float, parts: dict[str, np.ndarray]) -> dict[str, float]:
@@ -479,7 +516,7 @@ def recommend(
         members = ensemble(oracle, classifier, train, trust["ensemble"], section["seed"])
     box = search_bounds(crop, section["bounds"], train, tuple(section["training_quantiles"]))
     dli_bounds = tuple(section["dli_bounds"])
-    model = surrogate(ctx, members, typical_conditions(train, crop), econ)
+    model = surrogate(ctx, members, Companions(train, crop), econ)
     region = TrustRegion(grown_recipes(train, crop), box, trust["radius_quantile"])
     objective = region.constrain(lower_bound(model, trust["kappa"]), trust["penalty"])
     opt = optimise(objective, box, dli_bounds, section["seed"], **section["optimiser"])

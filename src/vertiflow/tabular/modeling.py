@@ -37,7 +37,7 @@ from sklearn.ensemble import (
 )
 from sklearn.feature_selection import VarianceThreshold
 from sklearn.gaussian_process import GaussianProcessRegressor
-from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.metrics import log_loss, mean_squared_error
@@ -48,12 +48,12 @@ from vertiflow.errors import VertiflowError
 
 
 def _gaussian_process(random_state: int, n_inputs: int = 1, length_scale: float = 3.0, **kw) -> Any:
-    """GP regression: scaled ARD RBF (one length scale per input) plus noise; the kernel's
-    scales are fitted per farm, so irrelevant inputs get long scales and fade out."""
+    """GP regression: scaled ARD Matern 5/2 (one length scale per input; twice
+    differentiable, so kinks of a crop's responses are not smoothed away as an RBF would)
+    plus noise; the kernel's scales are fitted per farm, so irrelevant inputs fade out."""
     scales = np.full(n_inputs, float(length_scale))
-    kernel = ConstantKernel(1.0, (1e-2, 1e2)) * RBF(scales, (1e-1, 1e3)) + WhiteKernel(
-        0.05, (1e-5, 1.0)
-    )
+    kernel = ConstantKernel(1.0, (1e-2, 1e2)) * Matern(scales, (1e-1, 1e3), nu=2.5)
+    kernel = kernel + WhiteKernel(0.05, (1e-5, 1.0))
     return GaussianProcessRegressor(kernel, normalize_y=True, random_state=random_state, **kw)
 
 

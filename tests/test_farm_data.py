@@ -1,0 +1,42 @@
+"""The README's bring-your-own-data steps, followed literally, on a farm export of a crop
+the built-in agronomy does not know (arugula, grown by the second world), run `dvc repro`
+to the end with no params edit beyond raw_dir."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import SMALL, clone_checkout, run, set_params
+from vertiflow.farm import simple_model
+from vertiflow.farm.simulator import SimConfig, write_farm
+
+
+@pytest.mark.pipeline
+def test_readme_steps_on_a_one_crop_export_of_another_crop(tmp_path):
+    repo = clone_checkout(tmp_path / "repo")
+    set_params(repo, SMALL)  # the CI-sized pipeline; the farm's params stay as shipped
+    farm = repo / "data" / "farm"
+    cfg = SimConfig(world=simple_model.NAME, crops={"arugula": 1.0}, racks=2, modules_per_rack=4)
+    write_farm(farm, SimConfig(**{**cfg.__dict__, "cycles_per_module": 12}))
+    for known_only_to_simulators in ("truth.parquet", "world.json"):
+        (farm / known_only_to_simulators).unlink()  # a real farm's export has neither
+
+    run(["dvc", "add", "data/farm"], repo)
+    run(["git", "add", "data/farm.dvc", "data/.gitignore"], repo)
+    params = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(params.replace("raw_dir: data/raw", "raw_dir: data/farm"))
+    run(["dvc", "repro"], repo, timeout=900)
+
+    cortex = json.loads((repo / "metrics" / "cortex.json").read_text())
+    assert list(cortex) == ["arugula"]  # the crop came from the data
+    assert 25 <= cortex["arugula"]["cycle_days"] <= 31  # and its cycle length too
+    low, high = (
+        cortex["arugula"]["predicted_margin_low"],
+        cortex["arugula"]["predicted_margin_high"],
+    )
+    assert low <= cortex["arugula"]["predicted_margin_per_m2_day"] <= high
+    assert "regret" not in cortex["arugula"]  # no truth for a real farm
+    crops = json.loads((repo / "data" / "prepared" / "crops.json").read_text())
+    assert crops["arugula"]["optimum"] is None  # absolute climate features
