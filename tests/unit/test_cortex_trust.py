@@ -70,3 +70,30 @@ def test_crop_contexts_come_from_the_data():
     assert ctx["kale"].cycle_days == 28.0 and ctx["kale"].optimum is None
     assert ctx["kale"].ph == pytest.approx(6.1)  # no optimum: the farm's typical pH
     assert ctx["basil"].optimum is not None and ctx["basil"].ph == 6.0  # built-in optimum
+
+
+def test_inputs_a_recipe_does_not_set_follow_the_recipe_as_the_data_says():
+    rng = np.random.default_rng(1)
+    n = 300
+    temp = rng.uniform(18, 28, n)
+    train = pl.DataFrame(
+        {
+            "crop": ["kale"] * n,
+            "temp_mean": temp,
+            "humidity_mean": rng.uniform(50, 80, n),
+            "co2_mean": rng.uniform(400, 1400, n),
+            "ppfd_lit_mean": rng.uniform(150, 550, n),
+            "photoperiod_h": rng.uniform(12, 20, n),
+            "ec_mean": rng.uniform(1.0, 2.5, n),
+            "temp_out_of_band": np.clip((temp - 24) / 4, 0, 1),  # hotter: more time out of band
+            "water_temp_mean": 19 + 0.4 * (temp - 20),
+            "empty": [None] * n,
+        },
+        schema_overrides={"empty": pl.Float64},
+    )
+    others = cortex.Companions(train, "kale")
+    recipes = np.array([[19.0, 27.5], [65, 65], [800, 800], [300, 300], [16, 16], [1.6, 1.6]])
+    out = others(recipes)
+    assert out["temp_out_of_band"][0] < 0.15 < 0.6 < out["temp_out_of_band"][1]
+    assert out["water_temp_mean"] == pytest.approx([18.6, 22.0], abs=0.05)
+    assert np.isnan(out["empty"]).all()
