@@ -7,7 +7,6 @@ their results are checked here against the pipeline's own store, files and logs.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import textwrap
 from pathlib import Path
@@ -166,14 +165,15 @@ def test_training_pipeline_runs_dvc_on_new_images(small_copy):
 
 
 LOG_IMAGES = """
-import glob, sys, cv2, numpy as np
+import glob, cv2, numpy as np
 from vertiflow.lifecycle.apps import ModelMonitor
 from vertiflow.vision import detector, yolo
 model = yolo.load_model('models/yolo/best.pt')
 files = sorted(glob.glob('data/images/images/*/*.png'))
 batch = np.stack([cv2.imread(f)[..., ::-1] for f in files])
-batch = (batch * float(sys.argv[1])).astype(np.uint8)
-ModelMonitor().log_prediction(detector.detect(model, list(batch)), input_data=batch)
+for root, light in (('.monitoring', 1.0), ('dimmed', 0.6)):  # the lights dimmed to 0.6
+    shown = (batch * light).astype(np.uint8)
+    ModelMonitor(root=root).log_prediction(detector.detect(model, list(shown)), input_data=shown)
 """
 
 
@@ -181,16 +181,36 @@ ModelMonitor().log_prediction(detector.detect(model, list(batch)), input_data=ba
 def test_monitor_from_log_yolo(small_copy):
     """`vertiflow monitor --from-log yolo`: logged uploads against the training images."""
     repo = small_copy
-    run([sys.executable, "-c", LOG_IMAGES, "1.0"], repo)  # the training images themselves
-    quiet = run(["vertiflow", "monitor", "--from-log", "yolo"], repo)
+    run([sys.executable, "-c", LOG_IMAGES], repo)
+    quiet = run(["vertiflow", "monitor", "--from-log", "yolo"], repo)  # the training images
     assert "drift: ok" in quiet.stdout, quiet.stdout
     report = json.loads((repo / "metrics" / "monitoring.json").read_text())
     assert {"brightness", "sharpness", "n_boxes"} <= set(report["features"])
 
-    shutil.rmtree(repo / ".monitoring" / "predictions")
-    run([sys.executable, "-c", LOG_IMAGES, "0.6"], repo)  # the lights dimmed
-    dim = run(["vertiflow", "monitor", "--from-log", "yolo"], repo, check=False)
+    dim = run(["vertiflow", "monitor", "--from-log", "yolo", "--root", "dimmed"], repo, check=False)
     assert dim.returncode == 2, dim.stdout + dim.stderr
     report = json.loads((repo / "metrics" / "monitoring.json").read_text())
     assert report["drifted"] == ["brightness"], report["drifted"]
     assert (repo / "reports" / "monitoring" / "brightness.png").is_file()
+
+
+@pytest.mark.pipeline
+def test_a_bare_champion_hands_its_alias_to_its_servable_twin(small_copy, monkeypatch):
+    """A store from before the pyfunc format: champion = a bare best.pt. Registering the
+    same weights again moves the alias to the pyfunc version (`mlflow models serve` can
+    load it); without that, `models:/YOLO-SkinDetection@champion` stays unservable."""
+    from vertiflow.lifecycle import registry
+
+    repo = small_copy
+    monkeypatch.chdir(repo)
+    mlflow.set_tracking_uri(f"sqlite:///{repo / '.mlflow' / 'mlflow.db'}")
+    client = mlflow.MlflowClient()
+    section = {"min_improvement": {"yolo": 0.0}}
+    with mlflow.start_run():
+        bare, _ = registry.register("yolo", repo / "models" / "yolo", "ultralytics", {}, {})
+        client.set_registered_model_alias("YOLO-SkinDetection", "champion", bare.version)
+        weights = repo / "models" / "yolo" / "best.pt"
+        record = registry.register_detector(weights, {"mAP50": 0.5}, True, None, section, {})
+    assert record["promoted"] and "pyfunc" in record["reason"], record
+    champion = client.get_model_version_by_alias("YOLO-SkinDetection", "champion")
+    assert int(champion.version) == record["version"] == int(bare.version) + 1
