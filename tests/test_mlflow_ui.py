@@ -125,8 +125,7 @@ def test_one_pipeline_run_holds_params_and_every_headline_metric(small_repo):
 def test_screenshot_tool_shows_the_runs_table(small_repo, tmp_path):
     """The tool starts `mlflow ui` on loopback and checks, in headless Chromium, that the
     runs table lists the pipeline run with its R2 column before it takes the picture."""
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("needs Debian's chromium (apt-get install -y chromium)")
+    assert Path("/usr/bin/chromium").exists(), "needs Debian's chromium (apt-get install chromium)"
     out = tmp_path / "runs.png"
     proc = subprocess.run(
         [
