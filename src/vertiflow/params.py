@@ -11,7 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from ruamel.yaml import YAML, YAMLError
 
 from vertiflow.errors import VertiflowError
@@ -110,6 +117,17 @@ class Train(Section):
     features: Features
     hyperparams: dict[str, Scalar] = {}  # for a fixed estimator
     selection: Selection
+
+    @model_validator(mode="after")
+    def _hyperparams_need_an_estimator(self) -> Train:
+        """`-S train_*.hyperparams.x=...` with `estimator: auto` would change nothing."""
+        if self.estimator == "auto" and self.hyperparams:
+            raise ValueError(
+                f"a fixed estimator for hyperparams {sorted(self.hyperparams)} (estimator is "
+                "auto: set it, e.g. -S <section>.estimator=hist_gradient_boosting, or tune "
+                "selection.candidates.<name>.hyperparams)"
+            )
+        return self
 
 
 class TrainOracle(Train):
@@ -255,6 +273,8 @@ def _describe(path: Path, err: ValidationError) -> VertiflowError:
         if len(wanted) > 1 and all("valid integer" in w or "valid number" in w for w in wanted):
             wanted = ["a number"]
         shown = "nothing" if value is None else repr(value)
+        if isinstance(value, dict):  # a rule over the whole section: its keys are named above
+            shown = f"the section's {len(value)} keys"
         lines.append(f"{path}: {key}: expected {' or '.join(wanted)}; found {shown}")
     return VertiflowError("\n".join(lines))
 

@@ -1,0 +1,47 @@
+"""Typed params: YAML 1.2 as DVC writes it, one line per bad key, no silent no-ops."""
+
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from vertiflow import params
+from vertiflow.errors import VertiflowError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _write(tmp_path: Path, edit) -> Path:
+    data = YAML(typ="safe").load((REPO / "params.yaml").read_text())
+    edit(data)
+    path = tmp_path / "params.yaml"
+    with path.open("w") as f:
+        YAML().dump(data, f)
+    return path
+
+
+def test_the_shipped_params_load():
+    assert params.load(REPO / "params.yaml")["train_yolo"]["epochs"] >= 1
+
+
+def test_an_exponent_without_a_dot_is_a_float(tmp_path):
+    path = tmp_path / "params.yaml"
+    text = (REPO / "params.yaml").read_text()
+    path.write_text(text.replace("tol: 1.0e-6", "tol: 1e-08"))
+    assert params.load(path)["optimise_cortex"]["optimiser"]["tol"] == 1e-8
+
+
+def test_a_bad_value_names_key_expectation_and_value(tmp_path):
+    path = _write(tmp_path, lambda d: d["simulate"].update(racks="ten"))
+    with pytest.raises(VertiflowError, match=r"simulate\.racks: expected .*integer.*found 'ten'"):
+        params.load(path)
+
+
+def test_hyperparams_with_an_automatic_estimator_are_refused(tmp_path):
+    """They would be ignored: a sweep over them would compare identical models."""
+
+    def edit(d):
+        d["train_classifier"].update(estimator="auto", hyperparams={"max_iter": 5})
+
+    with pytest.raises(VertiflowError, match="train_classifier: expected a fixed estimator"):
+        params.load(_write(tmp_path, edit))
