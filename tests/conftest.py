@@ -234,5 +234,8 @@ SMALL.update(
     {
         "train_oracle.estimator": "hist_gradient_boosting",
         "train_classifier.estimator": "hist_gradient_boosting",
+        # every hyperparam a test or sweep overrides must exist: `-S` cannot add a key
+        "train_oracle.hyperparams.learning_rate": 0.2,
+        "train_classifier.hyperparams.learning_rate": 0.15,
     }
 )

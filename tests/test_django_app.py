@@ -20,7 +20,7 @@ def client(small_repo, tmp_path):
 
     if not settings.configured:
         settings.configure(
-            SECRET_KEY="test",
+            SECRET_KEY="test",  # pragma: allowlist secret
             ALLOWED_HOSTS=["testserver"],
             ROOT_URLCONF=__name__,
             INSTALLED_APPS=["vertiflow.integration.django_app"],

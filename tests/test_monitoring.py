@@ -43,12 +43,16 @@ def test_quiet_on_fresh_batches_from_the_training_distribution(reference):
     assert len(flagged) / len(alarms) < 0.05, flagged
 
 
+WARMER_WATER = {"water_temp_mean", "dissolved_oxygen_mean"}
+
+
 @pytest.mark.parametrize(
     ("scenario", "expected"),
     [
         ("co2_sensor", {"co2_mean"}),
-        ("hot_summer", {"temp_dev"}),
-        ("new_cultivar", {"temp_dev", "ec_dev"}),
+        # warmer air warms the nutrient water, and warmer water holds less oxygen
+        ("hot_summer", {"temp_mean", "temp_dev", *WARMER_WATER}),
+        ("new_cultivar", {"temp_mean", "temp_dev", "ec_mean", "ec_dev", *WARMER_WATER}),
     ],
 )
 def test_each_scenario_is_flagged_at_its_features(reference, scenario, expected):

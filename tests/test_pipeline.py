@@ -91,9 +91,10 @@ def test_mlflow_holds_one_tagged_run_per_stage_that_ran(default_repo):
         assert r.info.status == "FINISHED"
         assert r.data.tags["git_commit"] == head
         assert r.data.params, f"{r.data.tags['stage']} logged no params"
-    assert (
-        by_stage["train_oracle"].data.params["train_oracle.estimator"] == "hist_gradient_boosting"
-    )
+    oracle_params = by_stage["train_oracle"].data.params
+    assert oracle_params["train_oracle.estimator"] == "auto"  # the default: chosen by CV
+    chosen = f"train_oracle.selection.candidates.{oracle_params['selection.chosen']}."
+    assert any(name.startswith(chosen) for name in oracle_params), oracle_params
     assert by_stage["train_oracle"].data.metrics["fit_seconds"] > 0
     assert by_stage["evaluate"].data.metrics["oracle_r2"] > 0.9
     assert by_stage["prepare"].data.metrics["telemetry_rows"] > 1e6
@@ -122,8 +123,10 @@ def test_models_load_from_models_dir_and_from_mlflow(default_repo):
 
 # What a fresh machine must rebuild byte for byte from params, data and the locked
 # environment (requirements/*.lock). YOLO's weights and Cortex's last digits are left out:
-# CPU kernels may differ between machines in the last bits (README, Reproducibility).
-REPRODUCED = ("data/raw", "data/prepared", "data/images", "models/oracle", "models/classifier")
+# CPU kernels may differ between machines in the last bits (README, Reproducibility). The
+# tabular models too: MLflow stamps each save with a random model_uuid and its time, and
+# skops names its zip entries by memory address; their metrics must match exactly instead.
+REPRODUCED = ("data/raw", "data/prepared", "data/images")
 REPRODUCED_METRICS = ("oracle.json", "classifier.json", "validation.json")
 
 
@@ -192,7 +195,8 @@ def test_energy_price_change_reruns_only_cortex(small_copy):
 
 def test_cortex_regret_is_small_for_every_crop(default_repo):
     report = json.loads((default_repo / "metrics" / "cortex.json").read_text())
-    crops = yaml.safe_load((default_repo / "params.yaml").read_text())["optimise_cortex"]["crops"]
+    crops = json.loads((default_repo / "data" / "prepared" / "crops.json").read_text())
+    assert set(crops) == {"basil", "lettuce"}  # `crops: all`: the crops in the data
     for crop in crops:
         assert 0 <= report[crop]["regret"] <= 0.03, crop
         assert report[crop]["iterations"] > 0 and report[crop]["evaluations"] > 0

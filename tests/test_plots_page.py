@@ -47,7 +47,10 @@ def declared_plots() -> dict[str, str]:
     plots = {}
     for entry in yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["plots"]:
         name = entry if isinstance(entry, str) else next(iter(entry))
-        plots[Renderer.remove_special_chars(name)] = name
+        folder = REPO / name
+        # a folder (one trace per crop in the data) is one plot per file on the page
+        names = [f"{name}/{f.name}" for f in sorted(folder.glob("*"))] or [name]
+        plots |= {Renderer.remove_special_chars(n): n for n in names}
     return plots
 
 

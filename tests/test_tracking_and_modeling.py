@@ -59,6 +59,7 @@ SECTION = {
     "seed": 0,
     "features": {"categorical": ["crop"], "numeric": ["x"]},
     "hyperparams": {"max_iter": 50},
+    "selection": {"folds": 3, "candidates": {}},  # unused with a fixed estimator
 }
 
 
@@ -79,7 +80,7 @@ def test_bad_estimator_and_hyperparams_are_user_errors():
 def test_saved_model_is_skops_with_pinned_requirements_and_predicts(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'm.db'}")
-    model, x, seconds = modeling.train("classification", _table(), "grade", SECTION)
+    model, x, seconds, _ = modeling.train("classification", _table(), "grade", SECTION)
     assert seconds > 0
     with mlflow.start_run():
         modeling.save_and_log(model, tmp_path / "clf", x)
@@ -93,5 +94,5 @@ def test_saved_model_is_skops_with_pinned_requirements_and_predicts(tmp_path, mo
 
 
 def test_log_target_regression_predicts_on_the_original_scale():
-    model, x, _ = modeling.train("regression", _table(), "y", {**SECTION, "log_target": True})
+    model, x, _, _ = modeling.train("regression", _table(), "y", {**SECTION, "log_target": True})
     assert np.all(model.predict(x) > 1.0)
