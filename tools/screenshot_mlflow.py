@@ -35,23 +35,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+from chromium import OFFLINE_FLAGS
+
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = "vertiflow-models"
 VIEW = "vertiflow-sweep"
 METRICS = ["oracle_r2", "oracle_gap", "classifier_accuracy", "cortex_max_regret", "yolo_mAP50"]
-# Without the background-networking flags headless Chromium stalls on refused connections.
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--remote-debugging-pipe",
-]
+FLAGS = [*OFFLINE_FLAGS, "--remote-debugging-pipe"]
 # Closes MLflow's assistant side panel if it is open (it would cover the table).
 CLOSE_ASSISTANT = """(() => {
   for (const b of document.querySelectorAll('button[aria-label="Close"]')) {

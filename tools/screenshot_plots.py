@@ -21,20 +21,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from chromium import OFFLINE_FLAGS
+
 ROOT = Path(__file__).resolve().parents[1]
-# Without the background-networking flags headless Chromium stalls on refused connections.
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--virtual-time-budget=15000",
-]
+FLAGS = [*OFFLINE_FLAGS, "--virtual-time-budget=15000"]
 
 
 def find_dvc() -> str:
