@@ -89,9 +89,7 @@ def run_farm(name: str, seed: int, p: dict) -> dict:
 
     start = time.perf_counter()
     section = p["optimise_cortex"]
-    results = cortex.recommend_all(
-        section, train, oracle, classifier, True, prepared.crops, data.world
-    )
+    results = cortex.recommend_all(section, train, oracle, classifier, prepared.crops, data.world)
     timings["optimise_cortex"] = time.perf_counter() - start
     out["cortex"] = results["metrics"]
     out["recipes"] = {

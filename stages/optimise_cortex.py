@@ -5,13 +5,12 @@ from pathlib import Path
 
 import mlflow
 import mlflow.sklearn
-import pandas as pd
 import polars as pl
 import typer
 
 from vertiflow import cortex, params
 from vertiflow.lifecycle import tracking
-from vertiflow.stage import stage, write_json
+from vertiflow.stage import stage, write_csv, write_json
 
 DATA = {"training": "train", "evaluation": "truth"}  # MLflow dataset context: table
 
@@ -26,28 +25,23 @@ def main(
     section = params.section(params.load(params_file), "optimise_cortex")
     train = pl.read_parquet(prepared / "train.parquet")
     has_truth = pl.read_parquet(prepared / "truth.parquet").height > 0
+    crops = json.loads((prepared / "crops.json").read_text())
+    world = json.loads((prepared / "world.json").read_text())["world"] if has_truth else None
     with tracking.stage_run("optimise_cortex", {"optimise_cortex": section}):
         oracle = mlflow.sklearn.load_model(str(models / "oracle"))
         classifier = mlflow.sklearn.load_model(str(models / "classifier"))
-        crops = json.loads((prepared / "crops.json").read_text())
-        world = json.loads((prepared / "world.json").read_text())["world"]
-        results = cortex.recommend_all(
-            section, train, oracle, classifier, has_truth and world is not None, crops, world
-        )
+        results = cortex.recommend_all(section, train, oracle, classifier, crops, world)
 
         write_json(out / "recipes.json", results["recipes"])
         write_json(metrics / "cortex.json", results["metrics"])
-        plots = metrics / "cortex_plots"
-        plots.mkdir(parents=True, exist_ok=True)
         for crop, trace in results["traces"].items():
-            frame = pd.DataFrame({"generation": range(1, len(trace) + 1), "best_margin": trace})
-            frame.to_csv(plots / f"trace_{crop}.csv", index=False)
-            for step, value in enumerate(trace):
-                mlflow.log_metric(f"{crop}_best_margin", value, step=step)
+            write_csv(metrics / "cortex_plots" / f"trace_{crop}.csv", cortex.trace_table(trace))
+            tracking.log_series(f"{crop}_best_margin", trace)
         inputs = {k: tracking.dataset(prepared / f"{t}.parquet") for k, t in DATA.items()}
         tracking.log_model_run(out, "cortex-recipes", results["metrics"], inputs)
-        convergence = results["convergence"].items()
-        mlflow.set_tags({f"{crop}.convergence": c["message"] for crop, c in convergence})
+        mlflow.set_tags(
+            {f"{c}.convergence": v["message"] for c, v in results["convergence"].items()}
+        )
 
 
 app = stage(main, skip_imports=("torch",))  # scikit-learn only

@@ -1,6 +1,5 @@
 """Stage train_yolo: the skin-condition detector (Ultralytics), offline and hermetic."""
 
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -9,7 +8,7 @@ import typer
 
 from vertiflow import params
 from vertiflow.lifecycle import tracking
-from vertiflow.stage import stage, write_json
+from vertiflow.stage import stage
 from vertiflow.vision import yolo, yolo_data
 
 
@@ -34,17 +33,12 @@ def main(
         report, pr_curve = yolo.report(final)
         yolo.save_weights(best, out, str(dataset_dir / "data.yaml"))
 
-        write_json(metrics / "yolo.json", report)
-        plots = metrics / "yolo_plots"
-        shutil.rmtree(plots, ignore_errors=True)
-        plots.mkdir(parents=True)
-        table.to_csv(plots / "training.csv", index=False)
-        pr_curve.to_csv(plots / "pr_curve.csv", index=False)
-        samples = [image for image, _ in dataset.pairs["val"][:8]]
-        yolo.sample_predictions(out / "best.pt", samples, section, metrics / "yolo_samples.png")
+        plots = yolo.write_outputs(metrics, report, table, pr_curve)
+        samples = metrics / "yolo_samples.png"
+        yolo.sample_predictions(out / "best.pt", dataset.pairs["val"], section, samples)
         mlflow.log_artifact(str(metrics / "yolo.json"))
         mlflow.log_artifacts(str(plots), "plots")
-        mlflow.log_artifact(str(metrics / "yolo_samples.png"), "plots")
+        mlflow.log_artifact(str(samples), "plots")
         headline = {k: v for k, v in report.items() if k != "per_class"}
         images = {"training": tracking.dataset(dataset_dir, "images")}
         tracking.log_model_run(out, "ultralytics-yolo", headline, images)

@@ -120,8 +120,18 @@ def wait_for_queue(repo: Path, expected: int, timeout: float = 900) -> str:
             last_status = time.monotonic()
             status = run(["dvc", "queue", "status"], repo).stdout
             if "Queued" not in status and "Running" not in status:
-                return status
+                return status + failed_logs(repo, status)
     raise AssertionError(f"queue still busy after {timeout} s")
+
+
+def failed_logs(repo: Path, status: str) -> str:
+    """`dvc queue logs` of each failed task, so that an assertion on the status says why."""
+    failed = [line.split()[0] for line in status.splitlines() if line.rstrip().endswith("Failed")]
+    return "".join(
+        f"\n--- dvc queue logs {task} ---\n"
+        + run(["dvc", "queue", "logs", task], repo, check=False).stdout[-6000:]
+        for task in failed
+    )
 
 
 def stop_queue(repo: Path, timeout: float = 120) -> None:

@@ -126,7 +126,7 @@ def test_models_load_from_models_dir_and_from_mlflow(default_repo):
 # CPU kernels may differ between machines in the last bits (README, Reproducibility). The
 # tabular models too: MLflow stamps each save with a random model_uuid and its time, and
 # skops names its zip entries by memory address; their metrics must match exactly instead.
-REPRODUCED = ("data/raw", "data/prepared", "data/images")
+REPRODUCED = ("data/raw", "data/prepared", "data/images", "models/oracle", "models/classifier")
 REPRODUCED_METRICS = ("oracle.json", "classifier.json", "validation.json")
 
 

@@ -5,13 +5,14 @@ none, and compares in one table of pipeline runs (one row per experiment)."""
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 from contextlib import ExitStack
 
 import mlflow
 import pytest
 
-from conftest import run, start_queue, stop_queue, wait_for_queue
+from conftest import REPO, run, start_queue, stop_queue, wait_for_queue
 from vertiflow.lifecycle.stack import Stack
 
 pytestmark = pytest.mark.pipeline
@@ -129,3 +130,27 @@ def test_the_sweep_compares_in_one_table_of_pipeline_runs(sweep, small_repo):
         training = stage_runs[(name, "train_classifier")]
         assert training.data.tags["pipeline_mlflow_run_id"] == pipeline.info.run_id
         assert training.data.metrics["accuracy"] == found[name]["accuracy"]
+
+
+def readme_exp_show() -> list[str]:
+    """The README's `dvc exp show` command, as a reader would paste it."""
+    lines = (REPO / "README.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("dvc exp show"))
+    command = [lines[start]]
+    while command[-1].rstrip().endswith("\\"):
+        command.append(lines[start + len(command)])
+    joined = " ".join(line.rstrip().removesuffix("\\") for line in command)
+    return shlex.split(joined, comments=True)
+
+
+def test_the_readme_exp_show_fits_a_160_column_terminal(sweep):
+    """With every figure Cortex and the registry report, `--only-changed` alone printed
+    about 700 columns; the README's filter keeps the swept params and headline metrics."""
+    command = readme_exp_show()
+    shown = run(command, sweep["repo"], env_extra={"COLUMNS": "400"}).stdout
+    width = max(len(line) for line in shown.splitlines())
+    assert width <= 160, f"{shlex.join(command)} printed {width} columns:\n{shown}"
+    header = "\n".join(shown.splitlines()[:3])
+    for column in ("Experiment", "r2", "accuracy", "max_regret", "max_iter", "learning_rate"):
+        assert column in header, f"{column} missing from {header!r}"
+    assert all(name in shown for name in experiments(sweep["repo"]))

@@ -545,19 +545,25 @@ def recommend(
     return recipe, opt, box
 
 
+def trace_table(trace: list[float]) -> pd.DataFrame:
+    """The search's best predicted margin per generation: the convergence plot's table."""
+    return pd.DataFrame({"generation": range(1, len(trace) + 1), "best_margin": trace})
+
+
 def recommend_all(
     section: dict[str, Any],
     train: pl.DataFrame,
     oracle,
     classifier,
-    with_truth: bool,
     crops: dict[str, Any] | None = None,
-    world: str = "agronomy",
+    world: str | None = "agronomy",
 ) -> dict[str, Any]:
     """Every crop's recipe; with the data's truth, also the regret of each.
 
     `crops`: prepare's crops.json (per crop: cycle days, optimum); `world`: the world that
-    made the data (world.json), whose truth judges the recipes."""
+    made the data (world.json), whose truth judges the recipes; None for data with no truth
+    (a farm's own export)."""
+    with_truth = world is not None
     econ = Economics.from_params(section)
     contexts = crop_contexts(train, crops)
     names = sorted(contexts) if section["crops"] == "all" else list(section["crops"])

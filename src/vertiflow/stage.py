@@ -41,3 +41,10 @@ def write_json(path: Path, data: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
+
+
+def write_csv(path: Path, frame: Any) -> Path:
+    """A pandas table as a DVC plot file (no index column), its folder made if need be."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    return path

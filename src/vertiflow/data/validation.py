@@ -8,6 +8,7 @@ features are no longer trustworthy.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pandera.errors
 import polars as pl
@@ -87,4 +88,14 @@ def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Bud
             "glitch_fraction": {s: round(f, 6) for s, f in glitch_fraction.items()},
         },
         "problems": problems,
+    }
+
+
+def summary_metrics(report: dict[str, Any]) -> dict[str, float]:
+    """The report's numbers for MLflow: did it pass, how many problems, how dirty the data."""
+    return {
+        "passed": int(report["passed"]),
+        "problems": len(report["problems"]),
+        "dropout_fraction": report["telemetry"]["dropout_fraction"],
+        "glitches_cleaned": report["telemetry"]["glitches_cleaned"],
     }

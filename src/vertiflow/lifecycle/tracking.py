@@ -73,12 +73,17 @@ def tracking_uri() -> str:
     return f"sqlite:///{store / 'mlflow.db'}"
 
 
-def check_reachable(uri: str, timeout: float = 5.0) -> None:
-    """Fail in seconds, naming the URI, rather than after MLflow's minutes of retries."""
+def check_reachable(uri: str, connect: float = 5.0, read: float = 120.0) -> None:
+    """Fail in seconds, naming the URI, rather than after MLflow's minutes of retries.
+
+    Only for a server that is not there: one that is busy (a single worker proxying another
+    experiment's model upload, on loaded cores) may take many seconds to answer /health,
+    and a 5 s answer limit is the likeliest cause of a queued sweep stage that failed in CI.
+    """
     if not uri.startswith(("http://", "https://")):
         return
     try:
-        requests.get(f"{uri.rstrip('/')}/health", timeout=timeout).raise_for_status()
+        requests.get(f"{uri.rstrip('/')}/health", timeout=(connect, read)).raise_for_status()
     except requests.RequestException as exc:
         raise VertiflowError(
             f"the MLflow tracking server at {uri} (MLFLOW_TRACKING_URI) is unreachable: "
@@ -400,6 +405,13 @@ def dvc_md5(path: Path, lock: Path = Path("dvc.lock")) -> str | None:
         if str(entry.get("path", "")).rstrip("/") == target and entry.get("md5"):
             return entry["md5"]
     return None
+
+
+def log_series(key: str, values: list[float]) -> None:
+    """A sequence (a search's best value per generation) as one metric's steps: the MLflow
+    UI then draws it as a curve."""
+    for step, value in enumerate(values):
+        mlflow.log_metric(key, value, step=step)
 
 
 def log_model_dir(path: Path, name: str, model_type: str) -> str:

@@ -45,6 +45,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScaler
 
 from vertiflow.errors import VertiflowError
+from vertiflow.tabular.model_bytes import pin_model_folder
 
 
 def _gaussian_process(random_state: int, n_inputs: int = 1, length_scale: float = 3.0, **kw) -> Any:
@@ -198,6 +199,7 @@ def save_and_log(model: Pipeline, path: Path, x_example: pd.DataFrame) -> str:
     staging = path.with_name(f".{path.name}.saving")
     shutil.rmtree(staging, ignore_errors=True)
     mlflow.sklearn.save_model(model, str(staging), **_model_kwargs(model, x_example))
+    pin_model_folder(staging)
     shutil.rmtree(path, ignore_errors=True)  # only once the new model is complete
     staging.rename(path)
     from vertiflow.lifecycle.tracking import log_model_dir

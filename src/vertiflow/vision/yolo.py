@@ -203,6 +203,21 @@ def report(metrics) -> tuple[dict[str, Any], pd.DataFrame]:
     return summary, curve
 
 
+def write_outputs(
+    metrics_dir: Path, report: dict[str, Any], table: pd.DataFrame, pr_curve: pd.DataFrame
+) -> Path:
+    """metrics/yolo.json and the plot tables (per-epoch metrics, PR curve); returns the
+    plots folder, emptied first so that it holds this training's files only."""
+    from vertiflow.stage import write_csv, write_json
+
+    write_json(metrics_dir / "yolo.json", report)
+    plots = metrics_dir / "yolo_plots"
+    shutil.rmtree(plots, ignore_errors=True)
+    write_csv(plots / "training.csv", table)
+    write_csv(plots / "pr_curve.csv", pr_curve)
+    return plots
+
+
 def _replace_present(args: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     return {k: values.get(k, v) for k, v in args.items()}
 
@@ -234,13 +249,16 @@ def save_weights(best: Path, out: Path, data_yaml: str) -> None:
     staging.rename(out)
 
 
-def sample_predictions(weights: Path, images: list[Path], section: dict[str, Any], out: Path):
-    """A grid of validation images with the model's boxes: what a reviewer looks at first."""
+def sample_predictions(
+    weights: Path, pairs: list[tuple[Path, Path]], section: dict[str, Any], out: Path, count=8
+):
+    """A grid of the first `count` (image, label) pairs' images with the model's boxes:
+    what a reviewer looks at first."""
     import cv2
 
     model = load_model(str(weights))
     results = model.predict(
-        [str(p) for p in images],
+        [str(image) for image, _ in pairs[:count]],
         imgsz=int(section["image_size"]),
         device=resolve_device(str(section["device"])),
         conf=0.25,
