@@ -28,9 +28,7 @@ import mlflow
 import yaml
 
 from common import WORK, write
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import clone_checkout, commit_all, env, run, set_params
+from vertiflow.testing import clone_checkout, commit_all, env, run, set_params
 
 
 def timed(cmd: list[str], cwd: Path) -> float:

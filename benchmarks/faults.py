@@ -1,6 +1,6 @@
 """Faults survived, with nothing lost: the figures behind the README's reliability paragraph.
 
-On the small pipeline (tests/conftest.py SMALL), each in its own scratch copy:
+On the small pipeline (vertiflow.testing.SMALL), each in its own scratch copy:
 
 - kills: every stage SIGKILLed (whole process group) at three points: 1 s after DVC
   starts it (imports), halfway through its usual run time, and as soon as one of its
@@ -40,17 +40,15 @@ from collections import Counter
 from pathlib import Path
 
 import mlflow
-import yaml
-
-from common import REPO, WORK, write
-
-sys.path.insert(0, str(REPO / "tests"))
 import test_bad_input
 import test_bad_params
+import yaml
 from test_interruption import STAGES, kill_stage, stage_outs, stateful_reference
 from test_team_stack import bucket, outputs, pushed_objects, with_stack
 
-from conftest import (
+from common import WORK, write
+from vertiflow.lifecycle.stack import DVC_BUCKET, Stack
+from vertiflow.testing import (
     SMALL,
     clone_checkout,
     commit_all,
@@ -61,7 +59,6 @@ from conftest import (
     stop_queue,
     wait_for_queue,
 )
-from vertiflow.lifecycle.stack import DVC_BUCKET, Stack
 
 QUICK = "--quick" in sys.argv
 HERE = WORK / "faults"

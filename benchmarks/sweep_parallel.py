@@ -14,10 +14,8 @@ import shutil
 import sys
 import time
 
-from common import REPO, WORK, write
-
-sys.path.insert(0, str(REPO / "tests"))
-from conftest import clone_checkout, run, start_queue, stop_queue, wait_for_queue
+from common import WORK, write
+from vertiflow.testing import clone_checkout, run, start_queue, stop_queue, wait_for_queue
 
 
 def grid(offset: int) -> list[tuple[int, float]]:

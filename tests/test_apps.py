@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 import yaml
 
-from conftest import run
+from vertiflow.testing import run
 
 # The seed's README calls (mlops/README.md), verbatim; around them only the setup an app
 # has (an image, its detections) and a JSON dump of what the calls returned.

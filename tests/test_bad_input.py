@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from conftest import run, set_params, tree_digest
+from vertiflow.testing import run, set_params, tree_digest
 
 
 def _farm(repo: Path) -> Path:

@@ -7,7 +7,7 @@ anything, so the first stage DVC runs after the edit stops, naming the key.
 import pytest
 import yaml
 
-from conftest import run, set_params, tree_digest
+from vertiflow.testing import run, set_params, tree_digest
 
 DELETE = object()
 

@@ -12,7 +12,7 @@ import cv2
 import pytest
 import requests
 
-from conftest import env
+from vertiflow.testing import env
 
 
 def serve(repo: Path, model_uri: str):

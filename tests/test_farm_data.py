@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from conftest import SMALL, clone_checkout, run, set_params
 from vertiflow.farm import simple_model
 from vertiflow.farm.simulator import SimConfig, write_farm
+from vertiflow.testing import SMALL, clone_checkout, run, set_params
 
 
 @pytest.mark.pipeline

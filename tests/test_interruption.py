@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, commit_all, env, run, set_params
+from vertiflow.testing import REPO, commit_all, env, run, set_params
 
 pytestmark = [pytest.mark.reliability, pytest.mark.pipeline]
 

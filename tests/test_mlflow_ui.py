@@ -13,7 +13,7 @@ import mlflow
 import pytest
 import yaml
 
-from conftest import REPO, env
+from vertiflow.testing import REPO, env
 
 pytestmark = pytest.mark.pipeline
 

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 import yaml
 
-from conftest import REPO, run
 from vertiflow.monitoring import drift, monitor
+from vertiflow.testing import REPO, run
 
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
 COLUMNS = monitor.model_columns(PARAMS)

@@ -13,8 +13,8 @@ import polars as pl
 import pytest
 import yaml
 
-from conftest import YOLO_CI_FLOOR, run, set_params
 from vertiflow.tabular import modeling
+from vertiflow.testing import YOLO_CI_FLOOR, run, set_params
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.xdist_group("default_repo")]
 STAGES = {

@@ -23,7 +23,7 @@ from dvc_render.base import Renderer
 from dvc_render.image import ImageRenderer
 from PIL import Image
 
-from conftest import REPO, run
+from vertiflow.testing import REPO, run
 
 CHROMIUM = Path("/usr/bin/chromium")
 NODE_MODULES = REPO / "tools" / "plots" / "node_modules"

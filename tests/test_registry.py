@@ -11,8 +11,8 @@ import mlflow
 import numpy as np
 import pytest
 
-from conftest import run, set_params
 from vertiflow.lifecycle import registry
+from vertiflow.testing import run, set_params
 
 
 def test_paired_bootstrap_separates_better_from_noise():
@@ -87,10 +87,10 @@ def test_loader_and_mlflow_models_serve_use_the_champion(small_repo, tmp_path):
     import polars as pl
     import requests
 
-    from conftest import env
     from vertiflow.lifecycle import serving
     from vertiflow.lifecycle.stack import free_port
     from vertiflow.tabular import modeling
+    from vertiflow.testing import env
 
     store = f"sqlite:///{small_repo / '.mlflow' / 'mlflow.db'}"
     mlflow.set_tracking_uri(store)

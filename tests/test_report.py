@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import commit_all, run, set_params
+from vertiflow.testing import commit_all, run, set_params
 
 
 def test_report_shows_changed_params_signed_metric_deltas_and_plots(small_copy):

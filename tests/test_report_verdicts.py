@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO, commit_all, run
+from vertiflow.testing import REPO, commit_all, run
 
 DVC_YAML = """\
 stages:

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO
+from vertiflow.testing import REPO
 
 EXCLUDE = r"(^|/)(dvc\.lock|package-lock\.json|[^/]*\.lock)$"
 

@@ -12,8 +12,8 @@ from contextlib import ExitStack
 import mlflow
 import pytest
 
-from conftest import REPO, run, start_queue, stop_queue, wait_for_queue
 from vertiflow.lifecycle.stack import Stack
+from vertiflow.testing import REPO, run, start_queue, stop_queue, wait_for_queue
 
 pytestmark = pytest.mark.pipeline
 # What a classifier param re-runs.

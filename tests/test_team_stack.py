@@ -15,9 +15,9 @@ import polars as pl
 import pytest
 import yaml
 
-from conftest import env, run
 from vertiflow.lifecycle.stack import DVC_BUCKET, MLFLOW_BUCKET, Stack, free_port
 from vertiflow.tabular import modeling
+from vertiflow.testing import env, run
 
 pytestmark = pytest.mark.stack
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import run, tree_digest
 from vertiflow.errors import DataError, VertiflowError
+from vertiflow.testing import run, tree_digest
 from vertiflow.vision import yolo_data
 from vertiflow.vision.skin import CLASSES, ImageConfig, write_dataset
 
@@ -245,7 +245,7 @@ def test_bad_dataset_stops_before_training_and_keeps_the_model(small_copy):
     shutil.copytree(repo / "data" / "images", own)
     victim = sorted((own / "labels" / "train").glob("*.txt"))[0]
     victim.write_text("0 1.5 0.5 0.2 0.2\n")
-    from conftest import set_params
+    from vertiflow.testing import set_params
 
     set_params(repo, {"images.dataset": "data/own"})
     proc = run(["dvc", "repro"], repo, check=False)
