@@ -76,9 +76,8 @@ def tracking_uri() -> str:
 def check_reachable(uri: str, connect: float = 5.0, read: float = 120.0) -> None:
     """Fail in seconds, naming the URI, rather than after MLflow's minutes of retries.
 
-    Only for a server that is not there: one that is busy (a single worker proxying another
-    experiment's model upload, on loaded cores) may take many seconds to answer /health,
-    and a 5 s answer limit is the likeliest cause of a queued sweep stage that failed in CI.
+    Only a server that is not there fails fast (5 s to connect); one that is there but
+    busy, on cores shared with parallel experiments, gets two minutes to answer /health.
     """
     if not uri.startswith(("http://", "https://")):
         return
