@@ -25,7 +25,6 @@ import mlflow.sklearn
 import numpy as np
 import pandas as pd
 import polars as pl
-import skops.io
 from mlflow.models import infer_signature
 from sklearn.base import clone
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
@@ -178,6 +177,10 @@ def fit(model: Pipeline, x: pd.DataFrame, y: pd.Series) -> float:
 
 
 def _model_kwargs(model: Pipeline, x_example: pd.DataFrame) -> dict[str, Any]:
+    # Imported here, once the stage has set runtime.skip_imports: skops walks every
+    # scikit-learn module when imported, and one of them imports torch (seconds, unused).
+    import skops.io
+
     predict = model.predict_proba if hasattr(model, "predict_proba") else model.predict
     x_example = x_example.head(100)
     return {
