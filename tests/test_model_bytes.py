@@ -15,7 +15,7 @@ import numpy as np, pandas as pd, skops.io, mlflow.pyfunc, mlflow.sklearn
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from vertiflow.tabular.model_bytes import pin_model_folder
+from vertiflow.lifecycle.model_bytes import pin_model_folder
 
 rng = np.random.default_rng(0)
 x = pd.DataFrame(rng.normal(size=(200, 3)), columns=list("abc"))

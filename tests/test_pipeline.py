@@ -124,8 +124,8 @@ def test_models_load_from_models_dir_and_from_mlflow(default_repo):
 # What a fresh machine must rebuild byte for byte from params, data and the locked
 # environment (requirements/*.lock). YOLO's weights and Cortex's last digits are left out:
 # CPU kernels may differ between machines in the last bits (README, Reproducibility). The
-# tabular models too: MLflow stamps each save with a random model_uuid and its time, and
-# skops names its zip entries by memory address; their metrics must match exactly instead.
+# tabular models are in: lifecycle/model_bytes.py removes MLflow's random model_uuid and
+# save time and skops' memory-address entry names (tests/test_model_bytes.py).
 REPRODUCED = ("data/raw", "data/prepared", "data/images", "models/oracle", "models/classifier")
 REPRODUCED_METRICS = ("oracle.json", "classifier.json", "validation.json")
 

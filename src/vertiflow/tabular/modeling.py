@@ -44,7 +44,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScaler
 
 from vertiflow.errors import VertiflowError
-from vertiflow.tabular.model_bytes import pin_model_folder
+from vertiflow.lifecycle.model_bytes import pin_model_folder
 
 
 def _gaussian_process(random_state: int, n_inputs: int = 1, length_scale: float = 3.0, **kw) -> Any:

@@ -21,9 +21,8 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
-import yaml
 from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature
+from mlflow.models import Model, ModelSignature
 from mlflow.types.schema import (
     AnyType,
     Array,
@@ -36,12 +35,10 @@ from mlflow.types.schema import (
     Schema,
 )
 
+from vertiflow.lifecycle.model_bytes import pin_mlmodel
 from vertiflow.vision import detector
 
 WEIGHTS = "weights"  # the artifact's key; the file lands at artifacts/best.pt
-# Fields MLflow stamps per save; without them the same weights give the same folder, so
-# the registry's "same files as the latest version" check still holds (registry.register).
-_PER_SAVE_FIELDS = ("utc_time_created", "model_uuid")
 
 BOX = Object(
     [
@@ -148,11 +145,9 @@ def save(weights: Path, dest: Path) -> Path:
                 "vertiflow",
             ],
         )
-    mlmodel = dest / "MLmodel"
-    meta = yaml.safe_load(mlmodel.read_text())
-    for key in _PER_SAVE_FIELDS:
-        meta.pop(key, None)
-    for artifact in meta["flavors"]["python_function"]["artifacts"].values():
+    mlmodel = Model.load(dest)
+    for artifact in mlmodel.flavors["python_function"]["artifacts"].values():
         artifact["uri"] = artifact["path"]  # not the source path (differs per save)
-    mlmodel.write_text(yaml.safe_dump(meta, sort_keys=True))
+    mlmodel.save(dest / "MLmodel")
+    pin_mlmodel(dest, weights)  # so the registry sees the same weights as the same files
     return dest

@@ -1,12 +1,12 @@
-"""Model folders whose bytes depend only on the model, so that a retrain on the same data,
-params and locked environment gives the same md5 in dvc.lock (and nothing new to push).
+"""MLflow model folders whose bytes depend only on the model, so that a retrain on the same
+data, params and locked environment gives the same md5 in dvc.lock (nothing new to push)
+and the registry's "same files as the latest version" check holds.
 
-Three things leak into a folder `mlflow.sklearn.save_model` writes with skops, none of
-them part of the model: MLmodel's random `model_uuid` and its `utc_time_created`, and in
-`model.skops` (a zip) each object's id, which is its memory address (`id()`), used as an
-entry name, plus each entry's modification time. Ids are renumbered in order of first
-appearance (shared references keep sharing one id), entries get the zip epoch, and the
-uuid becomes a digest of the model's bytes.
+What leaks in otherwise, none of it part of the model: MLmodel's random `model_uuid` and
+its `utc_time_created` (every flavour), and, in a skops file (a zip), each object's id,
+which is its memory address (`id()`), used as an entry name, plus each entry's time. Ids
+are renumbered in order of first appearance (shared references keep sharing one id),
+entries get the zip epoch, and the uuid becomes a digest of the model's own bytes.
 """
 
 from __future__ import annotations
@@ -65,14 +65,23 @@ def canonical_skops(path: Path) -> None:
     staging.replace(path)
 
 
+def pin_mlmodel(folder: Path, model_file: Path) -> None:
+    """MLmodel's per-save fields made stable: the uuid a digest of `model_file` (the
+    weights), the creation time fixed (the run that logs the model has the real one)."""
+    mlmodel = Model.load(folder)
+    mlmodel.model_uuid = hashlib.sha256(model_file.read_bytes()).hexdigest()[:32]
+    mlmodel.utc_time_created = CREATED
+    mlmodel.save(folder / "MLmodel")
+
+
 def pin_model_folder(folder: Path) -> None:
     """Make a saved skops MLflow model folder byte-reproducible (see the module doc)."""
     model_file = folder / "model.skops"
     size = model_file.stat().st_size
     canonical_skops(model_file)
-    mlmodel = Model.load(folder)
-    if mlmodel.model_size_bytes is not None:  # MLflow's figure, less what renaming saved
-        mlmodel.model_size_bytes += model_file.stat().st_size - size
-    mlmodel.model_uuid = hashlib.sha256(model_file.read_bytes()).hexdigest()[:32]
-    mlmodel.utc_time_created = CREATED
-    mlmodel.save(folder / "MLmodel")
+    if (delta := model_file.stat().st_size - size) != 0:  # MLflow's size, less the renaming
+        mlmodel = Model.load(folder)
+        if mlmodel.model_size_bytes is not None:
+            mlmodel.model_size_bytes += delta
+            mlmodel.save(folder / "MLmodel")
+    pin_mlmodel(folder, model_file)
