@@ -1,6 +1,5 @@
 """Stage train_yolo: the skin-condition detector (Ultralytics), offline and hermetic."""
 
-import tempfile
 from pathlib import Path
 
 import mlflow
@@ -24,7 +23,7 @@ def main(
     yolo.check_args(section)
     with (
         tracking.stage_run("train_yolo", {"train_yolo": section}),
-        tempfile.TemporaryDirectory(prefix="vertiflow-yolo-") as tmp,
+        yolo.scratch_dir() as tmp,
     ):
         data_yaml = yolo_data.stage(dataset, Path(tmp) / "dataset")
         best, final, table = yolo.train(

@@ -15,13 +15,16 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
 from vertiflow.testing import REPO, commit_all, env, run, set_params
+from vertiflow.vision import yolo
 
 pytestmark = [pytest.mark.reliability, pytest.mark.pipeline]
 
@@ -135,6 +138,17 @@ def test_sigkill_at_each_point_of_a_stage_then_repro_recovers(small_copy, stage)
         _, output = kill_stage(repo, stage, point)
         assert f"Running stage '{stage}'" in output, output
         assert_recovered(repo)
+    if stage == "train_yolo":  # DVC's run-cache may restore it: force the next training
+        run(["dvc", "repro", "-f", "-s", stage], repo, timeout=600)
+        assert not dead_scratch(), f"killed trainings' folders left behind: {dead_scratch()}"
+
+
+def dead_scratch() -> list[Path]:
+    """train_yolo's temporary folders (a dataset copy and checkpoints each) whose process
+    is gone: the next training removes them, so after a recovering `dvc repro` none is left."""
+    found = Path(tempfile.gettempdir()).glob(f"{yolo.SCRATCH_PREFIX}*-*")
+    pids = {p: p.name.removeprefix(yolo.SCRATCH_PREFIX).split("-")[0] for p in found}
+    return [p for p, pid in pids.items() if pid.isdigit() and not psutil.pid_exists(int(pid))]
 
 
 # --- MLflow run status -----------------------------------------------------------------

@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandera.errors
-import polars as pl
 from rich.console import Console
+
+if TYPE_CHECKING:  # imported by the data stages anyway; the others need not pay for it
+    import pandera.errors
 
 
 class VertiflowError(Exception):
@@ -27,6 +28,8 @@ def _rows(index: list[int]) -> str:
 
 def describe_schema_errors(source: str, err: pandera.errors.SchemaErrors) -> DataError:
     """Turn pandera's failure table into sentences naming file, column, rule and rows."""
+    import polars as pl
+
     cases = err.failure_cases
     if not isinstance(cases, pl.DataFrame):
         cases = pl.from_pandas(cases)

@@ -9,13 +9,16 @@ font), and its run folder is a temporary directory: only declared outs stay.
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import psutil
 
 from vertiflow import runtime
 from vertiflow.errors import VertiflowError
@@ -201,6 +204,20 @@ def report(metrics) -> tuple[dict[str, Any], pd.DataFrame]:
     for i, c in enumerate(metrics.ap_class_index):
         curve[names[int(c)]] = np.round(np.asarray(precision_curves)[i][::every], 4)
     return summary, curve
+
+
+SCRATCH_PREFIX = "vertiflow-yolo-"
+
+
+def scratch_dir() -> tempfile.TemporaryDirectory:
+    """A temporary folder for one training (the staged dataset, Ultralytics' run folder),
+    named after this process. A killed training cannot remove its own (SIGKILL skips all
+    cleanup), so those of processes no longer alive are removed first."""
+    for stale in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = stale.name.removeprefix(SCRATCH_PREFIX).split("-")[0]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    return tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
 
 
 def write_outputs(
