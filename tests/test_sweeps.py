@@ -44,7 +44,14 @@ def experiments(repo) -> dict[str, dict]:
     return found
 
 
-@pytest.fixture(scope="module", params=["sqlite", "server"])
+# One worker per store: a module fixture is made once per xdist worker that needs it, and
+# a sweep costs minutes; the group keeps each store's tests together.
+STORES = [
+    pytest.param(s, marks=pytest.mark.xdist_group(f"sweep-{s}")) for s in ("sqlite", "server")
+]
+
+
+@pytest.fixture(scope="module", params=STORES)
 def sweep(request, small_repo, tmp_path_factory):
     """A 2x2 grid queued on 2 workers (OMP_NUM_THREADS=1, as the README runs it).
 
