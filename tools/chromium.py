@@ -3,6 +3,13 @@
 Without the background-networking flags it stalls on refused connections (the BRIEF).
 """
 
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
 OFFLINE_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -14,3 +21,30 @@ OFFLINE_FLAGS = [
     "--disable-sync",
     "--hide-scrollbars",
 ]
+
+
+def chromium(
+    binary: str, window: str, *args: str, flags: list[str] = OFFLINE_FLAGS
+) -> subprocess.CompletedProcess:
+    """One headless Chromium command (`--dump-dom URL`, `--screenshot=...`) with a
+    throw-away profile."""
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run(
+            [binary, *flags, f"--window-size={window}", f"--user-data-dir={profile}", *args],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+
+
+def screenshot(
+    binary: str, window: str, url: str, out: Path, flags: list[str] = OFFLINE_FLAGS
+) -> Path:
+    """A PNG of `url` at `out` (its folder made); exits naming Chromium's error if none."""
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.unlink(missing_ok=True)
+    proc = chromium(binary, window, f"--screenshot={out}", url, flags=flags)
+    if proc.returncode != 0 or not out.exists():
+        sys.exit(f"Chromium failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return out

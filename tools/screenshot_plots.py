@@ -18,10 +18,9 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from chromium import OFFLINE_FLAGS
+from chromium import OFFLINE_FLAGS, chromium, screenshot
 
 ROOT = Path(__file__).resolve().parents[1]
 FLAGS = [*OFFLINE_FLAGS, "--virtual-time-budget=15000"]
@@ -33,16 +32,6 @@ def find_dvc() -> str:
     if not found:
         sys.exit("dvc not found: activate the project's virtual environment")
     return found
-
-
-def chromium(binary: str, window: str, *args: str) -> subprocess.CompletedProcess:
-    with tempfile.TemporaryDirectory() as profile:
-        return subprocess.run(
-            [binary, *FLAGS, f"--window-size={window}", f"--user-data-dir={profile}", *args],
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
 
 
 def main() -> int:
@@ -60,18 +49,13 @@ def main() -> int:
     subprocess.run([find_dvc(), "plots", "show"], cwd=ROOT, check=True)
     url = (ROOT / "dvc_plots" / "index.html").as_uri()
 
-    dom = chromium(args.chromium, args.window, "--dump-dom", url).stdout
+    dom = chromium(args.chromium, args.window, "--dump-dom", url, flags=FLAGS).stdout
     charts = len(re.findall(r'<div id="[^"]*" class="vega-embed', dom))
     drawn = len(re.findall(r'<(?:canvas|svg)\b[^>]*class="marks"', dom))
     if charts == 0 or drawn != charts:
         sys.exit(f"only {drawn} of {charts} charts were drawn: no screenshot taken")
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    out = args.out.resolve()
-    out.unlink(missing_ok=True)
-    proc = chromium(args.chromium, args.window, f"--screenshot={out}", url)
-    if proc.returncode != 0 or not out.exists():
-        sys.exit(f"Chromium failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    out = screenshot(args.chromium, args.window, url, args.out, flags=FLAGS)
     print(f"{out}: {drawn} charts, {out.stat().st_size // 1024} KiB")
     return 0
 

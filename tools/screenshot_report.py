@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from chromium import OFFLINE_FLAGS
+from chromium import screenshot
 from markdown_it import MarkdownIt
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,25 +55,7 @@ def main() -> int:
     # Beside the report, so that its relative image links resolve.
     page = args.report.with_suffix(".html")
     page.write_text(render(args.report.read_text()), encoding="utf-8")
-    out = args.out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.run(
-            [
-                args.chromium,
-                *OFFLINE_FLAGS,
-                f"--window-size={args.window}",
-                f"--user-data-dir={profile}",
-                f"--screenshot={out}",
-                page.resolve().as_uri(),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-    if proc.returncode != 0 or not out.exists():
-        sys.exit(f"Chromium failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    out = screenshot(args.chromium, args.window, page.resolve().as_uri(), args.out)
     print(f"{out}: {out.stat().st_size // 1024} KiB, from {args.report}")
     return 0
 
