@@ -222,12 +222,13 @@ class Selection:
     skipped: dict[str, str]  # candidate -> why it was not tried
 
     def metrics(self) -> dict[str, Any]:
-        """Numbers only (a DVC metrics file): scores, one-hot choice, search time."""
+        """Numbers only (a DVC metrics file): scores and one-hot choice. No search time:
+        the file's md5 is in dvc.lock, which must come out the same on every re-run (the
+        time is the train run's `fit_seconds` in MLflow)."""
         return {
             f"cv_{self.metric}": {k: round(v, 6) for k, v in self.scores.items()},
             "chosen": {k: int(k == self.chosen) for k in self.scores},
             "folds": self.folds,
-            "search_seconds": round(self.seconds, 3),
         }
 
 
