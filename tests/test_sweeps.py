@@ -75,6 +75,9 @@ def sweep(request, small_repo, tmp_path_factory):
             status = wait_for_queue(repo, expected=4)
         finally:
             stop_queue(repo)
+        if "Failed" in status and request.param == "server":  # the server's side of it
+            for log in sorted(team.data_dir.glob("*.log")):
+                status += f"\n--- {log.name} (end) ---\n{log.read_text(errors='replace')[-4000:]}"
         mlflow.set_tracking_uri(uri)
         runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
         yield {"repo": repo, "status": status, "runs": runs, "store": request.param}
