@@ -40,19 +40,29 @@ from collections import Counter
 from pathlib import Path
 
 import mlflow
+import yaml
+
+from common import REPO, WORK, write
+
+# The same fault cases and injectors as the reliability tests: their modules, not conftest
+# (whose helpers are vertiflow.testing), are imported from tests/.
+sys.path.insert(0, str(REPO / "tests"))
 import test_bad_input
 import test_bad_params
-import yaml
-from test_interruption import STAGES, kill_stage, stage_outs, stateful_reference
-from test_team_stack import bucket, outputs, pushed_objects, with_stack
+from test_interruption import (
+    STAGES,
+    kill_stage,
+    stage_outs,
+    start_forced_repro,
+    stateful_reference,
+)
+from test_team_stack import bucket, outputs, pushed_objects, start_push_one_attempt, with_stack
 
-from common import WORK, write
 from vertiflow.lifecycle.stack import DVC_BUCKET, Stack
 from vertiflow.testing import (
     SMALL,
     clone_checkout,
     commit_all,
-    env,
     run,
     set_params,
     start_queue,
@@ -137,15 +147,7 @@ def kills(reference: Path) -> dict:
 def kill_after(repo: Path, stage: str, delay: float) -> tuple[str, str]:
     """SIGKILL `dvc repro -f -s stage` `delay` seconds after it starts (DVC included)."""
     log_path = repo.parent / f"kill-{stage}-halfway.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            ["dvc", "repro", "-f", "-s", stage],
-            cwd=repo,
-            env=env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = start_forced_repro(repo, stage, log_path)
     try:
         proc.wait(timeout=delay)
     except subprocess.TimeoutExpired:
@@ -168,14 +170,7 @@ def s3_outages(reference: Path) -> dict:
         e, s3 = with_stack(s), s.s3_client()
         for share in shares:
             stop_at = int(len(wanted) * share)
-            push = subprocess.Popen(  # one botocore attempt per request: see the test
-                ["dvc", "push", "-j", "1"],
-                cwd=repo,
-                env={**e, "AWS_MAX_ATTEMPTS": "1"},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+            push = start_push_one_attempt(repo, e)
             while len(bucket(s3)) < stop_at and push.poll() is None:
                 time.sleep(0.05)
             if push.poll() is not None:

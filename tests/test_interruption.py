@@ -50,6 +50,20 @@ def _signature(path: Path) -> tuple[int, int] | None:
     return st.st_mtime_ns, st.st_size
 
 
+def start_forced_repro(repo: Path, stage: str, log_path: Path) -> subprocess.Popen:
+    """`dvc repro -f -s stage` in a process group of its own (so one SIGKILL of the group
+    takes the stage's process too), its output going to `log_path`."""
+    with log_path.open("w") as log:
+        return subprocess.Popen(
+            ["dvc", "repro", "-f", "-s", stage],
+            cwd=repo,
+            env=env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 def kill_stage(repo: Path, stage: str, point: str, timeout: float = 600) -> tuple[str, str]:
     """Force-run `stage` under `dvc repro` and SIGKILL the whole process group at `point`.
 
@@ -63,15 +77,7 @@ def kill_stage(repo: Path, stage: str, point: str, timeout: float = 600) -> tupl
     outs = stage_outs(repo, stage)
     before = {path: _signature(path) for path, _ in outs}
     gone: set[Path] = set()
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            ["dvc", "repro", "-f", "-s", stage],
-            cwd=repo,
-            env=env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = start_forced_repro(repo, stage, log_path)
     trigger = ""
     deadline = time.monotonic() + timeout
     while not trigger and proc.poll() is None and time.monotonic() < deadline:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 SAVE = r"""
 import sys
+from pathlib import Path
 import numpy as np, pandas as pd, skops.io, mlflow.pyfunc, mlflow.sklearn
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.pipeline import make_pipeline
@@ -27,7 +28,7 @@ mlflow.sklearn.save_model(
     model, sys.argv[1], serialization_format="skops", skops_trusted_types=trusted,
     input_example=x.head(3),
 )
-pin_model_folder(__import__("pathlib").Path(sys.argv[1]))
+pin_model_folder(Path(sys.argv[1]))
 loaded = mlflow.pyfunc.load_model(sys.argv[1])
 print(model.predict(x.head(5)).tolist() == loaded.predict(x.head(5)).tolist())
 """

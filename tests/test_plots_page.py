@@ -11,6 +11,7 @@ checks the rendered DOM.
 from __future__ import annotations
 
 import re
+import runpy
 import shutil
 import subprocess
 import tempfile
@@ -27,16 +28,9 @@ from vertiflow.testing import REPO, run
 
 CHROMIUM = Path("/usr/bin/chromium")
 NODE_MODULES = REPO / "tools" / "plots" / "node_modules"
-# The flags that keep headless Chromium from stalling on refused connections offline.
+# The screenshot tools' offline flags (tools/chromium.py, a standalone script module).
 CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+    *runpy.run_path(str(REPO / "tools" / "chromium.py"))["OFFLINE_FLAGS"],
     "--window-size=1600,1000",
     "--virtual-time-budget=15000",
 ]

@@ -150,6 +150,20 @@ def md5s_file(path: Path) -> dict[str, str]:
     return {path.name: hashlib.md5(path.read_bytes()).hexdigest()}
 
 
+def start_push_one_attempt(repo: Path, e: dict[str, str]) -> subprocess.Popen:
+    """`dvc push`, one file at a time, in the background. botocore's default retries (with
+    s3fs's) take ~15 s per file against a server that is gone; one attempt each keeps a
+    push that meets an outage short."""
+    return subprocess.Popen(
+        ["dvc", "push", "-j", "1"],
+        cwd=repo,
+        env={**e, "AWS_MAX_ATTEMPTS": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 @pytest.mark.reliability
 def test_s3_outage_mid_push_then_resumed_push_and_pull_restore_every_output(small_copy, tmp_path):
     """The S3 server stops once a known share of the cache has reached the bucket: the push
@@ -162,16 +176,7 @@ def test_s3_outage_mid_push_then_resumed_push_and_pull_restore_every_output(smal
     try:
         s.start_s3()
         e, s3 = with_stack(s), s.s3_client()
-        # botocore's default retries (with s3fs's) take ~15 s per file against a server that
-        # is gone; one attempt each keeps the failing push short for CI.
-        push = subprocess.Popen(
-            ["dvc", "push", "-j", "1"],
-            cwd=repo,
-            env={**e, "AWS_MAX_ATTEMPTS": "1"},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        push = start_push_one_attempt(repo, e)
         while len(bucket(s3)) < stop_at and push.poll() is None:
             time.sleep(0.05)
         assert push.poll() is None, "the push ended before the outage"

@@ -65,12 +65,15 @@ def canonical_skops(path: Path) -> None:
     staging.replace(path)
 
 
-def pin_mlmodel(folder: Path, model_file: Path) -> None:
+def pin_mlmodel(folder: Path, model_file: Path, size_change: int = 0) -> None:
     """MLmodel's per-save fields made stable: the uuid a digest of `model_file` (the
-    weights), the creation time fixed (the run that logs the model has the real one)."""
+    weights), the creation time fixed (the run that logs the model has the real one), and
+    MLflow's `model_size_bytes` moved by what rewriting the model file changed."""
     mlmodel = Model.load(folder)
     mlmodel.model_uuid = hashlib.sha256(model_file.read_bytes()).hexdigest()[:32]
     mlmodel.utc_time_created = CREATED
+    if mlmodel.model_size_bytes is not None:
+        mlmodel.model_size_bytes += size_change
     mlmodel.save(folder / "MLmodel")
 
 
@@ -79,9 +82,4 @@ def pin_model_folder(folder: Path) -> None:
     model_file = folder / "model.skops"
     size = model_file.stat().st_size
     canonical_skops(model_file)
-    if (delta := model_file.stat().st_size - size) != 0:  # MLflow's size, less the renaming
-        mlmodel = Model.load(folder)
-        if mlmodel.model_size_bytes is not None:
-            mlmodel.model_size_bytes += delta
-            mlmodel.save(folder / "MLmodel")
-    pin_mlmodel(folder, model_file)
+    pin_mlmodel(folder, model_file, model_file.stat().st_size - size)
