@@ -269,7 +269,7 @@ def test_stack_command_prints_its_environment_and_stops_cleanly(tmp_path):
         "AWS_ACCESS_KEY_ID",
         "AWS_ENDPOINT_URL",
         "MLFLOW_S3_ENDPOINT_URL",
-    } <= set(exports)
+    } <= set(exports), f"exit {proc.poll()}, output:\n{''.join(lines)}"
     assert exports["AWS_REQUEST_CHECKSUM_CALCULATION"] == "when_required"
     import requests
 
