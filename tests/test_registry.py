@@ -149,3 +149,14 @@ def test_loader_and_mlflow_models_serve_use_the_champion(small_repo, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_an_empty_registry_says_how_to_register(tmp_path, monkeypatch):
+    """A fresh clone's store is empty (DVC restores evaluate instead of running it): the
+    loader says so and names the command that registers the models."""
+    from vertiflow.errors import VertiflowError
+    from vertiflow.lifecycle import serving
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with pytest.raises(VertiflowError, match=r"no alias 'champion'.*dvc repro -f -s evaluate"):
+        serving.load_model("oracle", use_registry=True)

@@ -77,8 +77,17 @@ def _from_registry(key: str, alias: str, version: int | None) -> tuple[str, str]
         )
     except mlflow.exceptions.MlflowException:
         wanted = f"version {version}" if version is not None else f"alias '{alias}'"
+        hint = ""
+        if not client.search_model_versions(f"name = '{name}'", max_results=1):
+            # A fresh clone: DVC restores evaluate's committed outputs instead of running it.
+            hint = (
+                f" Nothing named '{name}' is registered in this store yet: the evaluate stage "
+                "registers the models, and DVC skips it when its outputs are already "
+                "committed (a fresh clone); run `dvc repro -f -s evaluate` once."
+            )
         raise VertiflowError(
             f"the registry at {mlflow.get_tracking_uri()} has no {wanted} of model '{name}'."
+            + hint
         ) from None
     return f"models:/{name}/{found.version}", str(found.version)
 
