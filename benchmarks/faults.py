@@ -24,7 +24,8 @@ On the small pipeline (vertiflow.testing.SMALL), each in its own scratch copy:
   more than one run for one (experiment, stage).
 
 Writes benchmarks/results/faults.json. `python benchmarks/faults.py --quick` runs one
-stage's kills, one outage and a few malformed inputs (a smoke test of this script).
+stage's kills, one outage and a few malformed inputs (a smoke test of this script);
+`--only malformed` or `--only parallel` re-runs that section and merges it into the file.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ from vertiflow.testing import (
 QUICK = "--quick" in sys.argv
 HERE = WORK / "faults"
 TRACEBACKS: list[str] = []  # every command output checked here that held a Python traceback
+OWN_WORDS = {"malformed": ("bad input", "bad param"), "parallel": ("parallel",)}  # theirs
 
 
 def checked(text: str, where: str) -> str:
@@ -309,25 +311,26 @@ def parallel_experiments(reference: Path) -> dict:
     return result
 
 
-def malformed_only() -> None:
-    """`--malformed-only`: re-run that section on the last run's reference; merge it in."""
+def only(section: str) -> None:
+    """`--only malformed|parallel`: re-run one section on a fresh reference; merge it in."""
     import json
 
     from common import RESULTS
 
     figures = json.loads((RESULTS / "faults.json").read_text())
     figures.pop("machine", None)
-    figures["malformed_inputs"] = malformed(HERE / "reference")
-    bad = [t for t in figures["traceback_details"] if not t.startswith(("bad input", "bad param"))]
-    figures["tracebacks"] = len(bad + TRACEBACKS)
-    figures["traceback_details"] = bad + TRACEBACKS
+    reference = small_reference()
+    if section == "malformed":
+        figures["malformed_inputs"] = malformed(reference)
+    else:
+        figures["parallel_experiments"] = parallel_experiments(reference)
+    kept = [t for t in figures["traceback_details"] if not t.startswith(OWN_WORDS[section])]
+    figures["tracebacks"] = len(kept + TRACEBACKS)
+    figures["traceback_details"] = kept + TRACEBACKS
     print(write("faults", figures))
 
 
-def main() -> None:
-    if "--malformed-only" in sys.argv:
-        return malformed_only()
-    start = time.perf_counter()
+def small_reference() -> Path:
     shutil.rmtree(HERE, ignore_errors=True)
     HERE.mkdir(parents=True)
     reference = clone_checkout(HERE / "reference")
@@ -335,6 +338,14 @@ def main() -> None:
     run(["dvc", "repro"], reference, timeout=1800)
     commit_all(reference, "small pipeline")
     assert stage_outs(reference, "train_oracle")
+    return reference
+
+
+def main() -> None:
+    if "--only" in sys.argv:
+        return only(sys.argv[sys.argv.index("--only") + 1])
+    start = time.perf_counter()
+    reference = small_reference()
     figures = {
         "kills": kills(reference),
         "s3_outages": s3_outages(reference),

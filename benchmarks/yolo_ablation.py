@@ -1,8 +1,8 @@
 """The README's YOLO ablation: mAP50 of each training-default change, 24 epochs each, on
 the built-in dataset (data/images; run `dvc repro simulate_images` first).
 
-Each row adds one change to the one before, as the README's table reads; the last row is
-the shipped defaults at 24 epochs. On the CPU the metrics are the same on every run
+Row 2 adds one change to row 1; rows 3 and 4 each add one (mosaic off; milder jitter)
+to row 2; the last row has both: the shipped defaults at 24 epochs. On the CPU the metrics are the same on every run
 (benchmarks/results/train_yolo_stage.json), so this needs no repetition; times are
 recorded but depend on the machine's load.
 """
