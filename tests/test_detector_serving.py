@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from vertiflow.testing import env
+from vertiflow.vision import skin
 
 
 def serve(repo: Path, model_uri: str):
@@ -85,6 +86,8 @@ def test_champion_detector_served_over_http(small_copy):
         assert first["boxes"] and second["boxes"]
         box = first["boxes"][0]
         assert box["class_name"] in names and 0.001 <= box["confidence"] <= 1
+        every = [b for p in (first, second) for b in p["boxes"]]  # ids: the app's list
+        assert all(b["class_id"] == skin.CLASSES.index(b["class_name"]) for b in every)
         assert 0 <= box["x1"] < box["x2"] <= 64 and 0 <= box["y1"] < box["y2"] <= 64
         confidences = [b["confidence"] for b in first["boxes"]]
         assert confidences == sorted(confidences, reverse=True)

@@ -129,3 +129,16 @@ def test_an_unloadable_model_is_503_and_alerted(client, tmp_path):
     alerts = list((root / "alerts").glob("*-error-yolo.json"))
     assert alerts and "load" in alerts[0].read_text()
     assert c.get("/ml/health/").json()["models"]["yolo"]["loaded"]
+
+
+@pytest.mark.pipeline
+def test_posts_keep_djangos_csrf_protection(client):
+    """Without the site's CSRF token a POST is refused (403) and nothing is logged."""
+    from django.test import Client
+
+    _, root, repo = client
+    strict = Client(enforce_csrf_checks=True)
+    image = next((repo / "data" / "images" / "images" / "val").glob("*.png"))
+    with image.open("rb") as f:
+        assert strict.post("/ml/detect/", {"image": f}).status_code == 403
+    assert logged(root) == []

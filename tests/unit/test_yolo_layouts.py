@@ -114,3 +114,13 @@ def test_splits_found_by_convention_when_data_yaml_names_none(dataset):
     (dataset / "data.yaml").write_text(yaml.safe_dump({"names": data["names"]}))
     report = yolo_data.check(yolo_data.read(dataset))
     assert report["train_images"] == 6 and report["val_images"] == 3
+
+
+def test_detector_answers_in_the_apps_class_ids():
+    """The default detector trains 5 of the app's 10 conditions (ids 0-4 in its dataset);
+    its answers carry the app's ids. A dataset with other names keeps its own."""
+    from vertiflow.vision.detector import app_class_ids
+
+    five = {0: "Acne", 1: "Blackheads", 2: "Dark-Spots", 3: "Wrinkles", 4: "Skin-Redness"}
+    assert app_class_ids(five) == {0: 0, 1: 1, 2: 2, 3: 9, 4: 7}
+    assert app_class_ids({0: "Mole", 1: "Acne"}) == {0: 0, 1: 1}

@@ -187,7 +187,7 @@ class ModelMonitor:
         if actual is not None:
             table = table.with_columns(pl.lit(json.dumps(_jsonable(actual))).alias("actual"))
         path = monitor.log_predictions(name, model_version, table, values, self.root)
-        monitor.record_event(name, latency_s, confidence, root=self.root)
+        monitor.record_event(name, latency_s, confidence, root=self.root, window=self.window)
         return path
 
     @staticmethod
@@ -205,7 +205,7 @@ class ModelMonitor:
 
     def log_error(self, model_name: str, error: BaseException | str, **context: Any) -> Path:
         """A failed prediction: an alert in `alerts/` and an error in the performance log."""
-        return monitor.record_error(model_name, error, context or None, self.root)
+        return monitor.record_error(model_name, error, context or None, self.root, self.window)
 
     def performance_metrics(self) -> dict[str, Any]:
         path = self.root / "performance_metrics.json"

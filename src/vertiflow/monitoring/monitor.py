@@ -71,8 +71,10 @@ def record_event(
     confidence: float | None = None,
     error: str | None = None,
     root: Path = MONITORING_DIR,
+    window: int = WINDOW,
 ) -> dict[str, Any]:
-    """One prediction (or failed one) into the performance log; returns the new summary."""
+    """One prediction (or failed one) into the performance log; returns the new summary
+    (over each model's last `window` events)."""
     from filelock import FileLock
 
     folder = root / "performance"
@@ -86,7 +88,7 @@ def record_event(
     with FileLock(root / ".performance.lock", timeout=30):
         with (folder / f"{model}.jsonl").open("a") as f:
             f.write(json.dumps(event) + "\n")
-        summary = {p.stem: _summary(_tail(p, WINDOW)) for p in sorted(folder.glob("*.jsonl"))}
+        summary = {p.stem: _summary(_tail(p, window)) for p in sorted(folder.glob("*.jsonl"))}
         tmp = root / f".performance_metrics.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
         tmp.replace(root / "performance_metrics.json")
@@ -133,10 +135,11 @@ def record_error(
     error: BaseException | str,
     context: dict[str, Any] | None = None,
     root: Path = MONITORING_DIR,
+    window: int = WINDOW,
 ) -> Path:
     """A failed prediction: an alert file (`alerts/*-error.json`) and a performance event."""
     message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-    record_event(model, error=message, root=root)
+    record_event(model, error=message, root=root, window=window)
     alerts = root / "alerts"
     alerts.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)

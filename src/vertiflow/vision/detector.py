@@ -100,6 +100,17 @@ def decode(item: Any, where: str = "image") -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+def app_class_ids(names: dict[int, str]) -> dict[int, int]:
+    """Model class id -> the id Skin-Twin-AI's app uses for that condition (its position in
+    `skin.CLASSES`), so a detector trained on some of the ten answers in the app's ids.
+    A dataset with any other class name keeps its own ids (mixing would collide)."""
+    from vertiflow.vision.skin import CLASSES
+
+    if all(name in CLASSES for name in names.values()):
+        return {i: CLASSES.index(name) for i, name in names.items()}
+    return {i: i for i in names}
+
+
 def detect(
     model,
     images: list[np.ndarray],
@@ -107,7 +118,8 @@ def detect(
     image_size: int | None = None,
     device: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Boxes per image (pixels, xyxy) with class id, name and confidence, best first.
+    """Boxes per image (pixels, xyxy) with class id (`app_class_ids`), name and
+    confidence, best first.
 
     `image_size` None: the size the model was trained at; `device` None: Ultralytics'
     choice (the first GPU when there is one).
@@ -120,6 +132,7 @@ def detect(
     if device is not None:
         kwargs["device"] = device
     results = model.predict([img[..., ::-1] for img in images], **kwargs)  # Ultralytics: BGR
+    ids = app_class_ids(model.names)
     out = []
     for image, result in zip(images, results, strict=True):
         boxes = result.boxes
@@ -131,7 +144,7 @@ def detect(
             {
                 "boxes": [
                     {
-                        "class_id": int(classes[i]),
+                        "class_id": ids[int(classes[i])],
                         "class_name": str(result.names[int(classes[i])]),
                         "confidence": round(float(confs[i]), 4),
                         "x1": round(float(xyxy[i, 0]), 1),
