@@ -8,13 +8,16 @@ under "Views" in the UI), opens it in headless Chromium driven over the DevTools
 (`--remote-debugging-pipe`: no extra package), checks that the table shows every pipeline
 run and each column, prints that table's text, and saves the picture.
 
-The README's picture is a 2x2 sweep of the Oracle on the small pipeline:
+The README's picture is the README's 2x2 classifier sweep on the default pipeline, in a
+checkout whose outputs are all committed (so only the swept stages run):
 
-    dvc exp run --queue -S train_oracle.hyperparams.learning_rate=0.05,0.2 \\
-                        -S train_oracle.hyperparams.max_depth=2,4
+    dvc exp run --queue -S train_classifier.estimator=hist_gradient_boosting \\
+                        -S 'train_classifier.hyperparams.max_iter=100,200' \\
+                        -S 'train_classifier.hyperparams.learning_rate=0.1,0.15'
     OMP_NUM_THREADS=1 dvc queue start -j 2      # then wait for `dvc queue status`
-    python tools/screenshot_mlflow.py --params train_oracle.hyperparams.learning_rate \\
-                                      --params train_oracle.hyperparams.max_depth
+    python tools/screenshot_mlflow.py --sort classifier_accuracy \\
+        --params train_classifier.hyperparams.max_iter \\
+        --params train_classifier.hyperparams.learning_rate
 
 Needs Chromium (`apt-get install -y chromium`) and the project's virtual environment.
 """
@@ -59,7 +62,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def save_view(uri: str, params: list[str], metrics: list[str]) -> tuple[str, list[str]]:
+def save_view(uri: str, params: list[str], metrics: list[str], sort: str) -> tuple[str, list[str]]:
     """Store the runs-table view as an MLflow saved view; returns (experiment id, run names)."""
     import mlflow
 
@@ -74,7 +77,7 @@ def save_view(uri: str, params: list[str], metrics: list[str]) -> tuple[str, lis
     columns = [f"params.`{p}`" for p in params] + [f"metrics.`{m}`" for m in metrics]
     state = {
         "searchFilter": "tags.run_kind = 'pipeline'",
-        "orderByKey": "metrics.`oracle_r2`",
+        "orderByKey": f"metrics.`{sort}`",
         "orderByAsc": False,
         "startTime": "ALL",
         "lifecycleFilter": "Active",
@@ -157,6 +160,7 @@ def main() -> int:
     parser.add_argument("--tracking-uri", help="default: the checkout's .mlflow/mlflow.db")
     parser.add_argument("--params", action="append", default=[], help="param column (repeat)")
     parser.add_argument("--metrics", action="append", help=f"default: {', '.join(METRICS)}")
+    parser.add_argument("--sort", default="oracle_r2", help="metric to sort by, best first")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "mlflow_runs.png")
     parser.add_argument("--window", default="1600,700")
     parser.add_argument("--timeout", type=float, default=90)
@@ -166,7 +170,7 @@ def main() -> int:
         sys.exit("chromium not found: apt-get install -y chromium")
     uri = args.tracking_uri or f"sqlite:///{args.repo.resolve() / '.mlflow' / 'mlflow.db'}"
     metrics = args.metrics or METRICS
-    experiment_id, names = save_view(uri, args.params, metrics)
+    experiment_id, names = save_view(uri, args.params, metrics, args.sort)
 
     port = free_port()
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
@@ -195,6 +199,7 @@ def main() -> int:
         browser = Browser(binary, args.window)
         browser.page("Page.enable")
         url = f"{base}/#/experiments/{experiment_id}/runs?viewStateShareKey={VIEW}"
+        url += "&workflowType=machine_learning"  # the sidebar's "Model training" side
         browser.page("Page.navigate", url=url)
         wanted = [*names, *args.params, *metrics]
         while True:
