@@ -68,7 +68,9 @@ def sweep(request, small_repo, tmp_path_factory):
             team = stack.enter_context(Stack(tmp_path_factory.mktemp("stack")))
             extra |= team.env()
             uri = team.mlflow_url
-        grid = [f"-S{k}={','.join(map(str, v))}" for k, v in zip(SWEPT, GRID.values(), strict=True)]
+        grid = [
+            f"-S++{k}={','.join(map(str, v))}" for k, v in zip(SWEPT, GRID.values(), strict=True)
+        ]
         run(["dvc", "exp", "run", "--queue", *grid], repo)
         start_queue(repo, 2, extra)
         try:
@@ -142,10 +144,10 @@ def test_the_sweep_compares_in_one_table_of_pipeline_runs(sweep, small_repo):
         assert training.data.metrics["accuracy"] == found[name]["accuracy"]
 
 
-def readme_exp_show() -> list[str]:
-    """The README's `dvc exp show` command, as a reader would paste it."""
+def readme_command(prefix: str) -> list[str]:
+    """The README's command that starts with `prefix`, as a reader would paste it."""
     lines = (REPO / "README.md").read_text().splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("dvc exp show"))
+    start = next(i for i, line in enumerate(lines) if line.startswith(prefix))
     command = [lines[start]]
     while command[-1].rstrip().endswith("\\"):
         command.append(lines[start + len(command)])
@@ -156,7 +158,7 @@ def readme_exp_show() -> list[str]:
 def test_the_readme_exp_show_fits_a_160_column_terminal(sweep):
     """With every figure Cortex and the registry report, `--only-changed` alone printed
     about 700 columns; the README's filter keeps the swept params and headline metrics."""
-    command = readme_exp_show()
+    command = readme_command("dvc exp show")
     shown = run(command, sweep["repo"], env_extra={"COLUMNS": "400"}).stdout
     width = max(len(line) for line in shown.splitlines())
     assert width <= 160, f"{shlex.join(command)} printed {width} columns:\n{shown}"
@@ -164,3 +166,18 @@ def test_the_readme_exp_show_fits_a_160_column_terminal(sweep):
     for column in ("Experiment", "r2", "accuracy", "max_regret", "max_iter", "learning_rate"):
         assert column in header, f"{column} missing from {header!r}"
     assert all(name in shown for name in experiments(sweep["repo"]))
+
+
+def test_the_readmes_sweep_queues_on_the_default_params(tmp_path):
+    """The README's `dvc exp run --queue` line, pasted into a clone with the default
+    params.yaml (whose `hyperparams` is empty), queues its four experiments. With plain
+    `-S` it was refused: "Could not override ... Key 'max_iter' is not in struct"."""
+    from vertiflow.testing import clone_checkout
+
+    repo = clone_checkout(tmp_path / "repo")
+    command = readme_command("dvc exp run --queue")
+    queued = run(command, repo)
+    assert queued.stdout.count("Queued experiment") == 4, queued.stdout + queued.stderr
+    shown = run(["dvc", "queue", "status"], repo).stdout
+    assert shown.count("Queued") == 4
+    run(["dvc", "queue", "remove", "--queued"], repo)
