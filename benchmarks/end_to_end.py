@@ -27,7 +27,7 @@ from pathlib import Path
 import mlflow
 import yaml
 
-from common import WORK, write
+from common import REPO, RESULTS, WORK, write
 from vertiflow.testing import clone_checkout, commit_all, env, run, set_params
 
 
@@ -113,6 +113,21 @@ def trivial_pipeline(repo: Path, dest: Path) -> Path:
     return dest
 
 
+SUMMARY = ("total_seconds", "overhead_seconds", "overhead_vs_floor", "noop_ratio")
+
+
+def history() -> list[dict]:
+    """Earlier runs' headline figures, oldest first: the before and after of each change."""
+    path = RESULTS / "end_to_end.json"
+    if not path.exists():
+        return []
+    last = json.loads(path.read_text())
+    entry = {"date": last["machine"]["date"], "commit": last.get("commit")}
+    entry |= {k: last.get(k) for k in SUMMARY}
+    entry["floor_seconds"] = last["floor"]["overhead_seconds"]
+    return [*last.get("history", []), entry]
+
+
 def main() -> None:
     work = WORK / "end_to_end"
     shutil.rmtree(work, ignore_errors=True)
@@ -179,13 +194,19 @@ def main() -> None:
         "noop_ratio": round(noop / noop_floor, 2),
         "incremental_cortex_param_seconds": round(incremental, 1),
         "incremental_ratio": round(incremental / total, 3),
+        "overhead_vs_floor": round(overhead / floor, 2),
         "targets": {
             "total_under_240s": total < 240,
             "overhead_under_15pct": overhead / total < 0.15,
+            "overhead_at_most_1_3x_floor": overhead <= 1.3 * floor,
             "noop_ratio_at_most_1_5": noop / noop_floor <= 1.5,
             "incremental_ratio_at_most_0_15": incremental / total <= 0.15,
         },
     }
+    figures["commit"] = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    figures["history"] = history()
     print(json.dumps(figures, indent=2))
     print(write("end_to_end", figures))
     shutil.rmtree(work)

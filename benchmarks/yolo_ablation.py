@@ -2,9 +2,9 @@
 the built-in dataset (data/images; run `dvc repro simulate_images` first).
 
 Row 2 adds one change to row 1; rows 3 and 4 each add one (mosaic off; milder jitter)
-to row 2; the last row has both: the shipped defaults at 24 epochs. On the CPU the metrics are the same on every run
-(benchmarks/results/train_yolo_stage.json), so this needs no repetition; times are
-recorded but depend on the machine's load.
+to row 2; the last row has both: the shipped defaults at 24 epochs. On the CPU the
+metrics are the same on every run (benchmarks/results/train_yolo_stage.json), so this
+needs no repetition; times are recorded but depend on the machine's load.
 """
 
 from __future__ import annotations

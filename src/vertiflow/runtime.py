@@ -11,6 +11,7 @@ import importlib.machinery
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 DEFAULTS = {
     "MLFLOW_DISABLE_TELEMETRY": "true",  # no network on farm machines
@@ -63,3 +64,22 @@ def skip_imports(*names: str) -> None:
     """
     if names and not any(isinstance(f, _Skip) for f in sys.meta_path):
         sys.meta_path.insert(0, _Skip(set(names)))
+
+
+def exit_now(code: int) -> NoReturn:
+    """End a finished stage process without Python's interpreter teardown.
+
+    By then the stage has written its outputs and closed its MLflow runs, yet tearing
+    down the modules of mlflow, scikit-learn and torch took 0.6-1.1 s per process here
+    (measured: the same script ending with and without this), paid by every stage of
+    every `dvc repro`. Exit handlers and logging still run and output is flushed; only
+    the freeing of modules and objects, which the OS does at once, is skipped.
+    """
+    import atexit
+    import logging
+
+    atexit._run_exitfuncs()  # the handlers a normal exit would run
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,25 @@ def stage(fn: Callable[..., Any], skip_imports: tuple[str, ...] = ()) -> typer.T
         runtime.skip_imports(*skip_imports)
         return fn(*args, **kwargs)
 
-    app = typer.Typer(add_completion=False)
+    app = StageApp(add_completion=False)
     app.command()(exit_cleanly(configured))
     return app
+
+
+class StageApp(typer.Typer):
+    """Run as a program (`app()` in a stage script), the process ends through
+    `runtime.exit_now` with the command's exit code; Typer's test runner and other
+    in-process callers use the command itself and are unaffected."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            super().__call__(*args, **kwargs)
+            code = 0
+        except SystemExit as done:  # Click's standalone mode always ends this way
+            if isinstance(done.code, str):  # what Python itself would print, then exit 1
+                print(done.code, file=sys.stderr)
+            code = done.code if isinstance(done.code, int) else int(done.code is not None)
+        runtime.exit_now(code)
 
 
 def write_json(path: Path, data: Any) -> Path:

@@ -86,8 +86,7 @@ def _from_registry(key: str, alias: str, version: int | None) -> tuple[str, str]
                 "committed (a fresh clone); run `dvc repro -f -s evaluate` once."
             )
         raise VertiflowError(
-            f"the registry at {mlflow.get_tracking_uri()} has no {wanted} of model '{name}'."
-            + hint
+            f"the registry at {mlflow.get_tracking_uri()} has no {wanted} of model '{name}'." + hint
         ) from None
     return f"models:/{name}/{found.version}", str(found.version)
 
