@@ -57,6 +57,12 @@ def rows() -> list[tuple[str, str, str, str]]:
                 "process per logging stage that opens and closes an empty MLflow run",
                 f"{fl['overhead_seconds']} s: {fl['overhead_share']:.1%}",
             )
+            add(
+                "overhead against that floor (issue 17's target)",
+                f"{e['overhead_seconds']} s: {e['overhead_seconds'] / fl['overhead_seconds']:.2f}x",
+                "<= 1.3x",
+                e["overhead_seconds"] <= 1.3 * fl["overhead_seconds"],
+            )
         add(
             "no-op `dvc repro` vs a trivial pipeline of the same shape",
             f"{e['noop_repro_seconds']} s vs {e['trivial_pipeline_noop_seconds']} s: "
