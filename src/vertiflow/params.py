@@ -88,7 +88,12 @@ class Features(Section):
 
 
 Estimator = Literal[
-    "hist_gradient_boosting", "random_forest", "gaussian_process", "spline_ridge", "spline_logistic"
+    "hist_gradient_boosting",
+    "random_forest",
+    "gaussian_process",
+    "spline_ridge",
+    "spline_logistic",
+    "spline_ordinal",
 ]
 
 
@@ -112,6 +117,7 @@ class Train(Section):
         "gaussian_process",
         "spline_ridge",
         "spline_logistic",
+        "spline_ordinal",
     ]
     seed: int
     features: Features

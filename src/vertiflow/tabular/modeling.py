@@ -44,7 +44,9 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScaler
 
 from vertiflow.errors import VertiflowError
+from vertiflow.farm.agronomy import GRADES
 from vertiflow.lifecycle.model_bytes import pin_model_folder
+from vertiflow.tabular.ordinal import OrdinalLogisticRegression
 
 
 def _gaussian_process(random_state: int, n_inputs: int = 1, length_scale: float = 3.0, **kw) -> Any:
@@ -76,6 +78,17 @@ def _spline_logistic(random_state: int, n_knots: int = 5, C: float = 1.0) -> Any
     )
 
 
+def _spline_ordinal(random_state: int, n_knots: int = 5, C: float = 1.0) -> Any:
+    """Additive splines of every input with an ordinal (cumulative) logistic regression:
+    one quality score cut into the grades in their order (see `ordinal`)."""
+    del random_state  # deterministic
+    return make_pipeline(
+        VarianceThreshold(),
+        SplineTransformer(n_knots=n_knots, degree=3),
+        OrdinalLogisticRegression(order=tuple(reversed(GRADES)), C=C),
+    )
+
+
 ESTIMATORS = {
     "regression": {
         "hist_gradient_boosting": HistGradientBoostingRegressor,
@@ -87,10 +100,11 @@ ESTIMATORS = {
         "hist_gradient_boosting": HistGradientBoostingClassifier,
         "random_forest": RandomForestClassifier,
         "spline_logistic": _spline_logistic,
+        "spline_ordinal": _spline_ordinal,
     },
 }
 # Estimators that need complete, scaled inputs (trees take NaN and raw scales as they are).
-SMOOTH = {"gaussian_process", "spline_ridge", "spline_logistic"}
+SMOOTH = {"gaussian_process", "spline_ridge", "spline_logistic", "spline_ordinal"}
 REQUIREMENTS = ("mlflow", "scikit-learn", "skops", "pandas", "numpy", "scipy")
 
 
@@ -183,10 +197,15 @@ def _model_kwargs(model: Pipeline, x_example: pd.DataFrame) -> dict[str, Any]:
 
     predict = model.predict_proba if hasattr(model, "predict_proba") else model.predict
     x_example = x_example.head(100)
+    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    needs = [
+        *REQUIREMENTS,
+        *(["vertiflow"] if any(t.startswith("vertiflow.") for t in trusted) else []),
+    ]
     return {
         "serialization_format": "skops",
-        "skops_trusted_types": skops.io.get_untrusted_types(data=skops.io.dumps(model)),
-        "pip_requirements": [f"{name}=={version(name)}" for name in REQUIREMENTS],
+        "skops_trusted_types": trusted,
+        "pip_requirements": [f"{name}=={version(name)}" for name in needs],
         "signature": infer_signature(x_example, predict(x_example)),
         "input_example": x_example.head(3),
     }
