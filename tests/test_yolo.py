@@ -179,7 +179,7 @@ def test_staging_keeps_the_dataset_untouched(tmp_path):
 
 # The stage for real, under an audit hook that records every socket connection attempt.
 PROBE = """
-import runpy, socket, sys, json
+import atexit, runpy, socket, sys, json
 seen = []
 def hook(event, args):
     if event == "socket.connect":
@@ -188,10 +188,9 @@ def hook(event, args):
         seen.append(repr(args[0]))
 sys.addaudithook(hook)
 sys.argv = ["stages/train_yolo.py"]
-try:
-    runpy.run_path("stages/train_yolo.py", run_name="__main__")
-finally:
-    open("sockets.json", "w").write(json.dumps(seen))
+# A stage run as a program ends the process itself (runtime.exit_now): exit handlers run.
+atexit.register(lambda: open("sockets.json", "w").write(json.dumps(seen)))
+runpy.run_path("stages/train_yolo.py", run_name="__main__")
 """
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "'/")

@@ -29,7 +29,6 @@ SMALL = {
     "optimise_cortex.optimiser.maxiter": 8,
     "optimise_cortex.optimiser.popsize": 6,
     "optimise_cortex.optimiser.smoothing_samples": 4,
-    "optimise_cortex.trust.ensemble": 3,
     "optimise_cortex.truth_grid_points": 4,
     "simulate_images.train_images": 24,
     "simulate_images.val_images": 8,
