@@ -110,15 +110,7 @@ class Selection(Section):
 
 
 class Train(Section):
-    estimator: Literal[  # auto: chosen by time-ordered CV among selection.candidates
-        "auto",
-        "hist_gradient_boosting",
-        "random_forest",
-        "gaussian_process",
-        "spline_ridge",
-        "spline_logistic",
-        "spline_ordinal",
-    ]
+    estimator: Literal["auto", Estimator]  # auto: chosen by CV among selection.candidates
     seed: int
     features: Features
     hyperparams: dict[str, Scalar] = {}  # for a fixed estimator
