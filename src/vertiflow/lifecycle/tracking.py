@@ -323,15 +323,35 @@ def update_pipeline_run(run_id: str, status: str) -> None:
     client.set_terminated(run_id, status)
 
 
-def dataset(path: Path, name: str | None = None) -> Any:
-    """An MLflow dataset for a DVC-tracked file or folder: DVC's md5 as its digest, its
-    path in the repository as its source."""
+def dataset(path: Path, name: str | None = None, digest: str | None = None) -> Any:
+    """An MLflow dataset for a DVC-tracked file or folder: DVC's md5 as its digest (unless
+    given), its path in the repository as its source."""
     from mlflow.data.dataset_source_registry import get_registered_sources
     from mlflow.data.meta_dataset import MetaDataset
 
     # MLflow registers this source class twice; resolving a path by name would warn.
     local = next(s for s in get_registered_sources() if s.__name__ == "LocalArtifactDatasetSource")
-    return MetaDataset(local(path.as_posix()), name=name or path.name, digest=dvc_md5(path))
+    return MetaDataset(
+        local(path.as_posix()), name=name or path.name, digest=digest or dvc_md5(path)
+    )
+
+
+def log_inputs(run_id: str, datasets: list[Any], attempts: int = 5) -> None:
+    """`MlflowClient.log_inputs`, again when it lost a race to create the dataset.
+
+    MLflow's store creates a dataset on first use by looking it up, then inserting it.
+    Two queued experiments logging the same data version at once both miss it, and one
+    insert fails on the unique (experiment, name, digest) key: a stage failed so in CI.
+    The dataset then exists, so the next attempt links it.
+    """
+    for attempt in range(attempts):
+        try:
+            return mlflow.MlflowClient().log_inputs(run_id, datasets)
+        except mlflow.exceptions.MlflowException as exc:
+            text = str(exc).lower()
+            if attempt == attempts - 1 or not ("unique" in text or "duplicate" in text):
+                raise
+            time.sleep(0.1 * (attempt + 1))
 
 
 def log_model_run(
@@ -347,7 +367,7 @@ def log_model_run(
     from mlflow.entities import DatasetInput, InputTag
 
     run_id = mlflow.active_run().info.run_id
-    mlflow.MlflowClient().log_inputs(
+    log_inputs(
         run_id,
         [
             DatasetInput(d._to_mlflow_entity(), [InputTag("mlflow.data.context", context)])
