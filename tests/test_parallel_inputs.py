@@ -2,53 +2,28 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
-import time
 
 import mlflow
 import pytest
-import requests
 from mlflow.entities import DatasetInput, InputTag
 
 from vertiflow.lifecycle import tracking
-from vertiflow.lifecycle.stack import free_port
-from vertiflow.testing import env
+from vertiflow.lifecycle.stack import Stack
 
 pytestmark = pytest.mark.stack
 
 
 @pytest.fixture
 def server(tmp_path):
-    port = free_port()
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store),
-            *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
-        ],
-        env=env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if requests.get(f"{url}/health", timeout=2).ok:
-                break
-        except requests.ConnectionError:
-            assert time.monotonic() < deadline and proc.poll() is None, (
-                "mlflow server did not start"
-            )
-            time.sleep(0.5)
+    """The team stack's `mlflow server` alone (no artifact is written here, so no S3)."""
+    stack = Stack(tmp_path / "stack")
+    stack.start_mlflow()
     previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(url)
-    yield url
+    mlflow.set_tracking_uri(stack.mlflow_url)
+    yield stack.mlflow_url
     mlflow.set_tracking_uri(previous)
-    proc.terminate()
-    proc.wait(timeout=60)
+    stack.stop()
 
 
 def log_at_once(runs: list[str], inputs: list, failures: list[str]) -> None:

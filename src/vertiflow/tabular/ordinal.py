@@ -120,7 +120,6 @@ def penalised_nll(
         cross = X[up].T @ h_su[up] + X[low].T @ h_sl[low]
         hess[:k, k + m] = hess[k + m, :k] = cross
         hess[k + m, k + m] = h_uu[up].sum() + h_ll[low].sum()
-        if m + 1 < n_cuts:
-            both = (lower == m) & (upper == m + 1)
-            hess[k + m, k + m + 1] = hess[k + m + 1, k + m] = h_ul[both].sum()
+        if m + 1 < n_cuts:  # rows between cuts m and m + 1 have both
+            hess[k + m, k + m + 1] = hess[k + m + 1, k + m] = h_ul[low].sum()
     return value, grad, hess
