@@ -14,7 +14,6 @@ import re
 import runpy
 import shutil
 import subprocess
-import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -100,20 +99,15 @@ def scratch_repo(dest: Path) -> Path:
     return dest
 
 
-def dump_dom(page: Path) -> str:
-    with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.run(
-            [
-                str(CHROMIUM),
-                *CHROMIUM_FLAGS,
-                f"--user-data-dir={profile}",
-                "--dump-dom",
-                page.as_uri(),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
+def dump_dom(page: Path, profile: Path) -> str:
+    # The profile sits in pytest's tmp_path: Chromium's helpers can still be writing into
+    # it just after the browser exits, and pytest removes old tmp_paths later, not now.
+    proc = subprocess.run(
+        [str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert proc.returncode == 0 and "<body" in proc.stdout, proc.stderr[-3000:]
     return proc.stdout
 
@@ -145,7 +139,7 @@ def test_plots_page_renders_every_declared_plot_offline(tmp_path):
     assert not missing, f"script files not found next to the page: {missing}"
 
     parser = PlotDivs()
-    parser.feed(dump_dom(page))
+    parser.feed(dump_dom(page, tmp_path / "chromium-profile"))
     plots = declared_plots()
     assert set(plots) <= set(parser.divs), (
         f"plots missing from the page: {sorted(set(plots) - set(parser.divs))}"

@@ -5,9 +5,13 @@ Without the background-networking flags it stalls on refused connections (the BR
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 OFFLINE_FLAGS = [
@@ -23,12 +27,31 @@ OFFLINE_FLAGS = [
 ]
 
 
+@contextlib.contextmanager
+def throwaway_profile() -> Iterator[str]:
+    """A fresh `--user-data-dir`, removed afterwards.
+
+    Chromium's helper processes can still write into the profile for a moment after the
+    browser itself has exited (a CI run died on "Directory not empty: 'Default'"), so the
+    removal retries for a few seconds instead of failing a screenshot that was taken.
+    """
+    path = tempfile.mkdtemp(prefix="vertiflow-chromium-")
+    try:
+        yield path
+    finally:
+        for _ in range(40):
+            shutil.rmtree(path, ignore_errors=True)
+            if not Path(path).exists():
+                break
+            time.sleep(0.25)
+
+
 def chromium(
     binary: str, window: str, *args: str, flags: list[str] = OFFLINE_FLAGS
 ) -> subprocess.CompletedProcess:
     """One headless Chromium command (`--dump-dom URL`, `--screenshot=...`) with a
     throw-away profile."""
-    with tempfile.TemporaryDirectory() as profile:
+    with throwaway_profile() as profile:
         return subprocess.run(
             [binary, *flags, f"--window-size={window}", f"--user-data-dir={profile}", *args],
             capture_output=True,

@@ -26,19 +26,20 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import fcntl
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-from chromium import OFFLINE_FLAGS
+from chromium import OFFLINE_FLAGS, throwaway_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = "vertiflow-models"
@@ -98,7 +99,8 @@ class Browser:
     """Headless Chromium over the DevTools protocol on a pipe (fds 3 and 4 of the child)."""
 
     def __init__(self, binary: str, window: str):
-        self.profile = tempfile.TemporaryDirectory()
+        self._cleanup = contextlib.ExitStack()
+        profile = self._cleanup.enter_context(throwaway_profile())
         to_child, self._write = os.pipe()
         self._read, from_child = os.pipe()
 
@@ -108,9 +110,10 @@ class Browser:
                 os.dup2(fd, target, inheritable=True)
 
         self.proc = subprocess.Popen(
-            [binary, *FLAGS, f"--window-size={window}", f"--user-data-dir={self.profile.name}"],
+            [binary, *FLAGS, f"--window-size={window}", f"--user-data-dir={profile}"],
             preexec_fn=fds,
             close_fds=False,
+            start_new_session=True,  # its helpers too, so close() can end them all
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -149,9 +152,10 @@ class Browser:
         return str(result["result"].get("value", ""))
 
     def close(self) -> None:
-        self.proc.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
         self.proc.wait(timeout=30)
-        self.profile.cleanup()
+        self._cleanup.close()
 
 
 def main() -> int:
