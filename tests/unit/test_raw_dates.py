@@ -64,6 +64,35 @@ def test_date_only_and_space_separated_iso_dates_parse(farm, tmp_path):
     assert data.harvests["harvest_date"][0] == dt.datetime(2015, 4, 5, 10, 30)
 
 
+def test_dates_with_a_utc_offset_become_utc_times(farm, tmp_path):
+    # One offset cell among plain ones: the column stays text and the cell was refused.
+    raw = _copy_with(farm, tmp_path, "batches", "start_date", [0], "2015-03-01T14:00:00+02:00")
+    raw = _copy_with(raw, tmp_path, "harvests", "harvest_date", [0], "2015-04-05T10:30:00Z")
+    data = rawdata.load(raw)
+    assert data.batches["start_date"][0] == dt.datetime(2015, 3, 1, 12)
+    assert data.harvests["harvest_date"][0] == dt.datetime(2015, 4, 5, 10, 30)
+
+
+def test_numeric_ids_are_read_as_labels(farm, tmp_path):
+    """Exports often number their batches, racks and modules (polars reads them as ints)."""
+    ids = {b: i + 1 for i, b in enumerate(pl.read_csv(farm / "batches.csv")["batch_id"])}
+    for f in farm.iterdir():
+        if f.suffix not in (".csv", ".parquet"):
+            (tmp_path / f.name).write_bytes(f.read_bytes())
+            continue
+        frame = pl.read_csv(f) if f.suffix == ".csv" else pl.read_parquet(f)
+        if "batch_id" in frame.columns:
+            frame = frame.with_columns(pl.col("batch_id").replace_strict(ids))
+        if f.name == "batches.csv":
+            frame = frame.with_columns(pl.int_range(pl.len()).alias("rack_id"))
+        getattr(frame, "write_csv" if f.suffix == ".csv" else "write_parquet")(tmp_path / f.name)
+    data = rawdata.load(tmp_path)
+    assert data.batches["batch_id"].dtype == pl.String and data.batches["batch_id"][0] == "1"
+    assert data.batches["rack_id"].dtype == pl.String
+    assert data.harvests["batch_id"].dtype == pl.String
+    assert set(data.harvests["batch_id"]) <= set(data.batches["batch_id"])
+
+
 def test_harvests_dated_in_the_future_are_refused(farm, tmp_path):
     future = (dt.datetime.now() + dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%S")
     raw = _copy_with(farm, tmp_path, "harvests", "harvest_date", [1, 2], future)

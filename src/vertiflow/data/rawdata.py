@@ -29,6 +29,7 @@ ISO_FORMATS = (
     "%Y-%m-%d %H:%M",
     "%Y-%m-%d",
 )
+OFFSET_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z")  # ...Z, ...+02:00
 FUTURE_TOLERANCE = dt.timedelta(days=1)  # time zones: an export's "today" may be our tomorrow
 
 
@@ -114,21 +115,40 @@ def parse_dates(text: pl.Series) -> pl.Series:
     """ISO 8601 text -> date-times, null where a cell is not one (never raises).
 
     polars' own inference raises when no cell fits the format it guessed (a column of
-    `not-a-date`); explicit formats parse each cell on its own.
+    `not-a-date`); explicit formats parse each cell on its own. A cell with a UTC offset
+    (`Z`, `+02:00`) becomes its UTC time, as a column that is all offsets does.
     """
     stripped = text.str.strip_chars()
     tries = [stripped.str.strptime(pl.Datetime("us"), f, strict=False) for f in ISO_FORMATS]
+    zulu = stripped.str.replace(r"[Zz]$", "+00:00")
+    tries += [
+        zulu.str.strptime(pl.Datetime("us", "UTC"), f, strict=False).dt.replace_time_zone(None)
+        for f in OFFSET_FORMATS
+    ]
     return pl.select(pl.coalesce(tries)).to_series().alias(text.name)
 
 
 def _parse_temporal(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> pl.DataFrame:
-    """Date-time columns read as text (CSV, or text in Parquet) become date-times."""
-    text = [
+    """Date-time columns read as text (CSV, or text in Parquet) become date-times; those
+    with a time zone become plain UTC times."""
+    temporal = [n for n, c in schema.columns.items() if c.dtype.type.is_temporal()]
+    present = [n for n in temporal if n in frame.columns]
+    text = [n for n in present if frame[n].dtype == pl.String]
+    zoned = [n for n in present if getattr(frame[n].dtype, "time_zone", None)]
+    return frame.with_columns(
+        *(parse_dates(frame[n]) for n in text),
+        *(pl.col(n).dt.convert_time_zone("UTC").dt.replace_time_zone(None) for n in zoned),
+    )
+
+
+def _keys_as_text(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> pl.DataFrame:
+    """Ids exported as numbers (batch 17, rack 2) are labels: read them as text."""
+    labels = [
         n
         for n, c in schema.columns.items()
-        if c.dtype.type.is_temporal() and n in frame.columns and frame[n].dtype == pl.String
+        if c.dtype.type == pl.String and n in frame.columns and frame[n].dtype.is_integer()
     ]
-    return frame.with_columns(parse_dates(frame[n]) for n in text)
+    return frame.with_columns(pl.col(labels).cast(pl.String))
 
 
 def _check_not_in_future(path: Path, frame: pl.DataFrame, column: str) -> None:
@@ -176,6 +196,7 @@ def read_table(path: Path, schema: pa.DataFrameSchema) -> pl.DataFrame:
             f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; "
             f"expected columns {', '.join(schema.columns)}."
         )
+    frame = _keys_as_text(frame, schema)
     _check_types(path, frame, schema)
     return _validate(path, _parse_temporal(frame, schema), schema).select(list(schema.columns))
 
