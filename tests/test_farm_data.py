@@ -1,11 +1,13 @@
 """The README's bring-your-own-data steps, followed literally, on a farm export of a crop
 the built-in agronomy does not know (arugula, grown by the second world), run `dvc repro`
-to the end with no params edit beyond raw_dir."""
+to the end with no params edit beyond raw_dir. The export is written as farms write them:
+CSV, numbered batches, UTC dates, and no REJECT grade (rejected batches never recorded)."""
 
 from __future__ import annotations
 
 import json
 
+import polars as pl
 import pytest
 
 from vertiflow.farm import simple_model
@@ -19,9 +21,25 @@ def test_readme_steps_on_a_one_crop_export_of_another_crop(tmp_path):
     set_params(repo, SMALL)  # the CI-sized pipeline; the farm's params stay as shipped
     farm = repo / "data" / "farm"
     cfg = SimConfig(world=simple_model.NAME, crops={"arugula": 1.0}, racks=2, modules_per_rack=4)
-    write_farm(farm, SimConfig(**{**cfg.__dict__, "cycles_per_module": 12}))
+    write_farm(farm, SimConfig(**{**cfg.__dict__, "cycles_per_module": 16}))
     for known_only_to_simulators in ("truth.parquet", "world.json"):
         (farm / known_only_to_simulators).unlink()  # a real farm's export has neither
+    batches, harvests = (pl.read_parquet(farm / f"{t}.parquet") for t in ("batches", "harvests"))
+    harvests = harvests.filter(pl.col("quality_grade") != "REJECT")
+    number = {b: i + 1 for i, b in enumerate(batches["batch_id"])}
+    for name, table, date in (
+        ("batches", batches, "start_date"),
+        ("harvests", harvests, "harvest_date"),
+    ):
+        (farm / f"{name}.parquet").unlink()
+        table.with_columns(
+            pl.col("batch_id").replace_strict(number),
+            pl.col(date).dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        ).write_csv(farm / f"{name}.csv")
+    telemetry = pl.read_parquet(farm / "telemetry.parquet")
+    telemetry.with_columns(pl.col("batch_id").replace_strict(number)).write_parquet(
+        farm / "telemetry.parquet"
+    )
 
     run(["dvc", "add", "data/farm"], repo)
     run(["git", "add", "data/farm.dvc", "data/.gitignore"], repo)
@@ -40,3 +58,7 @@ def test_readme_steps_on_a_one_crop_export_of_another_crop(tmp_path):
     assert "regret" not in cortex["arugula"]  # no truth for a real farm
     crops = json.loads((repo / "data" / "prepared" / "crops.json").read_text())
     assert crops["arugula"]["optimum"] is None  # absolute climate features
+    validation = json.loads((repo / "metrics" / "validation.json").read_text())
+    assert validation["grades_absent_from_training"] == ["REJECT"]
+    classifier = json.loads((repo / "metrics" / "classifier.json").read_text())
+    assert 0 < classifier["accuracy"] <= 1 and 0.5 <= classifier["roc_auc_ovr"] <= 1

@@ -117,3 +117,35 @@ def test_a_feature_that_is_not_a_column_is_a_clear_error(bad):
     s = {**section(CANDIDATES), "features": {"categorical": ["crop"], "numeric": [bad]}}
     with pytest.raises(VertiflowError, match="no_such_column"):
         modeling.select("regression", farm(), "fresh_weight_g", s)
+
+
+def test_a_farm_that_never_rejects_trains_and_scores_a_two_grade_classifier():
+    """No REJECT in the export: the grade columns stay three (REJECT at 0), CV and the
+    held-out metrics count only the grades there are."""
+    from vertiflow.tabular import evaluation
+
+    table = farm().with_columns(
+        quality_grade=pl.when(pl.col("a") > 0.5)
+        .then(pl.lit("PREMIUM"))
+        .otherwise(pl.lit("STANDARD"))
+    )
+    section = {
+        "estimator": "auto",
+        "seed": 0,
+        "features": FEATURES,
+        "selection": {
+            "folds": 2,
+            "candidates": {
+                "logistic": {"estimator": "spline_logistic"},
+                "ordinal": {"estimator": "spline_ordinal"},
+            },
+        },
+    }
+    model, selection = modeling.select("classification", table, "quality_grade", section)
+    assert set(selection.scores) == {"logistic", "ordinal"}
+    proba = evaluation.proba_in_grade_order(model, modeling.frame(table, model.feature_names_in_))
+    assert proba.shape == (table.height, 3) and np.all(proba[:, 2] == 0)
+    metrics = evaluation.classification_metrics(table["quality_grade"].to_numpy(), proba)
+    assert metrics["accuracy"] > 0.8 and 0.8 < metrics["roc_auc_ovr"] <= 1
+    curves = evaluation.roc_tables(table, proba)
+    assert curves["REJECT"].empty and not curves["PREMIUM"].empty

@@ -57,9 +57,12 @@ def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Bud
         train.height and test.height and train["harvest_date"].max() >= test["start_date"].min()
     ):
         problems.append("train and test overlap in time or in batch ids (leakage).")
-    missing = sorted(set(GRADES) - set(train["quality_grade"].unique().to_list()))
-    if train.height and missing:
-        problems.append(f"training data has no batch of grade(s) {', '.join(missing)}.")
+    seen = [g for g in GRADES if g in set(train["quality_grade"].unique().to_list())]
+    if train.height and len(seen) < 2:
+        problems.append(
+            f"data/prepared/train.parquet: column 'quality_grade' holds only {seen}; the "
+            f"classifier needs batches of at least two of {', '.join(GRADES)}."
+        )
 
     rows = max(checks["telemetry_rows"], 1)
     glitch_fraction = {s: checks["glitches"][s] / rows for s in SENSORS}
@@ -87,6 +90,7 @@ def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Bud
             "glitches_cleaned": sum(checks["glitches"].values()),
             "glitch_fraction": {s: round(f, 6) for s, f in glitch_fraction.items()},
         },
+        "grades_absent_from_training": [g for g in GRADES if g not in seen],  # predicted 0
         "problems": problems,
     }
 

@@ -46,6 +46,7 @@ from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScal
 from vertiflow.errors import VertiflowError
 from vertiflow.farm.agronomy import GRADES
 from vertiflow.lifecycle.model_bytes import pin_model_folder
+from vertiflow.tabular.evaluation import proba_in_grade_order
 from vertiflow.tabular.ordinal import OrdinalLogisticRegression
 
 
@@ -270,8 +271,8 @@ def _score(task: str, model: Pipeline, x: pd.DataFrame, y: pd.Series) -> float:
     if task == "regression":
         predicted = model.predict(x)
         return 1.0 - mean_squared_error(y, predicted) / float(np.var(y))
-    proba = model.predict_proba(x)
-    return -log_loss(y, proba, labels=list(model.classes_))
+    # Every grade, not the model's: an early fold may not have seen them all.
+    return -log_loss(y, proba_in_grade_order(model, x), labels=list(GRADES))
 
 
 def _candidates(section: dict[str, Any]) -> dict[str, dict[str, Any]]:
