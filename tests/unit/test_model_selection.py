@@ -149,3 +149,22 @@ def test_a_farm_that_never_rejects_trains_and_scores_a_two_grade_classifier():
     assert metrics["accuracy"] > 0.8 and 0.8 < metrics["roc_auc_ovr"] <= 1
     curves = evaluation.roc_tables(table, proba)
     assert curves["REJECT"].empty and not curves["PREMIUM"].empty
+
+
+def test_the_cv_score_is_minus_the_mean_log_loss_of_the_true_grades():
+    """sklearn's log_loss reads probability columns in sorted label order; grade order
+    (PREMIUM, STANDARD, REJECT) is not sorted, and a mix-up picked the wrong model."""
+    from vertiflow.tabular import evaluation
+
+    grade = pl.when(pl.col("a") > 0.66).then(pl.lit("PREMIUM"))
+    grade = grade.when(pl.col("a") > 0.33).then(pl.lit("STANDARD")).otherwise(pl.lit("REJECT"))
+    table = farm().with_columns(quality_grade=grade)
+    spec = modeling.FeatureSpec.from_params(FEATURES)
+    model = modeling.build("classification", "spline_logistic", {}, spec, 0)
+    x, y = (
+        modeling.frame(table, FEATURES["categorical"] + FEATURES["numeric"]),
+        table["quality_grade"],
+    )
+    modeling.fit(model, x, y.to_pandas())
+    manual = evaluation.log_losses(evaluation.proba_in_grade_order(model, x), y.to_list()).mean()
+    assert modeling._score("classification", model, x, y.to_pandas()) == pytest.approx(-manual)

@@ -271,8 +271,11 @@ def _score(task: str, model: Pipeline, x: pd.DataFrame, y: pd.Series) -> float:
     if task == "regression":
         predicted = model.predict(x)
         return 1.0 - mean_squared_error(y, predicted) / float(np.var(y))
-    # Every grade, not the model's: an early fold may not have seen them all.
-    return -log_loss(y, proba_in_grade_order(model, x), labels=list(GRADES))
+    # Every grade, not the model's: an early fold may not have seen them all. log_loss
+    # takes the columns in sorted label order, whatever order `labels` lists.
+    order = np.argsort(GRADES)
+    proba = proba_in_grade_order(model, x)[:, order]
+    return -log_loss(y, proba, labels=list(np.asarray(GRADES)[order]))
 
 
 def _candidates(section: dict[str, Any]) -> dict[str, dict[str, Any]]:
