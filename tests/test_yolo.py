@@ -52,10 +52,12 @@ def test_unknown_class_is_a_clear_params_error():
 
 
 # Malformed datasets: each breaks one rule and must be named by file.
-def _missing_label(d: Path) -> str:
-    victim = sorted((d / "labels" / "train").glob("*.txt"))[2]
-    victim.unlink()
-    return f"label file {victim} is missing"
+def _no_label_files(d: Path) -> str:
+    # One missing label file is a background image (Ultralytics' rule); none at all is a
+    # layout mistake (labels beside the images, or in a folder Ultralytics does not look).
+    for label in (d / "labels" / "val").glob("*.txt"):
+        label.unlink()
+    return "the val split has no labelled object in its 4 image(s): expected label files"
 
 
 def _class_out_of_range(d: Path) -> str:
@@ -124,7 +126,7 @@ def _no_data_yaml(d: Path) -> str:
 
 
 DEFECTS: list[Callable[[Path], str]] = [
-    _missing_label,
+    _no_label_files,
     _class_out_of_range,
     _box_outside,
     _unreadable_image,
@@ -166,6 +168,25 @@ def test_unreadable_images_are_named_once_ultralytics_has_patched_pillow(tmp_pat
     ultralytics()  # imports it the way the stage does (offline, settings in the checkout)
     assert Image.open.__module__ == "ultralytics.utils.patches"
     _assert_defect_is_named(tmp_path, defect)
+
+
+def test_exports_as_ultralytics_reads_them_background_images_and_outlines(tmp_path):
+    """A missing or empty label file is a background image; an outline (segmentation
+    export) is its bounding box. Both counted, both staged as Ultralytics trains on them."""
+    write_dataset(tmp_path / "d", TINY)
+    labels = sorted((tmp_path / "d" / "labels" / "train").glob("*.txt"))
+    labels[0].unlink()
+    labels[1].write_text("")
+    labels[2].write_text("3 0.2 0.3 0.4 0.3 0.3 0.6\n")  # a triangle: box 0.2..0.4 x 0.3..0.6
+    dataset = yolo_data.read(tmp_path / "d")
+    counts = yolo_data.check(dataset)
+    assert counts["train_background_images"] == 2 and counts["outlines_as_boxes"] == 1
+    staged = tmp_path / "staged"
+    yolo_data.stage(dataset, staged)
+    by_image = {p.stem.split("_", 1)[1]: p for p in (staged / "labels" / "train").glob("*.txt")}
+    assert labels[0].stem not in by_image and by_image[labels[1].stem].read_text() == ""
+    cls, *box = by_image[labels[2].stem].read_text().split()
+    assert cls == "3" and [float(v) for v in box] == pytest.approx([0.3, 0.45, 0.2, 0.3])
 
 
 def test_staging_keeps_the_dataset_untouched(tmp_path):

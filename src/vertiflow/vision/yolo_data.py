@@ -51,6 +51,12 @@ class Label:
     boxes: list[tuple[int, float, float, float, float]]
     problems: list[str]
     clipped: int  # boxes past the border by at most EDGE_TOLERANCE
+    polygons: int = 0  # segmentation outlines, read as their bounding boxes
+
+    @property
+    def rewritten(self) -> bool:
+        """Staged as plain, clipped boxes rather than linked as written."""
+        return bool(self.clipped or self.polygons)
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -160,7 +166,11 @@ def read(dataset_dir: Path) -> Dataset:
 
 
 def parse_label(label: Path, n_classes: int) -> Label:
-    """Parse a label file; boxes up to EDGE_TOLERANCE past the border are counted, kept."""
+    """Parse a label file; boxes up to EDGE_TOLERANCE past the border are counted, kept.
+
+    A line `class x1 y1 x2 y2 x3 y3 ...` is a segmentation outline (exports of segmentation
+    projects): Ultralytics' detector trains on its bounding box, and so does ours.
+    """
     parsed = Label([], [], 0)
     try:
         text = label.read_text()
@@ -172,18 +182,27 @@ def parse_label(label: Path, n_classes: int) -> Label:
             continue
         fields = line.split()
         where = f"{label}, line {lineno}"
-        if len(fields) != 5:
+        polygon = len(fields) >= 7 and len(fields) % 2 == 1
+        if len(fields) != 5 and not polygon:
             parsed.problems.append(
-                f"{where}: expected 5 fields 'class x y w h', found {len(fields)}"
+                f"{where}: expected 5 fields 'class x y w h' (or a class and the x y pairs "
+                f"of an outline of 3 or more points), found {len(fields)}"
             )
             continue
         try:
-            cls, x, y, w, h = int(fields[0]), *map(float, fields[1:])
+            cls, numbers = int(fields[0]), np.array([float(f) for f in fields[1:]])
         except ValueError:
             parsed.problems.append(
-                f"{where}: expected an integer class and 4 numbers, found {line!r}"
+                f"{where}: expected an integer class and {len(fields) - 1} numbers, found {line!r}"
             )
             continue
+        if polygon:
+            points = numbers.reshape(-1, 2)
+            (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
+            x, y, w, h = (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0
+        else:
+            x, y, w, h = numbers
+        x, y, w, h = float(x), float(y), float(w), float(h)
         low, high = min(x - w / 2, y - h / 2), max(x + w / 2, y + h / 2)
         if not np.isfinite([x, y, w, h]).all():
             parsed.problems.append(
@@ -203,6 +222,7 @@ def parse_label(label: Path, n_classes: int) -> Label:
             )
         else:
             parsed.clipped += int(low < 0 or high > 1)
+            parsed.polygons += int(polygon)
             parsed.boxes.append((cls, x, y, w, h))
     return parsed
 
@@ -221,9 +241,9 @@ def check(dataset: Dataset) -> dict[str, Any]:
     """Every image readable, every label present and sane; raises DataError listing them."""
     problems: list[str] = []
     counts: dict[str, Any] = {"classes": len(dataset.names)}
-    clipped = 0
+    clipped = polygons = 0
     for split, pairs in dataset.pairs.items():
-        objects = 0
+        objects = background = 0
         for image, label in pairs:
             try:
                 with Image.open(image) as im:
@@ -232,21 +252,31 @@ def check(dataset: Dataset) -> dict[str, Any]:
             # by looking for the pi-heif plugin (offline: not installed, ModuleNotFoundError).
             except (UnidentifiedImageError, OSError, SyntaxError, ImportError):
                 problems.append(f"{image}: unreadable image (Pillow cannot identify or decode it)")
-            if not label.is_file():
-                problems.append(f"{image}: label file {label} is missing")
+            if not label.is_file():  # Ultralytics' rule: no label file, no object
+                background += 1
                 continue
             parsed = parse_label(label, len(dataset.names))
             problems += parsed.problems
             if not parsed.problems:
                 objects += len(parsed.boxes)
+                background += int(not parsed.boxes)
                 clipped += parsed.clipped
+                polygons += parsed.polygons
         images = {lbl.stem for _, lbl in pairs}
         label_dir = label_path(pairs[0][0]).parent
         orphans = sorted(p for p in label_dir.glob("*.txt") if p.stem not in images)
         problems += [f"{p}: label file has no image" for p in orphans]
+        if not objects and not problems:
+            problems.append(
+                f"the {split} split has no labelled object in its {len(pairs)} image(s): "
+                f"expected label files such as {label_path(pairs[0][0])} (the image's path "
+                "with its last 'images' folder replaced by 'labels', and .txt)"
+            )
         counts[f"{split}_images"] = len(pairs)
         counts[f"{split}_objects"] = objects
+        counts[f"{split}_background_images"] = background  # no label file, or an empty one
     counts["boxes_clipped"] = clipped  # within EDGE_TOLERANCE of the border: rounding
+    counts["outlines_as_boxes"] = polygons  # segmentation outlines, trained as their boxes
     if problems:
         shown = "\n  - ".join(problems[:MAX_PROBLEMS])
         more = (
@@ -263,7 +293,8 @@ def stage(dataset: Dataset, workdir: Path) -> Path:
 
     Ultralytics writes a label cache next to the labels; staging keeps that write out of
     the DVC-tracked dataset (it would change its hash) and accepts any layout `read` does.
-    A label with boxes a rounding past the border is written clipped instead of linked.
+    A label with boxes a rounding past the border, or with outlines, is written as clipped
+    boxes instead of linked.
     """
     for split, pairs in dataset.pairs.items():
         for kind in ("images", "labels"):
@@ -272,8 +303,10 @@ def stage(dataset: Dataset, workdir: Path) -> Path:
             stem = f"{i:06d}_{image.stem}"
             os.symlink(image.resolve(), workdir / "images" / split / f"{stem}{image.suffix}")
             target = workdir / "labels" / split / f"{stem}.txt"
+            if not label.is_file():
+                continue  # a background image, as in the dataset
             parsed = parse_label(label, len(dataset.names))
-            if parsed.clipped:
+            if parsed.rewritten:
                 target.write_text(clipped_text(parsed.boxes))
             else:
                 os.symlink(label.resolve(), target)
