@@ -41,6 +41,20 @@ def test_glitches_are_nulled_and_counted_dropouts_counted():
     assert summary.dropout_rows == 1
 
 
+def test_a_sensor_the_farm_does_not_have_gives_empty_features_not_nan():
+    """An all-empty column (no dissolved-oxygen probe): its aggregates are missing values,
+    which model selection leaves out; NaN from 0 / 0 crashed the spline candidates."""
+    rows = [
+        {"batch_id": b, "dissolved_oxygen": None, "water_temp": t}
+        for b in ("B1", "B2")
+        for t in (19.0, 21.0)
+    ]
+    features = summarise_telemetry(telemetry(rows), BATCHES, "t").features
+    assert features["dissolved_oxygen_mean"].null_count() == 2
+    assert features["water_temp_mean"].to_list() == [20.0, 20.0]
+    assert not any(features.select(pl.col(pl.Float64).is_nan().any()).row(0))
+
+
 def test_telemetry_for_unknown_batches_is_refused():
     with pytest.raises(DataError, match="B9"):
         summarise_telemetry(telemetry([{"batch_id": "B9"}]), BATCHES, "t")

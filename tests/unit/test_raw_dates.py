@@ -111,3 +111,15 @@ def test_the_built_in_farm_ends_before_today():
     start = dt.datetime.fromisoformat(p["start_date"])
     longest = p["cycles_per_module"] * (45 + 1) + 21  # cycle + 3 days, turnaround, stagger
     assert start + dt.timedelta(days=longest) < dt.datetime.now()
+
+
+def test_a_farm_without_a_sensor_is_told_how_to_say_so(farm, tmp_path):
+    for f in farm.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    telemetry = pl.read_parquet(farm / "telemetry.parquet")
+    telemetry.drop("dissolved_oxygen").write_parquet(tmp_path / "telemetry.parquet")
+    with pytest.raises(DataError, match=r"'dissolved_oxygen'.*add its column with no values"):
+        rawdata.load(tmp_path)
+    empty = telemetry.with_columns(pl.lit(None, pl.Float64).alias("dissolved_oxygen"))
+    empty.write_parquet(tmp_path / "telemetry.parquet")
+    rawdata.load(tmp_path)  # the advice works

@@ -148,7 +148,7 @@ def _from_sums(sums: pl.DataFrame) -> pl.DataFrame:
             for k in ("temp", "humidity")
         ),
         (pl.col("_dropout") / pl.col("n_readings")).alias("dropout_fraction"),
-    )
+    ).with_columns(pl.col(pl.Float64).fill_nan(None))  # 0 / 0: a sensor with no reading
 
 
 def summarise_telemetry(

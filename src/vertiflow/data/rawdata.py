@@ -211,9 +211,15 @@ def scan_telemetry(path: Path) -> pl.LazyFrame:
         raise DataError(f"{path}: cannot be read as {fmt}: {_first_line(exc)}.") from None
     missing = [c for c in schemas.TELEMETRY.columns if c not in columns]
     if missing:
+        absent_sensor = (
+            " A farm without one of these sensors: add its column with no values (its "
+            "features are then left out)."
+            if set(missing) <= set(schemas.SENSORS)
+            else ""
+        )
         raise DataError(
             f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; "
-            f"expected columns {', '.join(schemas.TELEMETRY.columns)}."
+            f"expected columns {', '.join(schemas.TELEMETRY.columns)}.{absent_sensor}"
         )
     wrong = {
         name: dtype
