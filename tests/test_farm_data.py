@@ -1,7 +1,8 @@
 """The README's bring-your-own-data steps, followed literally, on a farm export of a crop
 the built-in agronomy does not know (arugula, grown by the second world), run `dvc repro`
 to the end with no params edit beyond raw_dir. The export is written as farms write them:
-CSV, numbered batches, UTC dates, and no REJECT grade (rejected batches never recorded)."""
+CSV, numbered batches, UTC dates, no REJECT grade (rejected batches never recorded), and
+no dissolved-oxygen probe (an empty column)."""
 
 from __future__ import annotations
 
@@ -37,9 +38,10 @@ def test_readme_steps_on_a_one_crop_export_of_another_crop(tmp_path):
             pl.col(date).dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
         ).write_csv(farm / f"{name}.csv")
     telemetry = pl.read_parquet(farm / "telemetry.parquet")
-    telemetry.with_columns(pl.col("batch_id").replace_strict(number)).write_parquet(
-        farm / "telemetry.parquet"
-    )
+    telemetry.with_columns(
+        pl.col("batch_id").replace_strict(number),
+        pl.lit(None, pl.Float64).alias("dissolved_oxygen"),  # a farm with no oxygen probe
+    ).write_parquet(farm / "telemetry.parquet")
 
     run(["dvc", "add", "data/farm"], repo)
     run(["git", "add", "data/farm.dvc", "data/.gitignore"], repo)
@@ -60,5 +62,6 @@ def test_readme_steps_on_a_one_crop_export_of_another_crop(tmp_path):
     assert crops["arugula"]["optimum"] is None  # absolute climate features
     validation = json.loads((repo / "metrics" / "validation.json").read_text())
     assert validation["grades_absent_from_training"] == ["REJECT"]
+    assert validation["features_absent"] == ["dissolved_oxygen_mean"]
     classifier = json.loads((repo / "metrics" / "classifier.json").read_text())
     assert 0 < classifier["accuracy"] <= 1 and 0.5 <= classifier["roc_auc_ovr"] <= 1

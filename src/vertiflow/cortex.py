@@ -36,7 +36,7 @@ from scipy.optimize import differential_evolution, minimize
 from scipy.special import ndtri
 
 from vertiflow.data.dataset import crop_table
-from vertiflow.data.features import CropOptimum, builtin_optima, crop_relative
+from vertiflow.data.features import CropOptimum, builtin_optima, derived
 from vertiflow.errors import VertiflowError
 from vertiflow.farm import agronomy, worlds
 from vertiflow.farm.energy import EnergyModel, Tariff, energy_cost_per_m2_day
@@ -184,9 +184,10 @@ def prepared_columns(ctx: CropContext, recipe: np.ndarray, others) -> pd.DataFra
         ph_mean=np.full(n, ctx.ph),  # pH is held at the crop's optimum: cheap to control
         vpd_mean=agronomy.vpd_kpa(temp, humidity),
     )
-    # The *_dev inputs come from prepare's own definition, so the models see what they saw.
+    # The derived inputs (*_dev, cycle totals) come from prepare's own definition, so the
+    # models see what they saw.
     optima = {ctx.name: ctx.optimum} if ctx.optimum else {}
-    return crop_relative(pl.DataFrame(columns), optima).to_pandas()
+    return derived(pl.DataFrame(columns), optima).to_pandas()
 
 
 def surrogate(ctx: CropContext, members: list[tuple[Any, Any]], others, econ: Economics):

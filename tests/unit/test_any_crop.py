@@ -38,6 +38,26 @@ def test_a_crop_the_agronomy_does_not_know_is_prepared(arugula_farm):
     assert 25 <= info["cycle_days"] <= 31
 
 
+def test_a_crop_without_optimum_passes_validate_at_any_physical_ph(arugula_farm, tmp_path):
+    """Its ph_dev is the absolute pH: 7.2 is a pH, not a deviation out of range."""
+    from vertiflow.data import validation
+
+    p = params.load(REPO / "params.yaml")
+    for f in arugula_farm.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    telemetry = pl.read_parquet(arugula_farm / "telemetry.parquet")
+    telemetry.with_columns(water_ph=pl.col("water_ph") + 1.2).write_parquet(
+        tmp_path / "telemetry.parquet"
+    )
+    prepared = dataset.build(rawdata.load(tmp_path), 0.2, {})
+    assert prepared.train["ph_dev"].max() > 7
+    budgets = validation.Budgets(
+        **{k: v for k, v in p["validate"].items() if k in validation.Budgets.__dataclass_fields__}
+    )
+    report = validation.validate(prepared.train, prepared.test, prepared.checks, budgets)
+    assert not any("ph_dev" in problem for problem in report["problems"]), report["problems"]
+
+
 def test_params_optima_are_the_built_in_agronomy():
     p = params.load(REPO / "params.yaml")["prepare"]["crop_optima"]
     assert features.optima_from_params(p) == features.builtin_optima()

@@ -17,7 +17,7 @@ from vertiflow.data.features import (
     CropOptimum,
     TelemetrySummary,
     builtin_optima,
-    crop_relative,
+    derived,
     summarise_telemetry,
 )
 from vertiflow.data.rawdata import RawData
@@ -83,7 +83,7 @@ def build(
         )
         .with_columns(pl.col("cycle_days").cast(pl.Float64))
         .join(summary.features, on="batch_id", how="left")
-        .pipe(crop_relative, optima)
+        .pipe(derived, optima)
         .sort("start_date", "batch_id")
     )
     train, test, purged = time_split(table, test_fraction)

@@ -215,3 +215,18 @@ def crop_relative(
         )
         .drop("_t", "_rh", "_ec", "_ph")
     )
+
+
+def derived(table: pl.DataFrame, optima: Mapping[str, CropOptimum] | None = None) -> pl.DataFrame:
+    """The features computed from other features, for prepare and Cortex alike: climate
+    relative to the crop's optimum, and the cycle's totals.
+
+    Growth accumulates: what a crop weighs at harvest, and how fast it is growing then,
+    follow the light and warmth it received over the whole cycle (the cumulative light
+    integral, mol/m2, and degree-days, C d from 0 C), which daily means give only as a
+    product with the cycle length, a product trees and additive splines learn poorly.
+    """
+    return crop_relative(table, optima).with_columns(
+        (pl.col("dli_mean") * pl.col("cycle_days")).alias("light_integral"),
+        (pl.col("temp_mean") * pl.col("cycle_days")).alias("degree_days"),
+    )

@@ -110,11 +110,17 @@ FEATURE_RANGES = {
     "temp_dev": (-60.0, 60.0),
     "humidity_dev": (-100.0, 100.0),
     "ec_dev": (-5.0, 5.0),
-    "ph_dev": (-7.0, 7.0),
+    "ph_dev": (-10.0, 10.0),  # a crop without optimum: absolute pH (3..10)
     "temp_out_of_band": (0.0, 1.0),
     "humidity_out_of_band": (0.0, 1.0),
     "dropout_fraction": (0.0, 1.0),
+    "light_integral": (0.0, 6000.0),  # mol/m2 per cycle: dli x cycle_days
+    "degree_days": (-1200.0, 7200.0),  # C d: temp x cycle_days
 }
+
+# Features of probes a farm may not have (its telemetry column is empty): absent from
+# every batch they are left out; Cortex sets the others from the recipe, so those stay.
+OPTIONAL_FEATURES = ("vpd_mean", "water_temp_mean", "dissolved_oxygen_mean")
 
 PREPARED = pa.DataFrameSchema(
     {

@@ -13,7 +13,7 @@ from typing import Any
 import pandera.errors
 import polars as pl
 
-from vertiflow.data.schemas import PREPARED, SENSORS
+from vertiflow.data.schemas import OPTIONAL_FEATURES, PREPARED, SENSORS
 from vertiflow.errors import describe_schema_errors
 from vertiflow.farm.agronomy import GRADES
 
@@ -26,12 +26,21 @@ class Budgets:
     min_test_rows: int
 
 
-def _schema_problems(name: str, frame: pl.DataFrame) -> list[str]:
+def absent_features(*frames: pl.DataFrame) -> list[str]:
+    """Optional features with no value in any batch: a probe the farm does not have."""
+    return [
+        c
+        for c in OPTIONAL_FEATURES
+        if all(c in f.columns and f[c].null_count() == f.height for f in frames)
+    ]
+
+
+def _schema_problems(name: str, frame: pl.DataFrame, absent: list[str]) -> list[str]:
     missing = [c for c in PREPARED.columns if c not in frame.columns]
     if missing:
         return [f"{name}: missing column(s) {', '.join(missing)}; re-run prepare."]
     try:
-        PREPARED.validate(frame, lazy=True)
+        (PREPARED.remove_columns(absent) if absent else PREPARED).validate(frame, lazy=True)
     except pandera.errors.SchemaErrors as err:
         return [str(describe_schema_errors(name, err))]
     return []
@@ -39,8 +48,9 @@ def _schema_problems(name: str, frame: pl.DataFrame) -> list[str]:
 
 def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Budgets) -> dict:
     """Return the validation report; `report["problems"]` is empty when the data passes."""
-    problems = _schema_problems("data/prepared/train.parquet", train)
-    problems += _schema_problems("data/prepared/test.parquet", test)
+    absent = absent_features(train, test)
+    problems = _schema_problems("data/prepared/train.parquet", train, absent)
+    problems += _schema_problems("data/prepared/test.parquet", test, absent)
     if checks["batches_without_telemetry"]:
         problems.append(
             f"{checks['batches_without_telemetry']} harvested batch(es) have no telemetry at all, "
@@ -91,6 +101,7 @@ def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Bud
             "glitch_fraction": {s: round(f, 6) for s, f in glitch_fraction.items()},
         },
         "grades_absent_from_training": [g for g in GRADES if g not in seen],  # predicted 0
+        "features_absent": absent,  # no probe on the farm: left out of the models
         "problems": problems,
     }
 
