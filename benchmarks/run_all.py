@@ -19,6 +19,7 @@ SCRIPTS = [
     "monitor_log.py",
     "sweep_parallel.py",
     "faults.py",
+    "second_world.py",
 ]
 
 
@@ -175,6 +176,22 @@ def rows() -> list[tuple[str, str, str, str]]:
             "0, 0",
             par["runs_lost"] == 0 and par["runs_doubled"] == 0 and par["experiments_lost"] == 0,
         )
+    if sw := load("second_world"):
+        targets = {
+            "oracle_r2_of_bayes": (">= 0.985 of Bayes R2", lambda v: v >= 0.985, "{:.3f}"),
+            "classifier_gap_points": ("<= 1.5 points", lambda v: v <= 1.5, "{:.2f}"),
+            "max_regret": ("<= 3 % per crop", lambda v: v <= 0.03, "{:.1%}"),
+        }
+        for farm, fig in sw.get("summary", {}).items():
+            for name, (target, ok, fmt) in targets.items():
+                values = fig[name]["values"]
+                add(
+                    f"second world, {farm} farm: {name.replace('_', ' ')} "
+                    f"(seeds {', '.join(fig['seeds'])})",
+                    ", ".join(fmt.format(v) for v in values),
+                    target,
+                    all(ok(v) for v in values),
+                )
     return out
 
 
