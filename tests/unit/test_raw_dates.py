@@ -123,3 +123,13 @@ def test_a_farm_without_a_sensor_is_told_how_to_say_so(farm, tmp_path):
     empty = telemetry.with_columns(pl.lit(None, pl.Float64).alias("dissolved_oxygen"))
     empty.write_parquet(tmp_path / "telemetry.parquet")
     rawdata.load(tmp_path)  # the advice works
+
+
+def test_grades_are_read_whatever_their_case(farm, tmp_path):
+    raw = _copy_with(farm, tmp_path, "harvests", "quality_grade", [0], "Premium")
+    raw = _copy_with(raw, tmp_path, "harvests", "quality_grade", [1], " standard ")
+    data = rawdata.load(raw)
+    assert data.harvests["quality_grade"].head(2).to_list() == ["PREMIUM", "STANDARD"]
+    bad = _copy_with(raw, tmp_path, "harvests", "quality_grade", [2], "gold")
+    with pytest.raises(DataError, match=r"harvests.csv: column 'quality_grade'.*GOLD"):
+        rawdata.load(bad)

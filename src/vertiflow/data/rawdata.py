@@ -197,6 +197,9 @@ def read_table(path: Path, schema: pa.DataFrameSchema) -> pl.DataFrame:
             f"expected columns {', '.join(schema.columns)}."
         )
     frame = _keys_as_text(frame, schema)
+    if "quality_grade" in schema.columns and frame["quality_grade"].dtype == pl.String:
+        # "Premium", " standard": the grade's name is what counts, not how it is cased
+        frame = frame.with_columns(pl.col("quality_grade").str.strip_chars().str.to_uppercase())
     _check_types(path, frame, schema)
     return _validate(path, _parse_temporal(frame, schema), schema).select(list(schema.columns))
 
