@@ -41,6 +41,38 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+GRPC_OFFSET = 10_000  # SeaweedFS serves each component's gRPC on its HTTP port + 10000
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def weed_ports(host: str, n: int, taken: tuple[int, ...] = ()) -> list[int]:
+    """`n` free ports for SeaweedFS components, next to the ports already `taken`.
+
+    weed refuses a port that is another component's gRPC port (its port + 10000: "reserved
+    for gRPC calculation"), and needs each port + 10000 free too; independent free ports
+    collided so once in CI. Each port here keeps clear of the others' +-10000.
+    """
+    chosen = list(taken)
+    while len(chosen) < len(taken) + n:
+        port = free_port(host)
+        reserved = {q + d for q in chosen for d in (-GRPC_OFFSET, 0, GRPC_OFFSET)}
+        if (
+            port + GRPC_OFFSET <= 65535
+            and port not in reserved
+            and _bindable(host, port + GRPC_OFFSET)
+        ):
+            chosen.append(port)
+    return chosen[len(taken) :]
+
+
 def _credentials(data_dir: Path) -> tuple[str, str]:
     """From the environment if set, else generated once and kept in the (ignored) data dir."""
     if os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
@@ -69,8 +101,8 @@ class Stack:
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.s3_port = self.s3_port or free_port(self.host)
-        self.mlflow_port = self.mlflow_port or free_port(self.host)
+        self.s3_port = self.s3_port or weed_ports(self.host, 1)[0]
+        self.mlflow_port = self.mlflow_port or weed_ports(self.host, 1, (self.s3_port,))[0]
         if not (self.access_key and self.secret_key):
             self.access_key, self.secret_key = _credentials(self.data_dir)
         self.backend_store_uri = (
@@ -156,7 +188,9 @@ class Stack:
         )
         identities.chmod(0o600)
         (self.data_dir / "s3").mkdir(exist_ok=True)
-        ports = {name: free_port(self.host) for name in ("master", "volume", "filer", "admin")}
+        names = ("master", "volume", "filer", "admin")
+        taken = (self.s3_port, self.mlflow_port)
+        ports = dict(zip(names, weed_ports(self.host, len(names), taken), strict=True))
         self._spawn(
             "s3",
             [
