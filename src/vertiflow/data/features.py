@@ -225,6 +225,7 @@ def derived(table: pl.DataFrame, optima: Mapping[str, CropOptimum] | None = None
     follow the light and warmth it received over the whole cycle (the cumulative light
     integral, mol/m2, and degree-days, C d from 0 C), which daily means give only as a
     product with the cycle length, a product trees and additive splines learn poorly.
+    The totals are on no default feature list: the README gives the measurements why.
     """
     return crop_relative(table, optima).with_columns(
         (pl.col("dli_mean") * pl.col("cycle_days")).alias("light_integral"),

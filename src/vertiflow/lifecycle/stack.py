@@ -102,6 +102,7 @@ class Stack:
         self.data_dir = Path(self.data_dir).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.s3_port = self.s3_port or weed_ports(self.host, 1)[0]
+        # mlflow's port, too, keeps clear of weed's gRPC ports (they are picked around it)
         self.mlflow_port = self.mlflow_port or weed_ports(self.host, 1, (self.s3_port,))[0]
         if not (self.access_key and self.secret_key):
             self.access_key, self.secret_key = _credentials(self.data_dir)

@@ -33,6 +33,11 @@ def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, f
     }
 
 
+def _rankable(actual: np.ndarray, grade: str) -> bool:
+    """A grade the split holds, and not alone: one-vs-rest ROC needs both sides."""
+    return 0 < (actual == grade).sum() < len(actual)
+
+
 def classification_metrics(actual: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     """`proba` columns in GRADES order."""
     predicted = np.asarray(GRADES)[proba.argmax(axis=1)]
@@ -45,7 +50,7 @@ def classification_metrics(actual: np.ndarray, proba: np.ndarray) -> dict[str, f
                 [
                     roc_auc_score(actual == grade, proba[:, i])
                     for i, grade in enumerate(GRADES)
-                    if 0 < (actual == grade).sum() < len(actual)
+                    if _rankable(actual, grade)
                 ]
                 or [np.nan]  # a test split of one grade ranks nothing
             )
@@ -119,7 +124,7 @@ def roc_tables(test: pl.DataFrame, proba: np.ndarray) -> dict[str, pd.DataFrame]
     actual = test["quality_grade"].to_numpy()
     curves = {}
     for i, grade in enumerate(GRADES):
-        if not 0 < (actual == grade).sum() < len(actual):
+        if not _rankable(actual, grade):
             curves[grade] = pd.DataFrame({"fpr": [], "tpr": []})
             continue
         fpr, tpr, _ = roc_curve(actual == grade, proba[:, i])

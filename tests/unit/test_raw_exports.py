@@ -1,4 +1,5 @@
-"""Dates in a farm's raw tables: text that is no date, and harvests dated in the future."""
+"""A farm's raw tables as exports write them: dates (text that is no date, UTC offsets,
+harvests in the future), numbered ids, grades in any case, a sensor the farm lacks."""
 
 from __future__ import annotations
 
