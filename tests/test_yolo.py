@@ -102,17 +102,17 @@ def _zero_size_box(d: Path) -> str:
     return f"{victim}, line 1: box width and height must be positive"
 
 
-def _orphan_label(d: Path) -> str:
-    orphan = d / "labels" / "train" / "ghost.txt"
-    orphan.write_text("0 0.5 0.5 0.1 0.1\n")
-    return f"{orphan}: label file has no image"
-
-
 def _no_names(d: Path) -> str:
     data = yaml.safe_load((d / "data.yaml").read_text())
     del data["names"]
     (d / "data.yaml").write_text(yaml.safe_dump(data))
     return f"{d / 'data.yaml'}: 'names' must be a list"
+
+
+def _nc_disagrees_with_names(d: Path) -> str:
+    data = yaml.safe_load((d / "data.yaml").read_text())
+    (d / "data.yaml").write_text(yaml.safe_dump({**data, "nc": 3}))
+    return f"{d / 'data.yaml'}: 'nc' is 3 but 'names' lists 10 classes"
 
 
 def _missing_split_folder(d: Path) -> str:
@@ -134,8 +134,8 @@ DEFECTS: list[Callable[[Path], str]] = [
     _wrong_field_count,
     _text_in_numbers,
     _zero_size_box,
-    _orphan_label,
     _no_names,
+    _nc_disagrees_with_names,
     _missing_split_folder,
     _no_data_yaml,
 ]
@@ -187,6 +187,36 @@ def test_exports_as_ultralytics_reads_them_background_images_and_outlines(tmp_pa
     assert labels[0].stem not in by_image and by_image[labels[1].stem].read_text() == ""
     cls, *box = by_image[labels[2].stem].read_text().split()
     assert cls == "3" and [float(v) for v in box] == pytest.approx([0.3, 0.45, 0.2, 0.3])
+
+
+def test_labels_without_image_float_class_ids_and_nc_only_are_read_as_ultralytics_does(
+    tmp_path,
+):
+    """Exports keep labels of images removed by hand, some write classes as `2.0`, and a
+    data.yaml may give only `nc`."""
+    write_dataset(tmp_path / "d", TINY)
+    (tmp_path / "d" / "labels" / "val" / "removed_by_hand.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    victim = sorted((tmp_path / "d" / "labels" / "train").glob("*.txt"))[0]
+    victim.write_text("2.0 0.5 0.5 0.2 0.2\n")
+    data = yaml.safe_load((tmp_path / "d" / "data.yaml").read_text())
+    del data["names"]  # Ultralytics names the classes itself when only `nc` is given
+    (tmp_path / "d" / "data.yaml").write_text(yaml.safe_dump({**data, "nc": len(CLASSES)}))
+    dataset = yolo_data.read(tmp_path / "d")
+    assert dataset.names[:2] == ["class_0", "class_1"]
+    counts = yolo_data.check(dataset)
+    assert counts["val_labels_without_image"] == 1 and counts["train_labels_without_image"] == 0
+    assert yolo_data.parse_label(victim, len(CLASSES)).boxes == [(2, 0.5, 0.5, 0.2, 0.2)]
+    victim.write_text("2.5 0.5 0.5 0.2 0.2\n")
+    with pytest.raises(DataError, match=f"{victim}, line 1: expected an integer class"):
+        yolo_data.check(dataset)
+
+
+def test_an_empty_split_is_named_even_when_another_split_has_problems(tmp_path):
+    write_dataset(tmp_path, TINY)
+    expected = [_box_outside(tmp_path), _no_label_files(tmp_path)]
+    with pytest.raises(DataError) as err:
+        yolo_data.check(yolo_data.read(tmp_path))
+    assert all(e in str(err.value) for e in expected)
 
 
 def test_staging_keeps_the_dataset_untouched(tmp_path):

@@ -80,15 +80,20 @@ def label_path(image: Path) -> Path:
 
 
 def _names(data: dict[str, Any], source: Path) -> list[str]:
-    names = data.get("names")
+    """Class names; with only `nc`, Ultralytics' own `class_0`, `class_1`, ..."""
+    names, nc = data.get("names"), data.get("nc")
+    if names is None and isinstance(nc, int) and not isinstance(nc, bool) and nc > 0:
+        return [f"class_{i}" for i in range(nc)]
     if isinstance(names, dict) and sorted(names) == list(range(len(names))):
-        return [str(names[i]) for i in range(len(names))]
-    if isinstance(names, list) and names:
-        return [str(n) for n in names]
-    raise DataError(
-        f"{source}: 'names' must be a list of class names or a mapping 0..N-1 -> name; "
-        f"found {names!r}."
-    )
+        names = [names[i] for i in range(len(names))]
+    if not (isinstance(names, list) and names):
+        raise DataError(
+            f"{source}: 'names' must be a list of class names or a mapping 0..N-1 -> name; "
+            f"found {names!r}."
+        )
+    if nc is not None and nc != len(names):
+        raise DataError(f"{source}: 'nc' is {nc!r} but 'names' lists {len(names)} classes.")
+    return [str(n) for n in names]
 
 
 def _inside(folder: Path, dataset_dir: Path, source: Path, what: str) -> Path:
@@ -190,8 +195,12 @@ def parse_label(label: Path, n_classes: int) -> Label:
             )
             continue
         try:
-            cls, numbers = int(fields[0]), np.array([float(f) for f in fields[1:]])
-        except ValueError:
+            # Ultralytics reads the class as a float too: some exporters write `0.0`
+            number, numbers = float(fields[0]), np.array([float(f) for f in fields[1:]])
+            cls = int(number)
+            if cls != number:
+                raise ValueError
+        except (ValueError, OverflowError):
             parsed.problems.append(
                 f"{where}: expected an integer class and {len(fields) - 1} numbers, found {line!r}"
             )
@@ -244,6 +253,7 @@ def check(dataset: Dataset) -> dict[str, Any]:
     clipped = polygons = 0
     for split, pairs in dataset.pairs.items():
         objects = background = 0
+        before = len(problems)
         for image, label in pairs:
             try:
                 with Image.open(image) as im:
@@ -262,11 +272,12 @@ def check(dataset: Dataset) -> dict[str, Any]:
                 background += int(not parsed.boxes)
                 clipped += parsed.clipped
                 polygons += parsed.polygons
-        images = {lbl.stem for _, lbl in pairs}
-        label_dir = label_path(pairs[0][0]).parent
-        orphans = sorted(p for p in label_dir.glob("*.txt") if p.stem not in images)
-        problems += [f"{p}: label file has no image" for p in orphans]
-        if not objects and not problems:
+        # A label file with no image is ignored, as Ultralytics ignores it (an export often
+        # keeps the labels of images removed by hand); counted, so a wrong suffix shows.
+        labels = {lbl for _, lbl in pairs}
+        label_dirs = {lbl.parent for lbl in labels}
+        orphans = [p for d in label_dirs for p in d.glob("*.txt") if p not in labels]
+        if not objects and len(problems) == before:  # this split's labels parsed, yet empty
             problems.append(
                 f"the {split} split has no labelled object in its {len(pairs)} image(s): "
                 f"expected label files such as {label_path(pairs[0][0])} (the image's path "
@@ -275,6 +286,7 @@ def check(dataset: Dataset) -> dict[str, Any]:
         counts[f"{split}_images"] = len(pairs)
         counts[f"{split}_objects"] = objects
         counts[f"{split}_background_images"] = background  # no label file, or an empty one
+        counts[f"{split}_labels_without_image"] = len(orphans)
     counts["boxes_clipped"] = clipped  # within EDGE_TOLERANCE of the border: rounding
     counts["outlines_as_boxes"] = polygons  # segmentation outlines, trained as their boxes
     if problems:
