@@ -134,3 +134,33 @@ def test_grades_are_read_whatever_their_case(farm, tmp_path):
     bad = _copy_with(raw, tmp_path, "harvests", "quality_grade", [2], "gold")
     with pytest.raises(DataError, match=r"harvests.csv: column 'quality_grade'.*GOLD"):
         rawdata.load(bad)
+
+
+def test_spreadsheet_exports_of_comma_decimal_locales_read_as_the_same_data(farm, tmp_path):
+    """Excel in French or German saves `;`-separated CSV with `1,5` for 1.5, often with a
+    BOM; headers may be cased and padded. The same farm must come out cell for cell."""
+    reference = rawdata.load(farm)
+    for name in ("batches", "harvests"):
+        frame = pl.read_csv(farm / f"{name}.csv")
+        frame = frame.with_columns(pl.col(pl.Float64).cast(pl.String).str.replace(r"\.", ","))
+        frame = frame.rename({c: f" {c.title()}" for c in frame.columns})
+        frame.write_csv(tmp_path / f"{name}.csv", separator=";")
+        text = (tmp_path / f"{name}.csv").read_bytes()
+        (tmp_path / f"{name}.csv").write_bytes(b"\xef\xbb\xbf" + text.replace(b"\n", b"\r\n"))
+    (tmp_path / "telemetry.parquet").write_bytes((farm / "telemetry.parquet").read_bytes())
+    raw = rawdata.load(tmp_path)
+    assert raw.batches.equals(reference.batches) and raw.harvests.equals(reference.harvests)
+
+
+@pytest.mark.parametrize(
+    ("sample", "expected"),
+    [
+        ("a,b\n1.5,2\n", (",", False)),
+        ("a;b\n1.5;2\n", (";", False)),
+        ("a;b\nx;1,5\n", (";", True)),
+        ("a\tb\n-0,25\t2\n", ("\t", True)),
+        ("a;b\n2024-01-01 10:00;3\n", (";", False)),
+    ],
+)
+def test_csv_dialect_from_the_header_and_the_numbers(sample, expected):
+    assert rawdata.csv_dialect(sample) == expected

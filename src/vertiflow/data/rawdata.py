@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,11 +68,46 @@ def _check_not_empty(path: Path) -> None:
         raise DataError(f"{path}: the file is empty (0 bytes); expected {kind}.")
 
 
+def csv_dialect(sample: str) -> tuple[str, bool]:
+    """(separator, decimal comma) of a CSV from its first lines.
+
+    Spreadsheets in comma-decimal locales (French, German, ...) save `;`-separated files
+    with `1,5` for 1.5; some tools save tabs. The header decides the separator (column
+    names hold none of them); a number with a comma decides the decimal mark.
+    """
+    lines = sample.splitlines()
+    header = lines[0] if lines else ""
+    separator = max((",", ";", "\t"), key=header.count)
+    if separator == "," or not header.count(separator):
+        return ",", False
+    number = re.compile(rf"(^|{separator})\s*-?\d+,\d+\s*({separator}|$)")
+    return separator, any(number.search(line) for line in lines[1:])
+
+
+def _normalise_header(lazy: pl.LazyFrame) -> pl.LazyFrame:
+    """`Batch_ID`, ` crop `: a header's case and padding are not part of its name."""
+    names = lazy.collect_schema().names()
+    wanted = {n: n.strip().lower() for n in names}
+    if len(set(wanted.values())) < len(names) or all(k == v for k, v in wanted.items()):
+        return lazy  # leave clashes to the duplicate-header check
+    return lazy.rename(wanted)
+
+
 def _scan(path: Path) -> pl.LazyFrame:
     _check_not_empty(path)
     if path.suffix == ".csv":
-        return pl.scan_csv(path, try_parse_dates=True, infer_schema_length=10_000)
-    return pl.scan_parquet(path)
+        with path.open(encoding="utf-8", errors="replace") as f:
+            separator, decimal_comma = csv_dialect(f.read(65_536))
+        lazy = pl.scan_csv(
+            path,
+            separator=separator,
+            decimal_comma=decimal_comma,
+            try_parse_dates=True,
+            infer_schema_length=10_000,
+        )
+    else:
+        lazy = pl.scan_parquet(path)
+    return _normalise_header(lazy)
 
 
 def _validate(path: Path, frame: pl.DataFrame | pl.LazyFrame, schema: pa.DataFrameSchema):
