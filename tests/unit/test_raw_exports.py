@@ -164,3 +164,23 @@ def test_spreadsheet_exports_of_comma_decimal_locales_read_as_the_same_data(farm
 )
 def test_csv_dialect_from_the_header_and_the_numbers(sample, expected):
     assert rawdata.csv_dialect(sample) == expected
+
+
+def test_na_cells_are_missing_readings_and_other_text_is_named(farm, tmp_path):
+    """`NA`, `N/A`, `null` mean no reading (pandas reads them so); a `-` is named by row."""
+    for f in farm.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    telemetry = pl.read_parquet(farm / "telemetry.parquet")
+    cells = [None if v is None else str(v) for v in telemetry["water_ph"]]
+    cells[0], cells[5], cells[9] = "NA", "N/A", "null"
+    marked = telemetry.with_columns(pl.Series("water_ph", cells))
+    (tmp_path / "telemetry.parquet").unlink()
+    marked.write_csv(tmp_path / "telemetry.csv")
+    read = rawdata.load(tmp_path).telemetry.collect()
+    missing = rawdata.load(farm).telemetry.collect()["water_ph"].is_null()
+    expected = missing | pl.int_range(len(cells), eager=True).is_in([0, 5, 9])
+    assert read["water_ph"].is_null().equals(expected)
+    cells[7] = "-"
+    marked.with_columns(pl.Series("water_ph", cells)).write_csv(tmp_path / "telemetry.csv")
+    with pytest.raises(DataError, match=r"'water_ph' holds text: '-' \(data row 8\)"):
+        rawdata.load(tmp_path)

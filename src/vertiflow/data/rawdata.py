@@ -31,6 +31,10 @@ ISO_FORMATS = (
     "%Y-%m-%d",
 )
 OFFSET_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z")  # ...Z, ...+02:00
+# Cells that mean "no value" in exports: pandas' default `na_values`, so that a CSV reads
+# here as it reads in pandas (`NA` in a sensor column is a dropout, not text).
+NULL_TEXT = ["#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND"]
+NULL_TEXT += ["1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
 FUTURE_TOLERANCE = dt.timedelta(days=1)  # time zones: an export's "today" may be our tomorrow
 
 
@@ -102,6 +106,7 @@ def _scan(path: Path) -> pl.LazyFrame:
             path,
             separator=separator,
             decimal_comma=decimal_comma,
+            null_values=NULL_TEXT,
             try_parse_dates=True,
             infer_schema_length=10_000,
         )
@@ -266,8 +271,7 @@ def scan_telemetry(path: Path) -> pl.LazyFrame:
         if name in schemas.SENSOR_UNITS and not dtype.is_numeric() and dtype != pl.Null
     }
     if wrong:
-        detail = ", ".join(f"'{n}' is {t}" for n, t in wrong.items())
-        raise DataError(f"{path}: sensor columns must be numeric; {detail}.")
+        raise DataError(f"{path}: sensor columns must be numeric; {_not_numbers(lazy, wrong)}.")
     if not columns["timestamp"].is_temporal():
         raise DataError(
             f"{path}: column 'timestamp' is {columns['timestamp']}, expected ISO 8601 date-times "
@@ -278,6 +282,26 @@ def scan_telemetry(path: Path) -> pl.LazyFrame:
         pl.col("timestamp").cast(pl.Datetime("us")),
         *(pl.col(s).cast(pl.Float64).fill_nan(None) for s in schemas.SENSORS),  # NaN = no reading
     )
+
+
+def _not_numbers(lazy: pl.LazyFrame, columns: dict[str, pl.DataType]) -> str:
+    """Which cells of text columns are no number (a scan, on the error path only)."""
+    parts = []
+    for name, dtype in columns.items():
+        if dtype != pl.String:
+            parts.append(f"'{name}' is {dtype}")
+            continue
+        text = pl.col(name).str.strip_chars()
+        bad = (
+            lazy.select(name)
+            .with_row_index("row", offset=1)
+            .filter(text.cast(pl.Float64, strict=False).is_null() & text.is_not_null())
+            .head(3)
+            .collect()
+        )
+        found = ", ".join(f"{v!r} (data row {r})" for r, v in bad.iter_rows())
+        parts.append(f"'{name}' holds text: {found}; leave a cell empty for no reading")
+    return "; ".join(parts)
 
 
 def load(raw_dir: Path) -> RawData:
