@@ -35,13 +35,13 @@ def main(
         write_json(out / "recipes.json", results["recipes"])
         write_json(metrics / "cortex.json", results["metrics"])
         for crop, trace in results["traces"].items():
-            write_csv(metrics / "cortex_plots" / f"trace_{crop}.csv", cortex.trace_table(trace))
-            tracking.log_series(f"{crop}_best_margin", trace)
+            name = params.key_part(crop)  # a crop name is the farm's: spaces, brackets, ...
+            write_csv(metrics / "cortex_plots" / f"trace_{name}.csv", cortex.trace_table(trace))
+            tracking.log_series(f"{name}_best_margin", trace)
         inputs = {k: tracking.dataset(prepared / f"{t}.parquet") for k, t in DATA.items()}
         tracking.log_model_run(out, "cortex-recipes", results["metrics"], inputs)
-        mlflow.set_tags(
-            {f"{c}.convergence": v["message"] for c, v in results["convergence"].items()}
-        )
+        convergence = results["convergence"].items()
+        mlflow.set_tags({f"{params.key_part(c)}.convergence": v["message"] for c, v in convergence})
 
 
 app = stage(main, skip_imports=("torch",))  # scikit-learn only

@@ -39,6 +39,9 @@ def test_dvc_experiment_env_becomes_tags(monkeypatch):
 
 def test_flatten_gives_dotted_names():
     assert params.flatten({"a": {"b": 1, "c": {"d": [1, 2]}}}) == {"a.b": 1, "a.c.d": [1, 2]}
+    # a crop added to the prices under the farm's name: MLflow refuses brackets in keys
+    prices = {"prices": {"Roquette (Eruca)": 1, "pak choi/bok choy": 2}}
+    assert params.flatten(prices) == {"prices.Roquette _Eruca_": 1, "prices.pak choi_bok choy": 2}
 
 
 def _table(n: int = 300) -> pl.DataFrame:

@@ -8,6 +8,7 @@ what was found, before any output is touched.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -309,11 +310,17 @@ def section(params: dict[str, Any], name: str) -> dict[str, Any]:
         raise VertiflowError(f"params.yaml: section '{name}' is missing.") from None
 
 
+def key_part(name: Any) -> str:
+    """A name from the data or params (a crop: `Roquette (Eruca sativa)`) as part of an
+    MLflow key or a file name: characters MLflow refuses, and `/` and `:`, become `_`."""
+    return re.sub(r"[^\w.\- ]", "_", str(name))
+
+
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """{'a': {'b': 1}} -> {'a.b': 1}: the dotted names `dvc exp run -S` and MLflow use."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
-        name = f"{prefix}{key}"
+        name = f"{prefix}{key_part(key)}"
         if isinstance(value, dict):
             flat.update(flatten(value, f"{name}."))
         else:

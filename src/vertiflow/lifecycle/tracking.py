@@ -38,7 +38,7 @@ from mlflow.entities import LoggedModelStatus, Metric, Param
 from ruamel.yaml import YAML, YAMLError
 
 from vertiflow.errors import VertiflowError
-from vertiflow.params import flatten, read_yaml
+from vertiflow.params import flatten, key_part, read_yaml
 from vertiflow.runtime import checkout_root
 
 EXPERIMENT = "vertiflow-models"
@@ -307,7 +307,7 @@ def headline_metrics(metrics: Path = Path("metrics")) -> dict[str, float]:
     for crop, values in reports.get("cortex", {}).items():
         if isinstance(values, dict):
             for key in CORTEX_PER_CROP:
-                number(f"cortex_{crop}_{key}", values.get(key))
+                number(f"cortex_{key_part(crop)}_{key}", values.get(key))
     for name, row in reports.get("quality", {}).items():
         if isinstance(row, dict):
             number(f"{name}_gap", row.get("gap"))
