@@ -33,6 +33,9 @@ def main(
         results = cortex.recommend_all(section, train, oracle, classifier, crops, world)
 
         write_json(out / "recipes.json", results["recipes"])
+        write_json(out / "skipped.json", results["skipped"])  # crops given no recipe, and why
+        for crop, why in results["skipped"].items():
+            typer.echo(f"optimise_cortex: no recipe for crop '{crop}': {why}.", err=True)
         write_json(metrics / "cortex.json", results["metrics"])
         for crop, trace in results["traces"].items():
             name = params.key_part(crop)  # a crop name is the farm's: spaces, brackets, ...
@@ -42,6 +45,7 @@ def main(
         tracking.log_model_run(out, "cortex-recipes", results["metrics"], inputs)
         convergence = results["convergence"].items()
         mlflow.set_tags({f"{params.key_part(c)}.convergence": v["message"] for c, v in convergence})
+        mlflow.set_tag("skipped_crops", ", ".join(results["skipped"]) or "none")
 
 
 app = stage(main, skip_imports=("torch",))  # scikit-learn only

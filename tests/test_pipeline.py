@@ -267,6 +267,10 @@ def test_cortex_cli_answers_without_rerunning_the_pipeline(small_copy):
     assert (small_copy / "dvc.lock").read_text() == lock
     bad = run(["vertiflow", "cortex", "--crop", "kale"], small_copy, check=False)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr and "kale" in bad.stderr
+    unnamed = run(["vertiflow", "cortex"], small_copy, check=False)  # two crops: which?
+    assert unnamed.returncode == 1 and "basil, lettuce" in unnamed.stderr
+    table = run(["vertiflow", "cortex", "--crop", "basil"], small_copy)  # the README's form
+    assert "margin_interval" in table.stdout and "Traceback" not in table.stderr
 
 
 def test_dvc_metrics_hold_numbers_only(default_repo):

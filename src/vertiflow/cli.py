@@ -24,7 +24,7 @@ def main() -> None:
 @app.command()
 @exit_cleanly
 def cortex(
-    crop: str = typer.Option("basil", help="Crop to plan."),
+    crop: str | None = typer.Option(None, help="Crop to plan (default: the data's only crop)."),
     peak_price: float | None = typer.Option(None, help="MAD/kWh, peak hours (default: params)."),
     offpeak_price: float | None = typer.Option(None, help="MAD/kWh, off-peak (default: params)."),
     premium_price: float | None = typer.Option(None, help="MAD/kg for PREMIUM (default: params)."),
@@ -39,28 +39,36 @@ def cortex(
 
     from vertiflow import cortex as cx
     from vertiflow import params
+    from vertiflow.errors import VertiflowError
 
     section = params.section(params.load(params_file), "optimise_cortex")
-    if crop not in section["prices_mad_per_kg"] or crop not in section["plants_per_m2"]:
-        from vertiflow.errors import VertiflowError
-
+    train = pl.read_parquet(prepared / "train.parquet")
+    # the crops as prepare saw them (cycle length, optimum from params), as the stage uses
+    contexts = cx.crop_contexts(train, json.loads((prepared / "crops.json").read_text()))
+    if crop is None and len(contexts) == 1:
+        crop = next(iter(contexts))
+    if crop not in contexts:
         raise VertiflowError(
-            f"params.yaml: optimise_cortex has no prices or plant density for crop '{crop}'; "
-            f"known: {', '.join(section['prices_mad_per_kg'])}."
+            f"--crop {crop}: the training data has no batches of it; its crops are "
+            f"{', '.join(sorted(contexts))}."
+            if crop
+            else f"--crop: name one of the data's crops: {', '.join(sorted(contexts))}."
         )
     if peak_price is not None:
         section["energy"]["peak_price"] = peak_price
     if offpeak_price is not None:
         section["energy"]["offpeak_price"] = offpeak_price
-    if premium_price is not None:
-        section["prices_mad_per_kg"][crop]["PREMIUM"] = premium_price
+    if premium_price is not None:  # a crop priced by `default` gets its own entry
+        prices = section["prices_mad_per_kg"]
+        prices[crop] = {**prices.get(crop, prices.get(cx.DEFAULT, {})), "PREMIUM": premium_price}
     recipe, _, _ = cx.recommend(
         crop,
         section,
-        pl.read_parquet(prepared / "train.parquet"),
+        train,
         mlflow.sklearn.load_model(str(models / "oracle")),
         mlflow.sklearn.load_model(str(models / "classifier")),
         cx.Economics.from_params(section),
+        contexts[crop],
     )
     if as_json:
         typer.echo(json.dumps(recipe, indent=2))
@@ -71,7 +79,10 @@ def cortex(
     for key in [*cx.RECIPE, "ph", "dli"]:
         table.add_row(key, f"{recipe[key]:g}")
     for key, value in recipe["predicted"].items():
-        table.add_row(key, f"{value:.3f}")
+        shown = (
+            " .. ".join(f"{v:.3f}" for v in value) if isinstance(value, list) else f"{value:.3f}"
+        )
+        table.add_row(key, shown)
     table.add_row("on search bound", ", ".join(recipe["on_bound"]) or "none")
     Console().print(table)
 

@@ -567,16 +567,10 @@ def recommend_all(
     with_truth = world is not None
     econ = Economics.from_params(section)
     contexts = crop_contexts(train, crops)
-    names = sorted(contexts) if section["crops"] == "all" else list(section["crops"])
+    names, skipped = crops_to_optimise(section, train, sorted(contexts))
     members = ensemble(oracle, classifier, train, section["trust"]["ensemble"], section["seed"])
     recipes, metrics, traces, convergence = {}, {}, {}, {}
     for crop in names:
-        if crop not in contexts:
-            raise VertiflowError(
-                f"optimise_cortex: no training batches of crop '{crop}' (params: "
-                f"optimise_cortex.crops; the data has {', '.join(sorted(contexts))}). Use "
-                "crops: all to optimise every crop in the data."
-            )
         ctx = contexts[crop]
         recipe, opt, box = recommend(crop, section, train, oracle, classifier, econ, ctx, members)
         recipes[crop], traces[crop] = recipe, opt.trace
@@ -623,4 +617,51 @@ def recommend_all(
         metrics[crop] = m
     if with_truth:
         metrics["max_regret"] = max(metrics[c]["regret"] for c in names)
-    return {"recipes": recipes, "metrics": metrics, "traces": traces, "convergence": convergence}
+    return {
+        "recipes": recipes,
+        "metrics": metrics,
+        "traces": traces,
+        "convergence": convergence,
+        "skipped": skipped,
+    }
+
+
+def crops_to_optimise(
+    section: dict[str, Any], train: pl.DataFrame, in_data: list[str]
+) -> tuple[list[str], dict[str, str]]:
+    """The crops to optimise, and why any in the data is left out.
+
+    A crop grown a handful of times (a trial) gets no recipe with `crops: all`: the models
+    would answer for it with what they learnt from the other crops. Named in a list, it
+    is an error instead, which says how to optimise it anyway.
+    """
+    least = section["min_training_batches"]
+    counts = dict(train.group_by("crop").len().iter_rows())
+    if section["crops"] != "all":
+        for crop in section["crops"]:
+            if crop not in counts:
+                raise VertiflowError(
+                    f"optimise_cortex: no training batches of crop '{crop}' (params: "
+                    f"optimise_cortex.crops; the data has {', '.join(in_data)}). Use "
+                    "crops: all to optimise every crop in the data."
+                )
+            if counts[crop] < least:
+                raise VertiflowError(
+                    f"optimise_cortex: crop '{crop}' has {counts[crop]} training batches, fewer "
+                    f"than optimise_cortex.min_training_batches ({least}): its recipe would be "
+                    "the models' guess, not the farm's evidence. Lower the minimum to "
+                    "optimise it anyway."
+                )
+        return list(section["crops"]), {}
+    skipped = {
+        crop: f"{counts[crop]} training batches; optimise_cortex.min_training_batches is {least}"
+        for crop in in_data
+        if counts[crop] < least
+    }
+    names = [c for c in in_data if c not in skipped]
+    if not names:
+        raise VertiflowError(
+            f"optimise_cortex: no crop has optimise_cortex.min_training_batches ({least}) "
+            f"training batches ({', '.join(f'{c}: {counts[c]}' for c in in_data)})."
+        )
+    return names, skipped

@@ -163,6 +163,7 @@ class Trust(Section):
 class OptimiseCortex(Section):
     seed: int
     crops: Literal["all"] | list[str]  # all: every crop in the training data
+    min_training_batches: Count  # fewer: no recipe for the crop (all) or an error (a list)
     bounds: dict[Literal["air_temp", "humidity", "co2", "ppfd", "photoperiod", "ec"], Range]
     dli_bounds: Range
     training_quantiles: Range

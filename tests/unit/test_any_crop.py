@@ -77,3 +77,27 @@ def test_optimum_from_params_sets_the_reference_of_dev_features():
     out = features.crop_relative(table, {"kale": kale})
     assert out["temp_dev"].to_list() == [2.0, 4.0]
     assert out["ec_dev"].to_list() == pytest.approx([-0.3, 0.2])
+
+
+def test_a_crop_grown_a_handful_of_times_gets_no_recipe_unless_named():
+    """A trial crop (5 batches among 300 of spinach) got spinach's recipe: the models'
+    guess from the other crop. With `crops: all` it is left out and says why; named in a
+    list it is an error that says how to optimise it anyway."""
+    from vertiflow import cortex
+    from vertiflow.errors import VertiflowError
+
+    section = params.load(REPO / "params.yaml")["optimise_cortex"]
+    train = pl.DataFrame({"crop": ["spinach"] * 300 + ["kale"] * 5})
+    names, skipped = cortex.crops_to_optimise(section, train, ["kale", "spinach"])
+    assert names == ["spinach"] and "5 training batches" in skipped["kale"]
+    with pytest.raises(VertiflowError, match=r"'kale' has 5 training batches.*Lower the minimum"):
+        cortex.crops_to_optimise({**section, "crops": ["kale"]}, train, ["kale", "spinach"])
+    everything = {**section, "min_training_batches": 5}
+    assert cortex.crops_to_optimise(everything, train, ["kale", "spinach"]) == (
+        ["kale", "spinach"],
+        {},
+    )
+    with pytest.raises(VertiflowError, match=r"no crop has .*kale: 5, spinach: 300"):
+        cortex.crops_to_optimise(
+            {**section, "min_training_batches": 400}, train, ["kale", "spinach"]
+        )
