@@ -91,8 +91,8 @@ def truncated_parquet(farm: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
-def semicolon_delimiter(farm: Path) -> None:
-    _as_csv(farm, "harvests").write_csv(farm / "harvests.csv", separator=";")
+def pipe_delimiter(farm: Path) -> None:  # `;` and tabs are read (spreadsheet locales)
+    _as_csv(farm, "harvests").write_csv(farm / "harvests.csv", separator="|")
 
 
 def headers_only(farm: Path) -> None:
@@ -182,7 +182,7 @@ CASES: list[tuple[Callable[[Path], None], str, list[str]]] = [
     ),
     (latin1_encoding, "prepare", ["data/farm/batches.csv"]),
     (truncated_parquet, "prepare", ["data/farm/harvests.parquet", "cannot be read as Parquet"]),
-    (semicolon_delimiter, "prepare", ["data/farm/harvests.csv", "missing column"]),
+    (pipe_delimiter, "prepare", ["data/farm/harvests.csv", "missing column"]),
     (headers_only, "prepare", ["data/farm/harvests.csv", "no rows"]),
     (duplicated_column, "prepare", ["data/farm/harvests.csv", "fresh_weight_g", "more than once"]),
     (mixed_types, "prepare", ["data/farm/batches.csv", "cycle_days", "thirty"]),
