@@ -184,3 +184,14 @@ def test_na_cells_are_missing_readings_and_other_text_is_named(farm, tmp_path):
     marked.with_columns(pl.Series("water_ph", cells)).write_csv(tmp_path / "telemetry.csv")
     with pytest.raises(DataError, match=r"'water_ph' holds text: '-' \(data row 8\)"):
         rawdata.load(tmp_path)
+
+
+def test_sensor_numbers_padded_with_spaces_are_numbers(farm, tmp_path):
+    for f in farm.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    telemetry = pl.read_parquet(farm / "telemetry.parquet")
+    (tmp_path / "telemetry.parquet").unlink()
+    padded = telemetry.with_columns(pl.format("  {} ", pl.col("water_ph")).alias("water_ph"))
+    padded.write_csv(tmp_path / "telemetry.csv")  # fixed-width exports pad their fields
+    read = rawdata.load(tmp_path).telemetry.collect()["water_ph"]
+    assert read.equals(rawdata.load(farm).telemetry.collect()["water_ph"])

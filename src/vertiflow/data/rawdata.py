@@ -270,22 +270,33 @@ def scan_telemetry(path: Path) -> pl.LazyFrame:
         for name, dtype in columns.items()
         if name in schemas.SENSOR_UNITS and not dtype.is_numeric() and dtype != pl.Null
     }
-    if wrong:
-        raise DataError(f"{path}: sensor columns must be numeric; {_not_numbers(lazy, wrong)}.")
+    problems = _not_numbers(lazy, wrong)
+    if problems:
+        raise DataError(f"{path}: sensor columns must be numeric; {problems}.")
     if not columns["timestamp"].is_temporal():
         raise DataError(
             f"{path}: column 'timestamp' is {columns['timestamp']}, expected ISO 8601 date-times "
             "(e.g. 2024-03-01T14:00:00)."
         )
-    return lazy.select(list(schemas.TELEMETRY.columns)).with_columns(
-        pl.col("batch_id").cast(pl.String),
-        pl.col("timestamp").cast(pl.Datetime("us")),
-        *(pl.col(s).cast(pl.Float64).fill_nan(None) for s in schemas.SENSORS),  # NaN = no reading
+    padded = [s for s in wrong if s in schemas.SENSORS]  # numbers with spaces around them
+    return (
+        lazy.select(list(schemas.TELEMETRY.columns))
+        .with_columns(
+            pl.col("batch_id").cast(pl.String),
+            pl.col("timestamp").cast(pl.Datetime("us")),
+            pl.col(padded).str.strip_chars(),
+        )
+        .with_columns(
+            *(
+                pl.col(s).cast(pl.Float64).fill_nan(None) for s in schemas.SENSORS
+            ),  # NaN = no reading
+        )
     )
 
 
 def _not_numbers(lazy: pl.LazyFrame, columns: dict[str, pl.DataType]) -> str:
-    """Which cells of text columns are no number (a scan, on the error path only)."""
+    """Which cells of text columns are no number; empty when every cell is one (padded
+    with spaces, as fixed-width exports write them). One scan per text column."""
     parts = []
     for name, dtype in columns.items():
         if dtype != pl.String:
@@ -299,8 +310,9 @@ def _not_numbers(lazy: pl.LazyFrame, columns: dict[str, pl.DataType]) -> str:
             .head(3)
             .collect()
         )
-        found = ", ".join(f"{v!r} (data row {r})" for r, v in bad.iter_rows())
-        parts.append(f"'{name}' holds text: {found}; leave a cell empty for no reading")
+        if bad.height:
+            found = ", ".join(f"{v!r} (data row {r})" for r, v in bad.iter_rows())
+            parts.append(f"'{name}' holds text: {found}; leave a cell empty for no reading")
     return "; ".join(parts)
 
 
