@@ -186,12 +186,18 @@ def test_na_cells_are_missing_readings_and_other_text_is_named(farm, tmp_path):
         rawdata.load(tmp_path)
 
 
-def test_sensor_numbers_padded_with_spaces_are_numbers(farm, tmp_path):
+def test_numbers_padded_with_spaces_are_numbers(farm, tmp_path):
     for f in farm.iterdir():
         (tmp_path / f.name).write_bytes(f.read_bytes())
     telemetry = pl.read_parquet(farm / "telemetry.parquet")
     (tmp_path / "telemetry.parquet").unlink()
     padded = telemetry.with_columns(pl.format("  {} ", pl.col("water_ph")).alias("water_ph"))
     padded.write_csv(tmp_path / "telemetry.csv")  # fixed-width exports pad their fields
-    read = rawdata.load(tmp_path).telemetry.collect()["water_ph"]
-    assert read.equals(rawdata.load(farm).telemetry.collect()["water_ph"])
+    batches = pl.read_csv(farm / "batches.csv")
+    batches.with_columns(
+        pl.format(" {} ", pl.col("ec_setpoint")).alias("ec_setpoint"),
+        pl.format("  {}", pl.col("cycle_days")).alias("cycle_days"),
+    ).write_csv(tmp_path / "batches.csv")
+    read, reference = rawdata.load(tmp_path), rawdata.load(farm)
+    assert read.telemetry.collect()["water_ph"].equals(reference.telemetry.collect()["water_ph"])
+    assert read.batches.equals(reference.batches)

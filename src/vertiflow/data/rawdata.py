@@ -242,6 +242,12 @@ def read_table(path: Path, schema: pa.DataFrameSchema) -> pl.DataFrame:
         # "Premium", " standard": the grade's name is what counts, not how it is cased
         frame = frame.with_columns(pl.col("quality_grade").str.strip_chars().str.to_uppercase())
     _check_types(path, frame, schema)
+    padded = [  # numbers written with spaces around them (fixed-width exports)
+        n
+        for n, c in schema.columns.items()
+        if n in frame.columns and frame[n].dtype == pl.String and c.dtype.type.is_numeric()
+    ]
+    frame = frame.with_columns(pl.col(padded).str.strip_chars())
     return _validate(path, _parse_temporal(frame, schema), schema).select(list(schema.columns))
 
 
