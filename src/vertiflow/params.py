@@ -81,6 +81,7 @@ class Validate(Section):
     max_dropout_fraction: Share
     min_train_rows: Count
     min_test_rows: Count
+    max_batches_without_telemetry: Share
 
 
 class Features(Section):

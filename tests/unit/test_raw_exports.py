@@ -201,3 +201,27 @@ def test_numbers_padded_with_spaces_are_numbers(farm, tmp_path):
     read, reference = rawdata.load(tmp_path), rawdata.load(farm)
     assert read.telemetry.collect()["water_ph"].equals(reference.telemetry.collect()["water_ph"])
     assert read.batches.equals(reference.batches)
+
+
+def test_a_batch_whose_logger_recorded_nothing_is_left_out_within_budget(farm, tmp_path):
+    """A logger down for a whole cycle stopped the pipeline; now the batch is left out and
+    counted, and only a share beyond validate.max_batches_without_telemetry fails the gate."""
+    from vertiflow.data import dataset, validation
+
+    for f in farm.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    telemetry = pl.read_parquet(farm / "telemetry.parquet")
+    lost = sorted(set(telemetry["batch_id"]))[:1]
+    telemetry.filter(~pl.col("batch_id").is_in(lost)).write_parquet(tmp_path / "telemetry.parquet")
+    full = dataset.build(rawdata.load(farm), 0.2)
+    prepared = dataset.build(rawdata.load(tmp_path), 0.2)
+    kept = pl.concat([prepared.train, prepared.test])["batch_id"]
+    assert lost[0] not in kept.to_list() and prepared.checks["batches_without_telemetry"] == 1
+    assert kept.len() + prepared.checks["purged_rows"] + 1 == full.checks["harvested_batches"]
+    one_in = 1 / prepared.checks["harvested_batches"]
+    for budget, passes in ((one_in * 1.01, True), (one_in * 0.99, False)):
+        gate = validation.validate(
+            prepared.train, prepared.test, prepared.checks, validation.Budgets(1, 1, 1, 1, budget)
+        )
+        said = " ".join(gate["problems"])
+        assert ("max_batches_without_telemetry" not in said) == passes, said

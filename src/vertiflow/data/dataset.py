@@ -86,6 +86,10 @@ def build(
         .pipe(derived, optima)
         .sort("start_date", "batch_id")
     )
+    # A batch whose logger recorded nothing has no climate features: left out, counted,
+    # and judged against validate.max_batches_without_telemetry.
+    untracked = int(table["n_readings"].is_null().sum())
+    table = table.filter(pl.col("n_readings").is_not_null())
     train, test, purged = time_split(table, test_fraction)
     truth = (
         raw.truth.join(table.select("batch_id"), on="batch_id", how="semi").sort("batch_id")
@@ -98,7 +102,7 @@ def build(
         "batches": raw.batches.height,
         "harvested_batches": harvested.height,
         "unharvested_batches": raw.batches.height - harvested.height,
-        "batches_without_telemetry": int(table["n_readings"].is_null().sum()),
+        "batches_without_telemetry": untracked,  # harvested, left out
         "telemetry_rows": summary.rows,
         "dropout_rows": summary.dropout_rows,
         "glitches": summary.glitches,

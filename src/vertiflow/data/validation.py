@@ -24,6 +24,7 @@ class Budgets:
     max_dropout_fraction: float  # share of readings with no sensor value at all
     min_train_rows: int
     min_test_rows: int
+    max_batches_without_telemetry: float = 0.05  # share of harvested batches left out
 
 
 def absent_features(*frames: pl.DataFrame) -> list[str]:
@@ -51,10 +52,13 @@ def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Bud
     absent = absent_features(train, test)
     problems = _schema_problems("data/prepared/train.parquet", train, absent)
     problems += _schema_problems("data/prepared/test.parquet", test, absent)
-    if checks["batches_without_telemetry"]:
+    untracked, harvested = checks["batches_without_telemetry"], checks["harvested_batches"]
+    if untracked > budgets.max_batches_without_telemetry * max(harvested, 1):
         problems.append(
-            f"{checks['batches_without_telemetry']} harvested batch(es) have no telemetry at all, "
-            "so their features are missing."
+            f"{untracked} of {harvested} harvested batches ({untracked / max(harvested, 1):.2%}) "
+            "have no telemetry at all (more than validate.max_batches_without_telemetry, "
+            f"{budgets.max_batches_without_telemetry:.0%}): do the telemetry's batch ids match "
+            "the batches table's? Batches without telemetry are left out of the models."
         )
     if train.height < budgets.min_train_rows or test.height < budgets.min_test_rows:
         problems.append(
