@@ -1,9 +1,10 @@
 """The README's bring-your-own-data steps, followed literally, on a farm export of a crop
-the built-in agronomy does not know (arugula, grown by the second world), run `dvc repro`
-to the end with no params edit beyond raw_dir. The export is written as farms write them:
-CSV as French Excel saves it (`;` and decimal commas), numbered batches, UTC dates, the
-crop under the farm's own name (capitals, spaces, brackets), no REJECT grade (rejected
-batches never recorded), and no dissolved-oxygen probe (an empty column)."""
+the built-in agronomy does not know (arugula, grown by the second world, with a 7-batch
+spinach trial beside it), run `dvc repro` to the end with no params edit beyond raw_dir.
+The export is written as farms write them: CSV as French Excel saves it (`;` and decimal
+commas), numbered batches, UTC dates, the crop under the farm's own name (capitals,
+spaces, brackets), no REJECT grade (rejected batches never recorded), and no
+dissolved-oxygen probe (an empty column)."""
 
 from __future__ import annotations
 
@@ -20,16 +21,17 @@ CROP = "Roquette (Eruca sativa)"  # a crop name as a farm writes it: capitals, s
 
 
 @pytest.mark.pipeline
-def test_readme_steps_on_a_one_crop_export_of_another_crop(tmp_path):
+def test_readme_steps_on_an_export_of_another_crop(tmp_path):
     repo = clone_checkout(tmp_path / "repo")
     set_params(repo, SMALL)  # the CI-sized pipeline; the farm's params stay as shipped
     farm = repo / "data" / "farm"
-    cfg = SimConfig(world=simple_model.NAME, crops={"arugula": 1.0}, racks=2, modules_per_rack=4)
+    crops = {"arugula": 0.95, "spinach": 0.05}  # spinach: a trial, 7 batches
+    cfg = SimConfig(world=simple_model.NAME, crops=crops, racks=2, modules_per_rack=4)
     write_farm(farm, SimConfig(**{**cfg.__dict__, "cycles_per_module": 16}))
     for known_only_to_simulators in ("truth.parquet", "world.json"):
         (farm / known_only_to_simulators).unlink()  # a real farm's export has neither
     batches, harvests = (pl.read_parquet(farm / f"{t}.parquet") for t in ("batches", "harvests"))
-    batches = batches.with_columns(crop=pl.lit(CROP))  # the farm's own name for arugula
+    batches = batches.with_columns(pl.col("crop").replace({"arugula": CROP}))  # farm's name
     harvests = harvests.filter(pl.col("quality_grade") != "REJECT")
     number = {b: i + 1 for i, b in enumerate(batches["batch_id"])}
     for name, table, date in (
@@ -55,7 +57,9 @@ def test_readme_steps_on_a_one_crop_export_of_another_crop(tmp_path):
     run(["dvc", "repro"], repo, timeout=900)
 
     cortex = json.loads((repo / "metrics" / "cortex.json").read_text())
-    assert list(cortex) == [CROP]  # the crop came from the data
+    assert list(cortex) == [CROP]  # the crop came from the data; the trial crop has no recipe
+    skipped = json.loads((repo / "models" / "cortex" / "skipped.json").read_text())
+    assert list(skipped) == ["spinach"] and "min_training_batches" in skipped["spinach"]
     assert 25 <= cortex[CROP]["cycle_days"] <= 31  # and its cycle length too
     low, high = (
         cortex[CROP]["predicted_margin_low"],
