@@ -182,7 +182,7 @@ CASES: list[tuple[Callable[[Path], None], str, list[str]]] = [
     ),
     (latin1_encoding, "prepare", ["data/farm/batches.csv"]),
     (truncated_parquet, "prepare", ["data/farm/harvests.parquet", "cannot be read as Parquet"]),
-    (pipe_delimiter, "prepare", ["data/farm/harvests.csv", "missing column"]),
+    (pipe_delimiter, "prepare", ["data/farm/harvests.csv", "read as one column"]),
     (headers_only, "prepare", ["data/farm/harvests.csv", "no rows"]),
     (duplicated_column, "prepare", ["data/farm/harvests.csv", "fresh_weight_g", "more than once"]),
     (mixed_types, "prepare", ["data/farm/batches.csv", "cycle_days", "thirty"]),

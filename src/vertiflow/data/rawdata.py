@@ -66,6 +66,16 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+def _one_column_hint(columns: list[str]) -> str:
+    """A header read as a single column: the file's separator is none that is read."""
+    if len(columns) != 1:
+        return ""
+    return (
+        f" The header was read as one column ({columns[0][:60]!r}): separate the columns "
+        "with ',', ';' or tabs."
+    )
+
+
 def _check_not_empty(path: Path) -> None:
     if path.stat().st_size == 0:
         kind = "a CSV file with a header row" if path.suffix == ".csv" else "a Parquet file"
@@ -235,7 +245,7 @@ def read_table(path: Path, schema: pa.DataFrameSchema) -> pl.DataFrame:
     if missing:
         raise DataError(
             f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; "
-            f"expected columns {', '.join(schema.columns)}."
+            f"expected columns {', '.join(schema.columns)}.{_one_column_hint(frame.columns)}"
         )
     frame = _keys_as_text(frame, schema)
     if "quality_grade" in schema.columns and frame["quality_grade"].dtype == pl.String:
@@ -270,6 +280,7 @@ def scan_telemetry(path: Path) -> pl.LazyFrame:
         raise DataError(
             f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; "
             f"expected columns {', '.join(schemas.TELEMETRY.columns)}.{absent_sensor}"
+            f"{_one_column_hint(columns.names())}"
         )
     wrong = {
         name: dtype
