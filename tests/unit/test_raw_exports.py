@@ -140,16 +140,34 @@ def test_spreadsheet_exports_of_comma_decimal_locales_read_as_the_same_data(farm
     """Excel in French or German saves `;`-separated CSV with `1,5` for 1.5, often with a
     BOM; headers may be cased and padded. The same farm must come out cell for cell."""
     reference = rawdata.load(farm)
-    for name in ("batches", "harvests"):
-        frame = pl.read_csv(farm / f"{name}.csv")
+    tables = {n: pl.read_csv(farm / f"{n}.csv") for n in ("batches", "harvests")}
+    tables["telemetry"] = pl.read_parquet(farm / "telemetry.parquet")
+    for name, frame in tables.items():
         frame = frame.with_columns(pl.col(pl.Float64).cast(pl.String).str.replace(r"\.", ","))
+        if name == "telemetry":  # a few cells padded, one a padded NA, one padded blank
+            ph = [v for v in frame["water_ph"]]
+            ph[1], ph[2], ph[3] = f"  {ph[1]} ", " NA ", "   "
+            frame = frame.with_columns(pl.Series("water_ph", ph))
         frame = frame.rename({c: f" {c.title()}" for c in frame.columns})
         frame.write_csv(tmp_path / f"{name}.csv", separator=";")
         text = (tmp_path / f"{name}.csv").read_bytes()
         (tmp_path / f"{name}.csv").write_bytes(b"\xef\xbb\xbf" + text.replace(b"\n", b"\r\n"))
-    (tmp_path / "telemetry.parquet").write_bytes((farm / "telemetry.parquet").read_bytes())
     raw = rawdata.load(tmp_path)
     assert raw.batches.equals(reference.batches) and raw.harvests.equals(reference.harvests)
+    ph, expected = raw.telemetry.collect()["water_ph"], reference.telemetry.collect()["water_ph"]
+    assert ph[1] == expected[1] and ph[2] is None and ph[3] is None
+    assert ph.slice(4).equals(expected.slice(4))
+
+
+def test_header_names_that_differ_only_in_case_are_named(farm, tmp_path):
+    for f in farm.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    harvests = pl.read_csv(farm / "harvests.csv")
+    harvests.with_columns(pl.col("energy_kwh").alias("Energy_kWh ")).write_csv(
+        tmp_path / "harvests.csv"
+    )
+    with pytest.raises(DataError, match=r"harvests.csv: the header names 'energy_kwh', 'Energy"):
+        rawdata.load(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -160,6 +178,7 @@ def test_spreadsheet_exports_of_comma_decimal_locales_read_as_the_same_data(farm
         ("a;b\nx;1,5\n", (";", True)),
         ("a\tb\n-0,25\t2\n", ("\t", True)),
         ("a;b\n2024-01-01 10:00;3\n", (";", False)),
+        ("id;v\n3,1;1.5\n4;2.25\n", (";", False)),  # an id with a comma is no vote
     ],
 )
 def test_csv_dialect_from_the_header_and_the_numbers(sample, expected):
@@ -197,6 +216,7 @@ def test_numbers_padded_with_spaces_are_numbers(farm, tmp_path):
     batches.with_columns(
         pl.format(" {} ", pl.col("ec_setpoint")).alias("ec_setpoint"),
         pl.format("  {}", pl.col("cycle_days")).alias("cycle_days"),
+        pl.format("  {} ", pl.col("crop")).alias("crop"),  # labels are padded too
     ).write_csv(tmp_path / "batches.csv")
     read, reference = rawdata.load(tmp_path), rawdata.load(farm)
     assert read.telemetry.collect()["water_ph"].equals(reference.telemetry.collect()["water_ph"])

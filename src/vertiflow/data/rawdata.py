@@ -94,16 +94,54 @@ def csv_dialect(sample: str) -> tuple[str, bool]:
     separator = max((",", ";", "\t"), key=header.count)
     if separator == "," or not header.count(separator):
         return ",", False
-    number = re.compile(rf"(^|{separator})\s*-?\d+,\d+\s*({separator}|$)")
-    return separator, any(number.search(line) for line in lines[1:])
+    cells = [c.strip() for line in lines[1:] for c in line.split(separator)]
+    comma = sum(bool(re.fullmatch(r"-?\d+,\d+", c)) for c in cells)
+    point = sum(bool(re.fullmatch(r"-?\d+\.\d+", c)) for c in cells)
+    return separator, comma > point  # the mark most numbers use: an id `3,1` is no vote
 
 
-def _normalise_header(lazy: pl.LazyFrame) -> pl.LazyFrame:
+def _decimal_comma(path: Path) -> bool:
+    if path.suffix != ".csv":
+        return False
+    with path.open(encoding="utf-8", errors="replace") as f:
+        return csv_dialect(f.read(65_536))[1]
+
+
+def as_number(text: pl.Expr, decimal_comma: bool) -> pl.Expr:
+    """Text cells (a column polars could not read as numbers) as the file's numbers:
+    padding stripped (fixed-width exports), blanks and the null words missing, the file's
+    decimal mark; null where a cell is no number, which `not_a_number` then names."""
+    cell = text.str.strip_chars()
+    cell = pl.when(_blank(cell)).then(None).otherwise(cell)
+    if decimal_comma:
+        cell = cell.str.replace(",", ".", literal=True)
+    return cell.cast(pl.Float64, strict=False)
+
+
+def _blank(stripped: pl.Expr) -> pl.Expr:
+    return (stripped == "") | stripped.is_in(NULL_TEXT)
+
+
+def not_a_number(text: pl.Expr, decimal_comma: bool, integer: bool = False) -> pl.Expr:
+    """Cells that hold something, but no number (or, for `integer`, a fraction)."""
+    number = as_number(text, decimal_comma)
+    wrong = number.is_null() | ((number.round(0) != number) if integer else pl.lit(False))
+    return text.is_not_null() & ~_blank(text.str.strip_chars()) & wrong
+
+
+def _normalise_header(path: Path, lazy: pl.LazyFrame) -> pl.LazyFrame:
     """`Batch_ID`, ` crop `: a header's case and padding are not part of its name."""
     names = lazy.collect_schema().names()
     wanted = {n: n.strip().lower() for n in names}
-    if len(set(wanted.values())) < len(names) or all(k == v for k, v in wanted.items()):
-        return lazy  # leave clashes to the duplicate-header check
+    clashes = sorted({v for v in wanted.values() if list(wanted.values()).count(v) > 1})
+    if clashes:
+        same = [repr(n) for n in names if wanted[n] in clashes]
+        raise DataError(
+            f"{path}: the header names {', '.join(same)}, which differ only in case or "
+            "spaces; each column must be named once."
+        )
+    if all(k == v for k, v in wanted.items()):
+        return lazy
     return lazy.rename(wanted)
 
 
@@ -122,7 +160,7 @@ def _scan(path: Path) -> pl.LazyFrame:
         )
     else:
         lazy = pl.scan_parquet(path)
-    return _normalise_header(lazy)
+    return _normalise_header(path, lazy)
 
 
 def _validate(path: Path, frame: pl.DataFrame | pl.LazyFrame, schema: pa.DataFrameSchema):
@@ -134,7 +172,9 @@ def _validate(path: Path, frame: pl.DataFrame | pl.LazyFrame, schema: pa.DataFra
         raise DataError(f"{path}: {_first_line(err)}") from None
 
 
-def _check_types(path: Path, frame: pl.DataFrame, schema: pa.DataFrameSchema) -> None:
+def _check_types(
+    path: Path, frame: pl.DataFrame, schema: pa.DataFrameSchema, decimal_comma: bool
+) -> None:
     """Text where a number or a date belongs: name the column, the rows and the values.
 
     pandera reports a failed coercion for the whole table at once; this says which cells.
@@ -146,11 +186,12 @@ def _check_types(path: Path, frame: pl.DataFrame, schema: pa.DataFrameSchema) ->
             continue
         text = frame[name]
         if target.is_temporal():
-            parsed, kind = parse_dates(text), "a date-time (ISO 8601)"
+            bad = (parse_dates(text).is_null() & text.is_not_null()).arg_true()
+            kind = "a date-time (ISO 8601)"
         else:
-            parsed = text.str.strip_chars().cast(target, strict=False)
+            wrong = not_a_number(pl.col(name), decimal_comma, target.is_integer())
+            bad = frame.select(wrong).to_series().arg_true()
             kind = "an integer" if target.is_integer() else "a number"
-        bad = (parsed.is_null() & text.is_not_null()).arg_true()
         if len(bad):
             rows = ", ".join(str(i + 1) for i in bad.head(5).to_list())
             values = ", ".join(repr(v) for v in text.gather(bad.head(3)).to_list())
@@ -193,13 +234,13 @@ def _parse_temporal(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> pl.DataF
 
 
 def _keys_as_text(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> pl.DataFrame:
-    """Ids exported as numbers (batch 17, rack 2) are labels: read them as text."""
-    labels = [
-        n
-        for n, c in schema.columns.items()
-        if c.dtype.type == pl.String and n in frame.columns and frame[n].dtype.is_integer()
-    ]
-    return frame.with_columns(pl.col(labels).cast(pl.String))
+    """Ids exported as numbers (batch 17, rack 2) are labels: read them as text, without
+    the padding of fixed-width exports (` 17 ` is batch 17, `  basil` is basil)."""
+    labels = [n for n, c in schema.columns.items() if c.dtype.type == pl.String]
+    present = [n for n in labels if n in frame.columns]
+    numbers = [n for n in present if frame[n].dtype.is_integer()]
+    text = [n for n in present if frame[n].dtype == pl.String]
+    return frame.with_columns(pl.col(numbers).cast(pl.String), pl.col(text).str.strip_chars())
 
 
 def _check_not_in_future(path: Path, frame: pl.DataFrame, column: str) -> None:
@@ -251,13 +292,14 @@ def read_table(path: Path, schema: pa.DataFrameSchema) -> pl.DataFrame:
     if "quality_grade" in schema.columns and frame["quality_grade"].dtype == pl.String:
         # "Premium", " standard": the grade's name is what counts, not how it is cased
         frame = frame.with_columns(pl.col("quality_grade").str.strip_chars().str.to_uppercase())
-    _check_types(path, frame, schema)
-    padded = [  # numbers written with spaces around them (fixed-width exports)
+    decimal_comma = _decimal_comma(path)
+    _check_types(path, frame, schema, decimal_comma)
+    as_text = [  # numbers polars left as text: padded, or a blank among them
         n
         for n, c in schema.columns.items()
         if n in frame.columns and frame[n].dtype == pl.String and c.dtype.type.is_numeric()
     ]
-    frame = frame.with_columns(pl.col(padded).str.strip_chars())
+    frame = frame.with_columns(as_number(pl.col(n), decimal_comma).alias(n) for n in as_text)
     return _validate(path, _parse_temporal(frame, schema), schema).select(list(schema.columns))
 
 
@@ -287,7 +329,8 @@ def scan_telemetry(path: Path) -> pl.LazyFrame:
         for name, dtype in columns.items()
         if name in schemas.SENSOR_UNITS and not dtype.is_numeric() and dtype != pl.Null
     }
-    problems = _not_numbers(lazy, wrong)
+    decimal_comma = _decimal_comma(path)
+    problems = _not_numbers(lazy, wrong, decimal_comma)
     if problems:
         raise DataError(f"{path}: sensor columns must be numeric; {problems}.")
     if not columns["timestamp"].is_temporal():
@@ -295,35 +338,29 @@ def scan_telemetry(path: Path) -> pl.LazyFrame:
             f"{path}: column 'timestamp' is {columns['timestamp']}, expected ISO 8601 date-times "
             "(e.g. 2024-03-01T14:00:00)."
         )
-    padded = [s for s in wrong if s in schemas.SENSORS]  # numbers with spaces around them
     return (
         lazy.select(list(schemas.TELEMETRY.columns))
         .with_columns(
-            pl.col("batch_id").cast(pl.String),
+            pl.col("batch_id").cast(pl.String).str.strip_chars(),
             pl.col("timestamp").cast(pl.Datetime("us")),
-            pl.col(padded).str.strip_chars(),
+            *(as_number(pl.col(s), decimal_comma).alias(s) for s in wrong),  # padded, blanks
         )
-        .with_columns(
-            *(
-                pl.col(s).cast(pl.Float64).fill_nan(None) for s in schemas.SENSORS
-            ),  # NaN = no reading
-        )
+        .with_columns(pl.col(schemas.SENSORS).cast(pl.Float64).fill_nan(None))  # NaN: no reading
     )
 
 
-def _not_numbers(lazy: pl.LazyFrame, columns: dict[str, pl.DataType]) -> str:
-    """Which cells of text columns are no number; empty when every cell is one (padded
-    with spaces, as fixed-width exports write them). One scan per text column."""
+def _not_numbers(lazy: pl.LazyFrame, columns: dict[str, pl.DataType], decimal_comma: bool) -> str:
+    """Which cells of text columns are no number; empty when every cell is one (see
+    `as_number`). One scan per text column, and only for columns polars read as text."""
     parts = []
     for name, dtype in columns.items():
         if dtype != pl.String:
             parts.append(f"'{name}' is {dtype}")
             continue
-        text = pl.col(name).str.strip_chars()
         bad = (
             lazy.select(name)
             .with_row_index("row", offset=1)
-            .filter(text.cast(pl.Float64, strict=False).is_null() & text.is_not_null())
+            .filter(not_a_number(pl.col(name), decimal_comma))
             .head(3)
             .collect()
         )
