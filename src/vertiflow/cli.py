@@ -45,8 +45,9 @@ def cortex(
     train = pl.read_parquet(prepared / "train.parquet")
     # the crops as prepare saw them (cycle length, optimum from params), as the stage uses
     contexts = cx.crop_contexts(train, json.loads((prepared / "crops.json").read_text()))
-    if crop is None and len(contexts) == 1:
-        crop = next(iter(contexts))
+    optimised, _ = cx.crops_to_optimise({**section, "crops": "all"}, train, sorted(contexts))
+    if crop is None and len(optimised) == 1:
+        crop = optimised[0]  # the farm's one crop (trial crops aside)
     if crop not in contexts:
         raise VertiflowError(
             f"--crop {crop}: the training data has no batches of it; its crops are "
@@ -54,13 +55,15 @@ def cortex(
             if crop
             else f"--crop: name one of the data's crops: {', '.join(sorted(contexts))}."
         )
+    cx.crops_to_optimise({**section, "crops": [crop]}, train, sorted(contexts))  # not a trial
     if peak_price is not None:
         section["energy"]["peak_price"] = peak_price
     if offpeak_price is not None:
         section["energy"]["offpeak_price"] = offpeak_price
     if premium_price is not None:  # a crop priced by `default` gets its own entry
+        cx.Economics.from_params(section).grade_prices(crop)  # the clear error if neither
         prices = section["prices_mad_per_kg"]
-        prices[crop] = {**prices.get(crop, prices.get(cx.DEFAULT, {})), "PREMIUM": premium_price}
+        prices[crop] = {**prices.get(crop, prices.get(cx.DEFAULT)), "PREMIUM": premium_price}
     recipe, _, _ = cx.recommend(
         crop,
         section,

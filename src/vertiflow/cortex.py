@@ -40,6 +40,7 @@ from vertiflow.data.features import CropOptimum, builtin_optima, derived
 from vertiflow.errors import VertiflowError
 from vertiflow.farm import agronomy, worlds
 from vertiflow.farm.energy import EnergyModel, Tariff, energy_cost_per_m2_day
+from vertiflow.params import key_part
 
 # Decision variables, in this order everywhere, with the prepared column that measures each.
 RECIPE = {
@@ -664,4 +665,20 @@ def crops_to_optimise(
             f"optimise_cortex: no crop has optimise_cortex.min_training_batches ({least}) "
             f"training batches ({', '.join(f'{c}: {counts[c]}' for c in in_data)})."
         )
+    _check_key_names(names)
     return names, skipped
+
+
+def _check_key_names(crops: list[str]) -> None:
+    """Two crop names that become one MLflow key and one trace file would overwrite each
+    other's figures (`Roquette (E)` and `Roquette [E]`)."""
+    by_key: dict[str, list[str]] = {}
+    for crop in crops:
+        by_key.setdefault(key_part(crop), []).append(crop)
+    for key, same in by_key.items():
+        if len(same) > 1:
+            raise VertiflowError(
+                f"optimise_cortex: crops {', '.join(repr(c) for c in same)} share the name "
+                f"{key!r} in MLflow keys and file names (characters MLflow refuses become "
+                "'_'); rename one of them in the data."
+            )

@@ -101,3 +101,14 @@ def test_a_crop_grown_a_handful_of_times_gets_no_recipe_unless_named():
         cortex.crops_to_optimise(
             {**section, "min_training_batches": 400}, train, ["kale", "spinach"]
         )
+
+
+def test_two_crop_names_that_share_one_mlflow_key_are_refused():
+    from vertiflow import cortex
+    from vertiflow.errors import VertiflowError
+
+    section = params.load(REPO / "params.yaml")["optimise_cortex"]
+    crops = ["Roquette (E)", "Roquette [E]"]
+    train = pl.DataFrame({"crop": [c for c in crops for _ in range(30)]})
+    with pytest.raises(VertiflowError, match=r"share the name 'Roquette _E_'"):
+        cortex.crops_to_optimise(section, train, crops)

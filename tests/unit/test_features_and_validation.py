@@ -90,7 +90,7 @@ def test_validation_budget_names_the_sensor_and_the_param():
         "test_rows": 0,
         "purged_rows": 0,
     }
-    budgets = validation.Budgets(0.01, 0.05, 0, 0)
+    budgets = validation.Budgets(0.01, 0.05, 0, 0, 0.05)
     empty = pl.DataFrame(
         schema={
             "batch_id": pl.String,

@@ -24,7 +24,7 @@ class Budgets:
     max_dropout_fraction: float  # share of readings with no sensor value at all
     min_train_rows: int
     min_test_rows: int
-    max_batches_without_telemetry: float = 0.05  # share of harvested batches left out
+    max_batches_without_telemetry: float  # share of harvested batches left out
 
 
 def absent_features(*frames: pl.DataFrame) -> list[str]:
@@ -57,7 +57,7 @@ def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Bud
         problems.append(
             f"{untracked} of {harvested} harvested batches ({untracked / max(harvested, 1):.2%}) "
             "have no telemetry at all (more than validate.max_batches_without_telemetry, "
-            f"{budgets.max_batches_without_telemetry:.0%}): do the telemetry's batch ids match "
+            f"{budgets.max_batches_without_telemetry:.1%}): do the telemetry's batch ids match "
             "the batches table's? Batches without telemetry are left out of the models."
         )
     if train.height < budgets.min_train_rows or test.height < budgets.min_test_rows:
@@ -96,7 +96,15 @@ def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Bud
         )
     return {
         "passed": not problems,
-        "batches": {k: checks[k] for k in ("batches", "harvested_batches", "unharvested_batches")},
+        "batches": {
+            k: checks[k]
+            for k in (
+                "batches",
+                "harvested_batches",
+                "unharvested_batches",
+                "batches_without_telemetry",  # harvested, left out
+            )
+        },
         "split": {k: checks[k] for k in ("train_rows", "test_rows", "purged_rows")},
         "telemetry": {
             "rows": checks["telemetry_rows"],
@@ -117,4 +125,5 @@ def summary_metrics(report: dict[str, Any]) -> dict[str, float]:
         "problems": len(report["problems"]),
         "dropout_fraction": report["telemetry"]["dropout_fraction"],
         "glitches_cleaned": report["telemetry"]["glitches_cleaned"],
+        "batches_without_telemetry": report["batches"]["batches_without_telemetry"],
     }
