@@ -45,9 +45,9 @@ def cortex(
     train = pl.read_parquet(prepared / "train.parquet")
     # the crops as prepare saw them (cycle length, optimum from params), as the stage uses
     contexts = cx.crop_contexts(train, json.loads((prepared / "crops.json").read_text()))
-    optimised, _ = cx.crops_to_optimise({**section, "crops": "all"}, train, sorted(contexts))
-    if crop is None and len(optimised) == 1:
-        crop = optimised[0]  # the farm's one crop (trial crops aside)
+    if crop is None:  # the farm's one crop, trial crops aside
+        optimised, _ = cx.crops_to_optimise({**section, "crops": "all"}, train, sorted(contexts))
+        crop = optimised[0] if len(optimised) == 1 else None
     if crop not in contexts:
         raise VertiflowError(
             f"--crop {crop}: the training data has no batches of it; its crops are "

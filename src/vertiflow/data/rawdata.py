@@ -100,11 +100,12 @@ def csv_dialect(sample: str) -> tuple[str, bool]:
     return separator, comma > point  # the mark most numbers use: an id `3,1` is no vote
 
 
-def _decimal_comma(path: Path) -> bool:
+def _dialect(path: Path) -> tuple[str, bool]:
+    """`csv_dialect` of a file (Parquet: no separator to guess, no decimal comma)."""
     if path.suffix != ".csv":
-        return False
+        return ",", False
     with path.open(encoding="utf-8", errors="replace") as f:
-        return csv_dialect(f.read(65_536))[1]
+        return csv_dialect(f.read(65_536))
 
 
 def as_number(text: pl.Expr, decimal_comma: bool) -> pl.Expr:
@@ -148,8 +149,7 @@ def _normalise_header(path: Path, lazy: pl.LazyFrame) -> pl.LazyFrame:
 def _scan(path: Path) -> pl.LazyFrame:
     _check_not_empty(path)
     if path.suffix == ".csv":
-        with path.open(encoding="utf-8", errors="replace") as f:
-            separator, decimal_comma = csv_dialect(f.read(65_536))
+        separator, decimal_comma = _dialect(path)
         lazy = pl.scan_csv(
             path,
             separator=separator,
@@ -292,7 +292,7 @@ def read_table(path: Path, schema: pa.DataFrameSchema) -> pl.DataFrame:
     if "quality_grade" in schema.columns and frame["quality_grade"].dtype == pl.String:
         # "Premium", " standard": the grade's name is what counts, not how it is cased
         frame = frame.with_columns(pl.col("quality_grade").str.strip_chars().str.to_uppercase())
-    decimal_comma = _decimal_comma(path)
+    decimal_comma = _dialect(path)[1]
     _check_types(path, frame, schema, decimal_comma)
     as_text = [  # numbers polars left as text: padded, or a blank among them
         n
@@ -329,7 +329,7 @@ def scan_telemetry(path: Path) -> pl.LazyFrame:
         for name, dtype in columns.items()
         if name in schemas.SENSOR_UNITS and not dtype.is_numeric() and dtype != pl.Null
     }
-    decimal_comma = _decimal_comma(path)
+    decimal_comma = _dialect(path)[1]
     problems = _not_numbers(lazy, wrong, decimal_comma)
     if problems:
         raise DataError(f"{path}: sensor columns must be numeric; {problems}.")
