@@ -96,6 +96,7 @@ Estimator = Literal[
     "spline_ridge",
     "spline_logistic",
     "spline_ordinal",
+    "ordinal_boosting",
 ]
 
 

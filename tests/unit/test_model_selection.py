@@ -138,11 +138,12 @@ def test_a_farm_that_never_rejects_trains_and_scores_a_two_grade_classifier():
             "candidates": {
                 "logistic": {"estimator": "spline_logistic"},
                 "ordinal": {"estimator": "spline_ordinal"},
+                "trees": {"estimator": "ordinal_boosting", "hyperparams": {"max_iter": 50}},
             },
         },
     }
     model, selection = modeling.select("classification", table, "quality_grade", section)
-    assert set(selection.scores) == {"logistic", "ordinal"}
+    assert set(selection.scores) == {"logistic", "ordinal", "trees"}
     proba = evaluation.proba_in_grade_order(model, modeling.frame(table, model.feature_names_in_))
     assert proba.shape == (table.height, 3) and np.all(proba[:, 2] == 0)
     metrics = evaluation.classification_metrics(table["quality_grade"].to_numpy(), proba)

@@ -1,4 +1,4 @@
-"""The ordinal (cumulative logit) classifier behind the `spline_ordinal` candidate."""
+"""The ordinal classifiers behind the `spline_ordinal` and `ordinal_boosting` candidates."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from scipy.optimize import check_grad
 from scipy.special import expit
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import log_loss
 
-from vertiflow.tabular.ordinal import OrdinalLogisticRegression, penalised_nll
+from vertiflow.tabular.ordinal import OrdinalBoosting, OrdinalLogisticRegression, penalised_nll
 
 ORDER = ("REJECT", "STANDARD", "PREMIUM")
 
@@ -67,3 +69,49 @@ def test_a_class_outside_the_order_is_refused():
     x, y, _ = graded(100)
     with pytest.raises(ValueError, match="not in the order"):
         OrdinalLogisticRegression(order=("REJECT", "PREMIUM")).fit(x, y)
+
+
+def interacting(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Grades of a score with an interaction (as tipburn: growth x humidity), and the true
+    probabilities of every grade, columns in sorted (sklearn) order."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1.0, 1.0, size=(n, 4))
+    mean = 2.0 * np.maximum(x[:, 0], 0.0) * (1.0 + x[:, 1]) - 1.5 * x[:, 2]
+    scale = 0.4
+    below = expit((np.array([-0.5, 0.8])[None, :] - mean[:, None]) / scale)  # P(y <= level)
+    per_level = np.diff(np.hstack([np.zeros((n, 1)), below, np.ones((n, 1))]), axis=1)
+    y = np.asarray(ORDER)[np.digitize(mean + scale * rng.logistic(size=n), [-0.5, 0.8])]
+    return x, y, per_level[:, np.argsort(ORDER)]
+
+
+def test_boosted_ordinal_beats_per_grade_trees_of_the_same_size():
+    """One score learnt from every row: closer to the true probabilities than a
+    multinomial model of the same trees (one function per grade), on 3,000 rows."""
+    x, y, _ = interacting(3_000, seed=0)
+    test_x, test_y, truth = interacting(20_000, seed=1)
+    trees = {"max_iter": 300, "learning_rate": 0.05, "max_depth": 4, "min_samples_leaf": 40}
+    ordinal = OrdinalBoosting(order=ORDER, random_state=0, **trees).fit(x, y)
+    multinomial = HistGradientBoostingClassifier(random_state=0, **trees).fit(x, y)
+    assert list(ordinal.classes_) == sorted(ORDER)
+    proba = ordinal.predict_proba(test_x)
+    assert np.allclose(proba.sum(axis=1), 1.0) and (proba >= 0).all()
+    excess = {  # log loss above the truth's own, on the same rows
+        name: log_loss(test_y, p, labels=sorted(ORDER))
+        - log_loss(test_y, truth, labels=sorted(ORDER))
+        for name, p in (("ordinal", proba), ("multinomial", multinomial.predict_proba(test_x)))
+    }
+    assert excess["ordinal"] < 0.75 * excess["multinomial"], excess
+    assert list(ordinal.predict(test_x[:5])) == list(ordinal.classes_[proba[:5].argmax(axis=1)])
+
+
+def test_boosted_ordinal_calibrates_on_rows_its_trees_did_not_fit():
+    """Cut points set on the trees' in-sample fit (which small leaves make near perfect)
+    come out overconfident: 0.16 nats above the truth here, against 0.05 held out."""
+    x, y, _ = interacting(1_500, seed=2)
+    test_x, test_y, truth = interacting(20_000, seed=3)
+    model = OrdinalBoosting(order=ORDER, random_state=0, min_samples_leaf=5).fit(x, y)
+    labels = sorted(ORDER)
+    excess = log_loss(test_y, model.predict_proba(test_x), labels=labels) - log_loss(
+        test_y, truth, labels=labels
+    )
+    assert excess < 0.08

@@ -47,7 +47,7 @@ from vertiflow.errors import VertiflowError
 from vertiflow.farm.agronomy import GRADES
 from vertiflow.lifecycle.model_bytes import pin_model_folder
 from vertiflow.tabular.evaluation import proba_in_grade_order
-from vertiflow.tabular.ordinal import OrdinalLogisticRegression
+from vertiflow.tabular.ordinal import OrdinalBoosting, OrdinalLogisticRegression
 
 
 def _gaussian_process(random_state: int, n_inputs: int = 1, length_scale: float = 3.0, **kw) -> Any:
@@ -90,6 +90,11 @@ def _spline_ordinal(random_state: int, n_knots: int = 5, C: float = 1.0) -> Any:
     )
 
 
+def _ordinal_boosting(random_state: int, **hyperparams: Any) -> Any:
+    """Boosted trees on the grade's rank, cut into the grades in their order (`ordinal`)."""
+    return OrdinalBoosting(order=tuple(reversed(GRADES)), random_state=random_state, **hyperparams)
+
+
 ESTIMATORS = {
     "regression": {
         "hist_gradient_boosting": HistGradientBoostingRegressor,
@@ -102,6 +107,7 @@ ESTIMATORS = {
         "random_forest": RandomForestClassifier,
         "spline_logistic": _spline_logistic,
         "spline_ordinal": _spline_ordinal,
+        "ordinal_boosting": _ordinal_boosting,
     },
 }
 # Estimators that need complete, scaled inputs (trees take NaN and raw scales as they are).
