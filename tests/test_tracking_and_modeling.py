@@ -105,3 +105,25 @@ def test_saved_model_is_skops_with_pinned_requirements_and_predicts(
 def test_log_target_regression_predicts_on_the_original_scale():
     model, x, _, _ = modeling.train("regression", _table(), "y", {**SECTION, "log_target": True})
     assert np.all(model.predict(x) > 1.0)
+
+
+def test_a_saved_blend_loads_and_predicts_as_fitted(tmp_path, monkeypatch):
+    """A blend is our own class: skops must trust it, and the served model needs vertiflow."""
+    from vertiflow.tabular.blend import Blend
+
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'm.db'}")
+    spec = modeling.FeatureSpec(["crop"], ["x"])
+    members = [
+        modeling.build("classification", name, {}, spec, 0)
+        for name in ("hist_gradient_boosting", "spline_ordinal")
+    ]
+    x = modeling.frame(_table(), spec)
+    model = Blend(members, [spec.columns, spec.columns], weight=0.3).fit(x, _table()["grade"])
+    with mlflow.start_run():
+        modeling.save_and_log(model, tmp_path / "clf", x)
+    assert "vertiflow==" in (tmp_path / "clf" / "requirements.txt").read_text()
+    loaded = mlflow.sklearn.load_model(str(tmp_path / "clf"))
+    assert np.allclose(loaded.predict_proba(x), model.predict_proba(x))
+    served = mlflow.pyfunc.load_model(str(tmp_path / "clf"))
+    assert list(served.predict(x.head(5))) == list(model.predict(x.head(5)))

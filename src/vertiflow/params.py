@@ -109,7 +109,17 @@ class Candidate(Section):
 
 class Selection(Section):
     folds: Annotated[int, Field(ge=2, le=10)]  # time-ordered CV folds (expanding window)
+    blend: bool  # also try the weighted mean of the best two candidates
     candidates: dict[str, Candidate]
+
+    @model_validator(mode="after")
+    def _blend_is_the_searchs_name(self) -> Selection:
+        if "blend" in self.candidates:
+            raise ValueError(
+                "'blend' names the search's mean of its best two candidates: "
+                "give this candidate another name"
+            )
+        return self
 
 
 class Train(Section):

@@ -169,3 +169,76 @@ def test_the_cv_score_is_minus_the_mean_log_loss_of_the_true_grades():
     modeling.fit(model, x, y.to_pandas())
     manual = evaluation.log_losses(evaluation.proba_in_grade_order(model, x), y.to_list()).mean()
     assert modeling._score("classification", model, x, y.to_pandas()) == pytest.approx(-manual)
+
+
+def two_halves(n: int = 300, seed: int = 0) -> pl.DataFrame:
+    """Yield that needs both inputs, and two candidates that each see one of them."""
+    table = farm(n, seed)
+    a, b = table["a"].to_numpy(), table["b"].to_numpy()
+    y = 20.0 * np.exp(np.sin(3 * a) + b) * np.random.default_rng(seed).lognormal(0, 0.02, n)
+    return table.with_columns(fresh_weight_g=pl.Series(y))
+
+
+HALVES = {
+    "sees_a": {"estimator": "spline_ridge", "numeric": ["a"]},
+    "sees_b": {"estimator": "spline_ridge", "numeric": ["b"]},
+}
+
+
+def test_the_blend_of_the_best_two_competes_with_its_cv_weight():
+    s = section(HALVES)
+    s["selection"]["blend"] = True
+    model, sel = modeling.select("regression", two_halves(), "fresh_weight_g", s)
+    assert sel.chosen == "blend" and sel.scores["blend"] > max(
+        sel.scores["sees_a"], sel.scores["sees_b"]
+    )
+    weights = sel.metrics()["blend_weights"]
+    assert set(weights) == {"sees_a", "sees_b"} and sum(weights.values()) == pytest.approx(1.0)
+    assert 0.1 < weights["sees_a"] < 0.9
+    assert list(model.feature_names_in_) == ["crop", "a", "b"]  # both members' columns
+    x = two_halves(20, 5).to_pandas()
+    first, second = model.members_
+    w = model.weight
+    geometric = np.exp(
+        w * np.log(first.predict(x[["crop", "a"]]))
+        + (1 - w) * np.log(second.predict(x[["crop", "b"]]))
+    )
+    assert np.allclose(model.predict(x), geometric)  # log_target: the mean of log yields
+    s["selection"]["blend"] = False
+    _, alone = modeling.select("regression", two_halves(), "fresh_weight_g", s)
+    assert (
+        alone.chosen != "blend"
+        and "blend" not in alone.scores
+        and "blend_weights" not in alone.metrics()
+    )
+
+
+def test_a_single_candidate_wins_a_tie_with_the_blend():
+    """One candidate twice: the blend scores the same, and the simpler model is kept."""
+    s = section({"one": HALVES["sees_a"], "same": HALVES["sees_a"]})
+    s["selection"]["blend"] = True
+    _, sel = modeling.select("regression", two_halves(), "fresh_weight_g", s)
+    assert sel.scores["blend"] == pytest.approx(sel.scores["one"]) and sel.chosen == "one"
+
+
+def test_a_classifier_blend_averages_probabilities_and_refits_with_its_weight():
+    table = two_halves(600)
+    score = table["a"] + table["b"] + pl.Series(np.random.default_rng(1).logistic(0, 0.1, 600))
+    grade = np.where(score > 1.3, "PREMIUM", np.where(score > 0.7, "STANDARD", "REJECT"))
+    table = table.with_columns(quality_grade=pl.Series(grade))
+    s = section(
+        {
+            "sees_a": {"estimator": "spline_logistic", "numeric": ["a"]},
+            "sees_b": {"estimator": "spline_logistic", "numeric": ["b"]},
+        }
+    )
+    s["selection"]["blend"] = True
+    model, sel = modeling.select("classification", table, "quality_grade", s)
+    assert sel.chosen == "blend" and modeling.task_of(model) == "classification"
+    x = table.to_pandas()
+    proba = model.predict_proba(x)
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    assert list(model.predict(x[:5])) == list(model.classes_[proba[:5].argmax(axis=1)])
+    refits = modeling.bootstrap_refits(model, table, "quality_grade", 2, seed=3)
+    assert all(r.weight == model.weight and r.columns == model.columns for r in refits)
+    assert not np.allclose(refits[0].predict_proba(x), refits[1].predict_proba(x))

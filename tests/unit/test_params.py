@@ -45,3 +45,13 @@ def test_hyperparams_with_an_automatic_estimator_are_refused(tmp_path):
 
     with pytest.raises(VertiflowError, match="train_classifier: expected a fixed estimator"):
         params.load(_write(tmp_path, edit))
+
+
+def test_a_candidate_may_not_take_the_blends_name(tmp_path):
+    def edit(d):
+        d["train_oracle"]["selection"]["candidates"]["blend"] = {"estimator": "spline_ridge"}
+
+    with pytest.raises(
+        VertiflowError, match=r"train_oracle\.selection: .*'blend' names the search"
+    ):
+        params.load(_write(tmp_path, edit))

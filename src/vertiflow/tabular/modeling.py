@@ -6,8 +6,9 @@ hyperparameters are chosen on the farm's own training data: every candidate in p
 logistic regression, a Gaussian process for small farms) is scored by time-ordered
 cross-validation (expanding window: fit on the earlier batches, score the next ones;
 batches still growing when a validation window starts are purged from its training
-rows), and the best is refitted on all of them. A single candidate is a fixed choice
-(no search). They are saved as MLflow model directories in the skops format, trusting
+rows), and the best is refitted on all of them. With `selection.blend` the weighted mean
+of the best two (`blend`, weight chosen on the same folds) competes as one more
+candidate. A single candidate is a fixed choice (no search). They are saved as MLflow model directories in the skops format, trusting
 exactly the types the fitted model contains, with pinned pip requirements.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 from mlflow.models import infer_signature
+from scipy.optimize import minimize_scalar
 from sklearn.base import clone
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import (
@@ -46,6 +48,7 @@ from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScal
 from vertiflow.errors import VertiflowError
 from vertiflow.farm.agronomy import GRADES
 from vertiflow.lifecycle.model_bytes import pin_model_folder
+from vertiflow.tabular.blend import Blend, mix
 from vertiflow.tabular.evaluation import proba_in_grade_order
 from vertiflow.tabular.ordinal import OrdinalBoosting, OrdinalLogisticRegression
 
@@ -112,6 +115,7 @@ ESTIMATORS = {
 }
 # Estimators that need complete, scaled inputs (trees take NaN and raw scales as they are).
 SMOOTH = {"gaussian_process", "spline_ridge", "spline_logistic", "spline_ordinal"}
+BLEND = "blend"  # the search's name for the weighted mean of its best two candidates
 REQUIREMENTS = ("mlflow", "scikit-learn", "skops", "pandas", "numpy", "scipy")
 
 
@@ -246,6 +250,7 @@ class Selection:
     folds: int
     seconds: float
     skipped: dict[str, str]  # candidate -> why it was not tried
+    blend: dict[str, float] = field(default_factory=dict)  # the best two -> their weights
 
     def metrics(self) -> dict[str, Any]:
         """Numbers only (a DVC metrics file): scores and one-hot choice. No search time:
@@ -255,6 +260,7 @@ class Selection:
             f"cv_{self.metric}": {k: round(v, 6) for k, v in self.scores.items()},
             "chosen": {k: int(k == self.chosen) for k in self.scores},
             "folds": self.folds,
+            **({"blend_weights": self.blend} if self.blend else {}),
         }
 
 
@@ -273,15 +279,53 @@ def time_folds(table: pl.DataFrame, folds: int) -> list[tuple[np.ndarray, np.nda
     return splits
 
 
-def _score(task: str, model: Pipeline, x: pd.DataFrame, y: pd.Series) -> float:
+def _predict(task: str, model: Any, x: pd.DataFrame) -> np.ndarray:
+    """Yield, or the probability of every grade (columns in GRADES order)."""
+    return model.predict(x) if task == "regression" else proba_in_grade_order(model, x)
+
+
+def _metric(task: str, predicted: np.ndarray, y: pd.Series) -> float:
+    """The search's score, higher is better: R2, or minus the mean log loss."""
     if task == "regression":
-        predicted = model.predict(x)
         return 1.0 - mean_squared_error(y, predicted) / float(np.var(y))
     # Every grade, not the model's: an early fold may not have seen them all. log_loss
     # takes the columns in sorted label order, whatever order `labels` lists.
     order = np.argsort(GRADES)
-    proba = proba_in_grade_order(model, x)[:, order]
-    return -log_loss(y, proba, labels=list(np.asarray(GRADES)[order]))
+    return -log_loss(y, predicted[:, order], labels=list(np.asarray(GRADES)[order]))
+
+
+def _score(task: str, model: Any, x: pd.DataFrame, y: pd.Series) -> float:
+    return _metric(task, _predict(task, model, x), y)
+
+
+def _blend_weight(
+    task: str, first: list[np.ndarray], second: list[np.ndarray], ys: list[pd.Series], log: bool
+) -> float:
+    """The weight of the first candidate in [0, 1] with the best mean score over the given
+    folds' held-out predictions."""
+
+    def loss(w: float) -> float:
+        pairs = zip(first, second, ys, strict=True)
+        return -float(np.mean([_metric(task, mix(a, b, w, log), y) for a, b, y in pairs]))
+
+    found = minimize_scalar(loss, bounds=(0.0, 1.0), method="bounded", options={"xatol": 1e-3})
+    return float(min((found.x, 1.0, 0.0), key=loss))  # the bounded search never tries an end
+
+
+def _blend(
+    task: str, held_out: dict[str, list[np.ndarray]], ys: list[pd.Series], log: bool
+) -> tuple[float, float]:
+    """(weight on all folds, cross-fitted score): each fold is scored with the weight the
+    other folds chose, so the blend's score is as honest as a single candidate's."""
+    first, second = held_out.values()
+    scores = []
+    for k in range(len(ys)):
+        rest = [i for i in range(len(ys)) if i != k]
+        w = _blend_weight(
+            task, [first[i] for i in rest], [second[i] for i in rest], [ys[i] for i in rest], log
+        )
+        scores.append(_metric(task, mix(first[k], second[k], w, log), ys[k]))
+    return _blend_weight(task, first, second, ys, log), float(np.mean(scores))
 
 
 def _candidates(section: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -294,7 +338,8 @@ def _candidates(section: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def select(
     task: str, table: pl.DataFrame, target: str, section: dict[str, Any]
 ) -> tuple[Pipeline, Selection]:
-    """Choose by time-ordered CV among the candidates, refit the best on every row."""
+    """Choose by time-ordered CV among the candidates (and the blend of the best two),
+    refit the best on every row."""
     start = time.perf_counter()
     spec = FeatureSpec.from_params(section["features"])
     candidates, scores, skipped = _candidates(section), {}, {}
@@ -321,26 +366,47 @@ def select(
         model = build(task, c["estimator"], hyper, own, seed, log_target, categories)
         return model, frame(table, own)
 
+    blended: dict[str, float] = {}
     if len(candidates) > 1:
         splits = time_folds(table, folds)
+        held_out: dict[str, list[np.ndarray]] = {}
+        ys = [y.iloc[valid_idx] for _, valid_idx in splits]
         for name, c in candidates.items():
             if table.height > (c.get("max_rows") or np.inf):
                 skipped[name] = f"{table.height} training rows > max_rows {c['max_rows']}"
                 continue
-            fold_scores = []
+            held_out[name] = []
             for train_idx, valid_idx in splits:
                 model, x = make(c)
                 fit(model, x.iloc[train_idx], y.iloc[train_idx])
-                fold_scores.append(_score(task, model, x.iloc[valid_idx], y.iloc[valid_idx]))
-            scores[name] = float(np.mean(fold_scores))
-        chosen = max(scores, key=lambda k: (scores[k], -list(candidates).index(k)))
+                held_out[name].append(_predict(task, model, x.iloc[valid_idx]))
+            scores[name] = float(
+                np.mean([_metric(task, p, t) for p, t in zip(held_out[name], ys, strict=True)])
+            )
+        order = sorted(scores, key=lambda k: (-scores[k], list(candidates).index(k)))
+        if section["selection"].get("blend") and len(order) > 1:
+            pair = {k: held_out[k] for k in order[:2]}
+            weight, scores[BLEND] = _blend(task, pair, ys, log_target and task == "regression")
+            blended = {order[0]: round(weight, 4), order[1]: round(1.0 - weight, 4)}
+        # Ties go to a single candidate, then to the earlier one in params.
+        chosen = max(
+            scores, key=lambda k: (scores[k], k != BLEND, -order.index(k) if k in order else 0)
+        )
     else:
         chosen = next(iter(candidates))
-    model, x = make(candidates[chosen])
+    if chosen == BLEND:
+        (a, wa), (b, _) = blended.items()
+        (first, xa), (second, xb) = make(candidates[a]), make(candidates[b])
+        columns = [list(xa.columns), list(xb.columns)]
+        x = frame(table, [c for c in table.columns if c in {*columns[0], *columns[1]}])
+        model = Blend([first, second], columns, wa, log=log_target and task == "regression")
+    else:
+        model, x = make(candidates[chosen])
     fit(model, x, y)
     metric = "r2" if task == "regression" else "neg_log_loss"
     seconds = time.perf_counter() - start
-    return model, Selection(chosen, scores, metric, folds if scores else 0, seconds, skipped)
+    folds = folds if scores else 0
+    return model, Selection(chosen, scores, metric, folds, seconds, skipped, blended)
 
 
 def train(
@@ -351,29 +417,33 @@ def train(
     return model, frame(table, list(model.feature_names_in_)), selection.seconds, selection
 
 
-def bootstrap_refits(
-    model: Pipeline, table: pl.DataFrame, target: str, n: int, seed: int
-) -> list[Pipeline]:
+def bootstrap_refits(model: Any, table: pl.DataFrame, target: str, n: int, seed: int) -> list[Any]:
     """`n` copies of a fitted model refitted on bootstrap resamples of `table`, with its
-    hyperparameters frozen (a Gaussian process keeps its fitted kernel): an ensemble
-    whose spread says where the model is unsure."""
+    hyperparameters frozen (a Gaussian process keeps its fitted kernel, a blend its
+    weight): an ensemble whose spread says where the model is unsure."""
     x, y = frame(table, list(model.feature_names_in_)), table[target].to_pandas()
     rng = np.random.default_rng(seed)
     refits = []
     for _ in range(n):
-        copy = clone(model)
-        final = model.named_steps["model"]
-        fitted = getattr(final, "regressor_", final)
-        if isinstance(fitted, GaussianProcessRegressor):
-            key = "model__regressor" if hasattr(final, "regressor_") else "model"
-            copy.set_params(**{f"{key}__kernel": fitted.kernel_, f"{key}__optimizer": None})
         for _attempt in range(10):  # a classifier's resample must hold every class
             rows = rng.integers(0, len(x), len(x))
             if task_of(model) == "regression" or y.iloc[rows].nunique() == y.nunique():
                 break
-        copy.fit(x.iloc[rows], y.iloc[rows])
-        refits.append(copy)
+        refits.append(_frozen(model).fit(x.iloc[rows], y.iloc[rows]))
     return refits
+
+
+def _frozen(model: Any) -> Any:
+    """An unfitted copy of a fitted model that refits without re-tuning."""
+    if isinstance(model, Blend):
+        return clone(model).set_params(members=[_frozen(m) for m in model.members_])
+    copy = clone(model)
+    final = model.named_steps["model"]
+    fitted = getattr(final, "regressor_", final)
+    if isinstance(fitted, GaussianProcessRegressor):
+        key = "model__regressor" if hasattr(final, "regressor_") else "model"
+        copy.set_params(**{f"{key}__kernel": fitted.kernel_, f"{key}__optimizer": None})
+    return copy
 
 
 def write_selection(selection: Selection, out: Path | None) -> None:
