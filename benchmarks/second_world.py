@@ -18,6 +18,8 @@ batches of the same world and crops (`large_test`).
 Targets (issue 13): Oracle R2 >= 0.985 of Bayes, classifier within 1.5 points of Bayes
 accuracy, regret <= 3 % per crop. Writes benchmarks/results/second_world.json.
 Usage: python benchmarks/second_world.py [default|small ...] [--seed N ...]
+`--oracle-blend` runs the same with `train_oracle.selection.blend: true` and writes
+benchmarks/results/second_world_oracle_blend.json (README: why it is off by default).
 """
 
 from __future__ import annotations
@@ -152,8 +154,13 @@ def main() -> None:
     parser.add_argument("farms", nargs="*", default=list(FARMS))
     parser.add_argument("--seed", type=int, action="append")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--oracle-blend", action="store_true")
     args = parser.parse_args()
     p = params.load(REPO / "params.yaml")
+    name = "second_world"
+    if args.oracle_blend:
+        p["train_oracle"]["selection"]["blend"] = True
+        name = "second_world_oracle_blend"
     results = {}
     for name in args.farms:
         for seed in args.seed or [p["simulate"]["seed"], *EXTRA_SEEDS]:
@@ -164,10 +171,10 @@ def main() -> None:
             print("  cortex", results[f"{name}_seed{seed}"]["cortex"])
             print("  seconds", results[f"{name}_seed{seed}"]["seconds"])
     if not args.no_write:  # farms run separately accumulate in one results file
-        path = RESULTS / "second_world.json"
+        path = RESULTS / f"{name}.json"
         kept = json.loads(path.read_text())["farms"] if path.exists() else {}
         farms = {**kept, **results}
-        print(write("second_world", {"summary": summary(farms), "farms": farms}))
+        print(write(name, {"summary": summary(farms), "farms": farms}))
 
 
 def summary(farms: dict) -> dict:

@@ -8,8 +8,9 @@ cross-validation (expanding window: fit on the earlier batches, score the next o
 batches still growing when a validation window starts are purged from its training
 rows), and the best is refitted on all of them. With `selection.blend` the weighted mean
 of the best two (`blend`, weight chosen on the same folds) competes as one more
-candidate. A single candidate is a fixed choice (no search). They are saved as MLflow model directories in the skops format, trusting
-exactly the types the fitted model contains, with pinned pip requirements.
+candidate. A single candidate is a fixed choice (no search). They are saved as MLflow
+model directories in the skops format, trusting exactly the types the fitted model
+contains, with pinned pip requirements.
 """
 
 from __future__ import annotations
