@@ -157,10 +157,10 @@ def main() -> None:
     parser.add_argument("--oracle-blend", action="store_true")
     args = parser.parse_args()
     p = params.load(REPO / "params.yaml")
-    name = "second_world"
+    results_name = "second_world"
     if args.oracle_blend:
         p["train_oracle"]["selection"]["blend"] = True
-        name = "second_world_oracle_blend"
+        results_name = "second_world_oracle_blend"
     results = {}
     for name in args.farms:
         for seed in args.seed or [p["simulate"]["seed"], *EXTRA_SEEDS]:
@@ -171,10 +171,10 @@ def main() -> None:
             print("  cortex", results[f"{name}_seed{seed}"]["cortex"])
             print("  seconds", results[f"{name}_seed{seed}"]["seconds"])
     if not args.no_write:  # farms run separately accumulate in one results file
-        path = RESULTS / f"{name}.json"
+        path = RESULTS / f"{results_name}.json"
         kept = json.loads(path.read_text())["farms"] if path.exists() else {}
         farms = {**kept, **results}
-        print(write(name, {"summary": summary(farms), "farms": farms}))
+        print(write(results_name, {"summary": summary(farms), "farms": farms}))
 
 
 def summary(farms: dict) -> dict:
