@@ -213,11 +213,13 @@ def test_the_blend_of_the_best_two_competes_with_its_cv_weight():
     )
 
 
-def test_a_single_candidate_wins_a_tie_with_the_blend():
-    """One candidate twice: the blend scores the same, and the simpler model is kept."""
+@pytest.mark.parametrize("seed", [0, 4, 6])
+def test_a_single_candidate_wins_a_tie_with_the_blend(seed):
+    """One candidate twice: the blend scores the same up to rounding (on some draws a hair
+    above), and the simpler model is kept."""
     s = section({"one": HALVES["sees_a"], "same": HALVES["sees_a"]})
     s["selection"]["blend"] = True
-    _, sel = modeling.select("regression", two_halves(), "fresh_weight_g", s)
+    _, sel = modeling.select("regression", two_halves(300, seed), "fresh_weight_g", s)
     assert sel.scores["blend"] == pytest.approx(sel.scores["one"]) and sel.chosen == "one"
 
 

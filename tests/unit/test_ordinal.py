@@ -115,3 +115,11 @@ def test_boosted_ordinal_calibrates_on_rows_its_trees_did_not_fit():
         test_y, truth, labels=labels
     )
     assert excess < 0.08
+
+
+def test_boosted_ordinal_needs_two_calibration_folds_and_fits_a_tiny_table():
+    x, y, _ = interacting(40, seed=4)
+    with pytest.raises(ValueError, match="calibration_folds must be 2 or more"):
+        OrdinalBoosting(order=ORDER, calibration_folds=1).fit(x, y)
+    few = OrdinalBoosting(order=ORDER, calibration_folds=10, min_samples_leaf=2, random_state=0)
+    assert few.fit(x[:6], y[:6]).predict_proba(x).shape[0] == 40  # 6 rows, 10 folds: 6

@@ -44,9 +44,14 @@ class Blend(BaseEstimator):
         self.log = log
 
     def fit(self, X: pd.DataFrame, y):
+        if len(self.members) != 2 or len(self.columns) != 2:
+            raise ValueError("a blend has two members, each with its list of columns")
         self.members_ = [
             clone(m).fit(X[list(c)], y) for m, c in zip(self.members, self.columns, strict=True)
         ]
+        classes = [getattr(m, "classes_", None) for m in self.members_]
+        if classes[0] is not None and not np.array_equal(classes[0], classes[1]):
+            raise ValueError(f"the members' classes differ: {classes[0]} and {classes[1]}")
         wanted = {c for own in self.columns for c in own}
         self.feature_names_in_ = np.array([c for c in X.columns if c in wanted], dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)

@@ -117,6 +117,7 @@ ESTIMATORS = {
 # Estimators that need complete, scaled inputs (trees take NaN and raw scales as they are).
 SMOOTH = {"gaussian_process", "spline_ridge", "spline_logistic", "spline_ordinal"}
 BLEND = "blend"  # the search's name for the weighted mean of its best two candidates
+BLEND_MIN_GAIN = 1e-6  # CV score a blend must gain over the best candidate (not rounding)
 REQUIREMENTS = ("mlflow", "scikit-learn", "skops", "pandas", "numpy", "scipy")
 
 
@@ -192,7 +193,7 @@ def build(
     return Pipeline([("encode", encode), ("model", model)])
 
 
-def fit(model: Pipeline, x: pd.DataFrame, y: pd.Series) -> float:
+def fit(model: Any, x: pd.DataFrame, y: pd.Series) -> float:
     """Fit in place; returns the seconds spent (the part of a stage that is not overhead)."""
     start = time.perf_counter()
     try:
@@ -202,7 +203,7 @@ def fit(model: Pipeline, x: pd.DataFrame, y: pd.Series) -> float:
     return time.perf_counter() - start
 
 
-def _model_kwargs(model: Pipeline, x_example: pd.DataFrame) -> dict[str, Any]:
+def _model_kwargs(model: Any, x_example: pd.DataFrame) -> dict[str, Any]:
     # Imported here, once the stage has set runtime.skip_imports: skops walks every
     # scikit-learn module when imported, and one of them imports torch (seconds, unused).
     import skops.io
@@ -223,7 +224,7 @@ def _model_kwargs(model: Pipeline, x_example: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def save_and_log(model: Pipeline, path: Path, x_example: pd.DataFrame) -> str:
+def save_and_log(model: Any, path: Path, x_example: pd.DataFrame) -> str:
     """Write the MLflow model directory (the DVC out) and log those same files to the run.
 
     The directory is logged as the run's LoggedModel rather than serialised again with
@@ -251,7 +252,7 @@ class Selection:
     folds: int
     seconds: float
     skipped: dict[str, str]  # candidate -> why it was not tried
-    blend: dict[str, float] = field(default_factory=dict)  # the best two -> their weights
+    blend_weights: dict[str, float] = field(default_factory=dict)  # the best two, if tried
 
     def metrics(self) -> dict[str, Any]:
         """Numbers only (a DVC metrics file): scores and one-hot choice. No search time:
@@ -261,7 +262,7 @@ class Selection:
             f"cv_{self.metric}": {k: round(v, 6) for k, v in self.scores.items()},
             "chosen": {k: int(k == self.chosen) for k in self.scores},
             "folds": self.folds,
-            **({"blend_weights": self.blend} if self.blend else {}),
+            **({"blend_weights": self.blend_weights} if self.blend_weights else {}),
         }
 
 
@@ -314,11 +315,11 @@ def _blend_weight(
 
 
 def _blend(
-    task: str, held_out: dict[str, list[np.ndarray]], ys: list[pd.Series], log: bool
+    task: str, first: list[np.ndarray], second: list[np.ndarray], ys: list[pd.Series], log: bool
 ) -> tuple[float, float]:
-    """(weight on all folds, cross-fitted score): each fold is scored with the weight the
-    other folds chose, so the blend's score is as honest as a single candidate's."""
-    first, second = held_out.values()
+    """(weight of `first` on all folds, cross-fitted score): each fold is scored with the
+    weight the other folds chose, never with one tuned on its own rows. (Not forward in
+    time as a candidate's score is: an early fold's weight comes from later folds.)"""
     scores = []
     for k in range(len(ys)):
         rest = [i for i in range(len(ys)) if i != k]
@@ -338,7 +339,7 @@ def _candidates(section: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def select(
     task: str, table: pl.DataFrame, target: str, section: dict[str, Any]
-) -> tuple[Pipeline, Selection]:
+) -> tuple[Any, Selection]:
     """Choose by time-ordered CV among the candidates (and the blend of the best two),
     refit the best on every row."""
     start = time.perf_counter()
@@ -384,23 +385,28 @@ def select(
             scores[name] = float(
                 np.mean([_metric(task, p, t) for p, t in zip(held_out[name], ys, strict=True)])
             )
+        # Best first; a tie goes to the earlier candidate in params.
         order = sorted(scores, key=lambda k: (-scores[k], list(candidates).index(k)))
+        chosen = order[0]
         if section["selection"].get("blend") and len(order) > 1:
-            pair = {k: held_out[k] for k in order[:2]}
-            weight, scores[BLEND] = _blend(task, pair, ys, log_target and task == "regression")
-            blended = {order[0]: round(weight, 4), order[1]: round(1.0 - weight, 4)}
-        # Ties go to a single candidate, then to the earlier one in params.
-        chosen = max(
-            scores, key=lambda k: (scores[k], k != BLEND, -order.index(k) if k in order else 0)
-        )
+            first, second = order[:2]
+            log = log_target and task == "regression"
+            weight, score = _blend(task, held_out[first], held_out[second], ys, log)
+            weight = round(weight, 4)  # the weight reported is the weight used
+            scores[BLEND] = score
+            blended = {first: weight, second: round(1.0 - weight, 4)}
+            # A blend that is one candidate, or better only by rounding, is not worth its cost.
+            if 0.0 < weight < 1.0 and score > scores[first] + BLEND_MIN_GAIN:
+                chosen = BLEND
     else:
         chosen = next(iter(candidates))
     if chosen == BLEND:
-        (a, wa), (b, _) = blended.items()
-        (first, xa), (second, xb) = make(candidates[a]), make(candidates[b])
-        columns = [list(xa.columns), list(xb.columns)]
+        (first_model, x_first), (second_model, x_second) = (
+            make(candidates[name]) for name in blended
+        )
+        columns = [list(x_first.columns), list(x_second.columns)]
         x = frame(table, [c for c in table.columns if c in {*columns[0], *columns[1]}])
-        model = Blend([first, second], columns, wa, log=log_target and task == "regression")
+        model = Blend([first_model, second_model], columns, blended[first], log)
     else:
         model, x = make(candidates[chosen])
     fit(model, x, y)
@@ -412,7 +418,7 @@ def select(
 
 def train(
     task: str, table: pl.DataFrame, target: str, section: dict[str, Any]
-) -> tuple[Pipeline, pd.DataFrame, float, Selection]:
+) -> tuple[Any, pd.DataFrame, float, Selection]:
     """Choose and fit the model a params section describes: (model, inputs, seconds, search)."""
     model, selection = select(task, table, target, section)
     return model, frame(table, list(model.feature_names_in_)), selection.seconds, selection
@@ -463,5 +469,5 @@ def write_selection(selection: Selection, out: Path | None) -> None:
     )
 
 
-def task_of(model: Pipeline) -> str:
+def task_of(model: Any) -> str:
     return "classification" if hasattr(model, "predict_proba") else "regression"

@@ -67,19 +67,22 @@ class OrdinalLogisticRegression(ClassifierMixin, BaseEstimator):
         return per_level[:, columns]
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)  # first: the not-fitted error, not an AttributeError
+        return self.classes_[proba.argmax(axis=1)]
 
 
 class OrdinalBoosting(ClassifierMixin, BaseEstimator):
-    """Boosted trees fit the grade's rank (0 = lowest) by least squares, and a cumulative
-    logit on that one predicted score gives the grade probabilities.
+    """Boosted trees fit the grade's rank (0 = lowest) by least squares; a cumulative logit
+    on cubic splines of that one predicted score gives the grade probabilities.
 
     Why: when the grades cut one latent score, the expected rank is a monotone function of
     it, so one regression learns the score from every row. A multinomial model learns one
-    function per grade from the same rows. The cumulative logit is fitted on out-of-fold
-    predictions (`calibration_folds`), so it sees how far the trees are from the truth on
-    rows they did not fit, not their in-sample fit. The tree parameters are those of
-    HistGradientBoostingRegressor.
+    function per grade from the same rows. The splines let the link between the expected
+    rank (bounded by the lowest and highest rank) and the cut points' logits bend; they
+    are not constrained to be monotone, and stay flat beyond the scores seen in fitting.
+    The logit is fitted on out-of-fold predictions (`calibration_folds`), so it sees how
+    far the trees are from the truth on rows they did not fit, not their in-sample fit.
+    The tree parameters are HistGradientBoostingRegressor's of the same names.
     """
 
     def __init__(
@@ -119,11 +122,14 @@ class OrdinalBoosting(ClassifierMixin, BaseEstimator):
             l2_regularization=self.l2_regularization,
             random_state=self.random_state,
         )
-        folds = KFold(self.calibration_folds, shuffle=True, random_state=self.random_state)
+        if self.calibration_folds < 2:
+            raise ValueError(f"calibration_folds must be 2 or more, not {self.calibration_folds}")
+        folds = KFold(
+            min(self.calibration_folds, len(y)), shuffle=True, random_state=self.random_state
+        )
         held_out = cross_val_predict(trees, X, rank, cv=folds)
-        # Splines of the score: the rank's mean is bounded, the cumulative logit is not.
         self.calibration_ = make_pipeline(
-            SplineTransformer(n_knots=5, degree=3, extrapolation="linear"),
+            SplineTransformer(n_knots=5, degree=3, extrapolation="constant"),
             OrdinalLogisticRegression(order=tuple(levels), C=10.0),
         ).fit(held_out[:, None], y)
         self.trees_ = trees.fit(X, rank)
@@ -134,8 +140,14 @@ class OrdinalBoosting(ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=False)
         return self.calibration_.predict_proba(self.trees_.predict(X)[:, None])
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # the trees route missing readings
+        return tags
+
     def predict(self, X) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)  # first: the not-fitted error, not an AttributeError
+        return self.classes_[proba.argmax(axis=1)]
 
 
 def _newton(theta, X, level, penalty: float, max_iter: int) -> tuple[np.ndarray, int]:
