@@ -653,6 +653,7 @@ def crops_to_optimise(
                     "the models' guess, not the farm's evidence. Lower the minimum to "
                     "optimise it anyway."
                 )
+        _check_key_names(list(section["crops"]))
         return list(section["crops"]), {}
     skipped = {
         crop: f"{counts[crop]} training batches; optimise_cortex.min_training_batches is {least}"

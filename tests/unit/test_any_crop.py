@@ -112,3 +112,5 @@ def test_two_crop_names_that_share_one_mlflow_key_are_refused():
     train = pl.DataFrame({"crop": [c for c in crops for _ in range(30)]})
     with pytest.raises(VertiflowError, match=r"share the name 'Roquette _E_'"):
         cortex.crops_to_optimise(section, train, crops)
+    with pytest.raises(VertiflowError, match=r"share the name 'Roquette _E_'"):  # named too
+        cortex.crops_to_optimise({**section, "crops": crops}, train, crops)
