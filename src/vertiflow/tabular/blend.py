@@ -2,9 +2,9 @@
 
 Why: on a small farm the best two candidates err in different places (a Gaussian process
 between grown recipes, additive splines along each input's trend), and their mean is
-closer to the truth than either (second world, 400 cycles: 0.980-0.983 of the Bayes R2
-alone, 0.981-0.986 blended). The weight is chosen on the same time-ordered folds as the
-candidates (`modeling.select`); with weight 1 the blend is the best candidate itself.
+closer to the truth than either (second world, 400 cycles, judged on 1,925 more batches:
+0.980-0.983 of the Bayes R2 alone, 0.980-0.986 blended). The weight is chosen on the same
+time-ordered folds as the candidates (`modeling.select`).
 """
 
 from __future__ import annotations
@@ -49,14 +49,14 @@ class Blend(BaseEstimator):
         self.members_ = [
             clone(m).fit(X[list(c)], y) for m, c in zip(self.members, self.columns, strict=True)
         ]
-        classes = [getattr(m, "classes_", None) for m in self.members_]
-        if classes[0] is not None and not np.array_equal(classes[0], classes[1]):
-            raise ValueError(f"the members' classes differ: {classes[0]} and {classes[1]}")
         wanted = {c for own in self.columns for c in own}
         self.feature_names_in_ = np.array([c for c in X.columns if c in wanted], dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
-        if hasattr(self.members_[0], "classes_"):
-            self.classes_ = self.members_[0].classes_
+        classes = [getattr(m, "classes_", None) for m in self.members_]
+        if classes[0] is not None:  # a classifier blend
+            if not np.array_equal(classes[0], classes[1]):
+                raise ValueError(f"the members' classes differ: {classes[0]} and {classes[1]}")
+            self.classes_ = classes[0]
         return self
 
     def _mean(self, method: str, X: pd.DataFrame) -> np.ndarray:

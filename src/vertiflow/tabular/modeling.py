@@ -369,6 +369,7 @@ def select(
         return model, frame(table, own)
 
     blended: dict[str, float] = {}
+    log = log_target and task == "regression"  # a blend of log-yield models: geometric mean
     if len(candidates) > 1:
         splits = time_folds(table, folds)
         held_out: dict[str, list[np.ndarray]] = {}
@@ -390,7 +391,6 @@ def select(
         chosen = order[0]
         if section["selection"].get("blend") and len(order) > 1:
             first, second = order[:2]
-            log = log_target and task == "regression"
             weight, score = _blend(task, held_out[first], held_out[second], ys, log)
             weight = round(weight, 4)  # the weight reported is the weight used
             scores[BLEND] = score

@@ -44,13 +44,8 @@ class OrdinalLogisticRegression(ClassifierMixin, BaseEstimator):
     def fit(self, X, y):
         X, y = validate_data(self, X, y, dtype=np.float64)
         self.classes_ = np.unique(y)
-        wanted = list(self.order) or list(self.classes_)
-        unknown = sorted(set(self.classes_) - set(wanted))
-        if unknown:
-            raise ValueError(f"classes {unknown} are not in the order {wanted}")
-        self.levels_ = np.array([c for c in wanted if c in set(self.classes_)])
-        rank = {c: i for i, c in enumerate(self.levels_)}
-        level = np.array([rank[v] for v in y])
+        levels, level = _ranks(self.order, self.classes_, y)
+        self.levels_ = np.array(levels)
         share = np.cumsum(np.bincount(level, minlength=len(self.levels_)))[:-1] / len(level)
         theta = np.r_[np.zeros(X.shape[1]), np.log(share / (1 - share))]
         theta, self.n_iter_ = _newton(theta, X, level, 1.0 / self.C, self.max_iter)
@@ -108,12 +103,7 @@ class OrdinalBoosting(ClassifierMixin, BaseEstimator):
     def fit(self, X, y):
         X, y = validate_data(self, X, y, dtype=np.float64, ensure_all_finite="allow-nan")
         self.classes_ = np.unique(y)
-        wanted = list(self.order) or list(self.classes_)
-        unknown = sorted(set(self.classes_) - set(wanted))
-        if unknown:
-            raise ValueError(f"classes {unknown} are not in the order {wanted}")
-        levels = [c for c in wanted if c in set(self.classes_)]
-        rank = np.array([levels.index(v) for v in y], dtype=float)
+        levels, rank = _ranks(self.order, self.classes_, y)
         trees = HistGradientBoostingRegressor(
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
@@ -127,12 +117,12 @@ class OrdinalBoosting(ClassifierMixin, BaseEstimator):
         folds = KFold(
             min(self.calibration_folds, len(y)), shuffle=True, random_state=self.random_state
         )
-        held_out = cross_val_predict(trees, X, rank, cv=folds)
+        held_out = cross_val_predict(trees, X, rank.astype(float), cv=folds)
         self.calibration_ = make_pipeline(
             SplineTransformer(n_knots=5, degree=3, extrapolation="constant"),
             OrdinalLogisticRegression(order=tuple(levels), C=10.0),
         ).fit(held_out[:, None], y)
-        self.trees_ = trees.fit(X, rank)
+        self.trees_ = trees.fit(X, rank.astype(float))
         return self
 
     def predict_proba(self, X) -> np.ndarray:
@@ -148,6 +138,18 @@ class OrdinalBoosting(ClassifierMixin, BaseEstimator):
     def predict(self, X) -> np.ndarray:
         proba = self.predict_proba(X)  # first: the not-fitted error, not an AttributeError
         return self.classes_[proba.argmax(axis=1)]
+
+
+def _ranks(order: Sequence[str], classes: np.ndarray, y: np.ndarray) -> tuple[list, np.ndarray]:
+    """The classes present, lowest first (`order`, or sorted when empty), and each row's
+    rank among them; a class missing from `order` is an error."""
+    wanted = list(order) or list(classes)
+    unknown = sorted(set(classes) - set(wanted))
+    if unknown:
+        raise ValueError(f"classes {unknown} are not in the order {wanted}")
+    levels = [c for c in wanted if c in set(classes)]
+    rank = {c: i for i, c in enumerate(levels)}
+    return levels, np.array([rank[v] for v in y])
 
 
 def _newton(theta, X, level, penalty: float, max_iter: int) -> tuple[np.ndarray, int]:
