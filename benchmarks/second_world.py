@@ -128,18 +128,27 @@ def large_test(name: str, sim: dict, seed: int, optima, oracle, classifier) -> d
     """The trained models on 2,000 more batches of the same farm's world and crops (other
     recipes, drawn with another seed; about 1,925 once the time split has purged the
     batches that straddle its cut), against those batches' Bayes limits."""
-    raw = WORK / "second_world" / f"large_test_{name}_{seed}"
+    rows, truth = draw(
+        f"large_test_{name}_{seed}", {**sim, **LARGE_TEST, "seed": seed + 1000}, optima
+    )
+    return judge(rows, truth, oracle, classifier)
+
+
+def draw(folder: str, config: dict, optima) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A farm of the SIMPLE world, prepared: (every batch in start-date order, its truth)."""
+    raw = WORK / "second_world" / folder
     shutil.rmtree(raw, ignore_errors=True)
-    config = {**sim, **LARGE_TEST, "seed": seed + 1000}
     write_farm(raw, SimConfig(**config, world=simple_model.NAME))
     big = dataset.build(rawdata.load(raw), 0.5, optima)
-    rows = pl.concat([big.train, big.test])
+    return pl.concat([big.train, big.test]).sort("start_date", maintain_order=True), big.truth
+
+
+def judge(rows: pl.DataFrame, truth: pl.DataFrame, oracle, classifier) -> dict:
+    """Both models on `rows`, against the Bayes limits of the same batches."""
     x = modeling.frame(rows, list(oracle.feature_names_in_))
-    o = evaluation.oracle_report(rows, oracle.predict(x), big.truth)
+    o = evaluation.oracle_report(rows, oracle.predict(x), truth)
     x = modeling.frame(rows, list(classifier.feature_names_in_))
-    c = evaluation.classifier_report(
-        rows, evaluation.proba_in_grade_order(classifier, x), big.truth
-    )
+    c = evaluation.classifier_report(rows, evaluation.proba_in_grade_order(classifier, x), truth)
     return {
         "batches": rows.height,
         "oracle_r2_of_limit": o["r2_of_limit"],

@@ -37,7 +37,7 @@ CASES = [
     ("optimise_cortex.dli_bounds", 10, "a valid tuple"),
     ("optimise_cortex.energy.peak_price", "high", "a number"),
     ("optimise_cortex.prices_mad_per_kg.basil.GOLD", 120, "'PREMIUM', 'STANDARD' or 'REJECT'"),
-    ("optimise_cortex.truth_grid_points", 1, "greater than or equal to 2"),
+    ("optimise_cortex.truth_search.popsize", 0, "greater than or equal to 1"),
     ("simulate_images.image_size", 32, "greater than or equal to 64"),
     ("train_yolo.epochs", "many", "a valid integer"),
     ("train_yolo.batch", 0, "greater than or equal to 1"),

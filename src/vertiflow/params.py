@@ -164,6 +164,11 @@ class Optimiser(Section):
     smoothing_scale: NonNegative
 
 
+class TruthSearch(Section):
+    popsize: Count
+    maxiter: Count
+
+
 class Trust(Section):
     ensemble: Annotated[int, Field(ge=1, le=50)]  # the models + bootstrap refits
     kappa: NonNegative  # margin lower bound: mean - kappa x std over the ensemble
@@ -187,7 +192,7 @@ class OptimiseCortex(Section):
     nutrient_cost_mad_per_m2_day_per_ec: NonNegative
     optimiser: Optimiser
     trust: Trust
-    truth_grid_points: Annotated[int, Field(ge=2)]
+    truth_search: TruthSearch
 
 
 class SimulateImages(Section):

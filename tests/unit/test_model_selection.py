@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from vertiflow.errors import VertiflowError
 from vertiflow.tabular import modeling
 
 FEATURES = {"categorical": ["crop"], "numeric": ["a", "b", "noise"]}
@@ -58,8 +59,37 @@ def test_time_folds_validate_on_later_batches_and_purge_overlaps():
     table = farm(100)
     for train, valid in modeling.time_folds(table, 3):
         first_valid = table["start_date"][int(valid.min())]
-        assert (table["harvest_date"].to_numpy()[train] < np.datetime64(first_valid)).all()
+        assert (table["harvest_date"].to_numpy()[train] <= np.datetime64(first_valid)).all()
         assert train.max() < valid.min()
+
+
+def restocked_together(modules: int, cycles: int) -> pl.DataFrame:
+    """Every module restocked on the same day, back to back: harvests on the next start."""
+    table = farm(modules * cycles)
+    start = [
+        dt.datetime(2020, 1, 1) + dt.timedelta(days=30 * (i // modules))
+        for i in range(table.height)
+    ]
+    harvest = [s + dt.timedelta(days=30) for s in start]
+    return table.with_columns(start_date=pl.Series(start), harvest_date=pl.Series(harvest))
+
+
+def test_batches_started_on_the_same_day_share_a_window_and_search_still_runs():
+    table = restocked_together(modules=20, cycles=6)
+    starts = table["start_date"].to_numpy()
+    splits = modeling.time_folds(table, 3)
+    assert len(splits) == 3
+    for train, valid in splits:
+        assert not set(starts[train]) & set(starts[valid])  # a start day is in one window
+        assert (table["harvest_date"].to_numpy()[train] <= starts[valid].min()).all()
+    _, sel = modeling.select("regression", table, "fresh_weight_g", section(CANDIDATES))
+    assert sel.folds == 3 and set(sel.scores) == {"stumps", "splines"}
+
+
+def test_a_search_with_no_earlier_batches_to_learn_from_is_refused_clearly():
+    table = restocked_together(modules=60, cycles=1)  # one start day: nothing is "later"
+    with pytest.raises(VertiflowError, match=r"selection.folds 3: no fold .* 1 dates"):
+        modeling.select("regression", table, "fresh_weight_g", section(CANDIDATES))
 
 
 def test_the_better_candidate_is_chosen_and_the_search_is_reported():
@@ -108,6 +138,21 @@ def test_bootstrap_refits_keep_a_gaussian_process_kernel():
         assert refit.named_steps["model"].regressor_.kernel_ == kernel
     x = farm(10, 9).to_pandas()
     assert not np.allclose(refits[0].predict(x), refits[1].predict(x))  # they differ
+
+
+def test_a_gaussian_process_on_more_rows_than_its_max_fits_a_seeded_subset():
+    """Its cost is cubic in rows: beyond max_rows it fits a random subset (same every run),
+    and so do its bootstrap refits, keeping the fitted kernel."""
+    gp = {"gp": {"estimator": "gaussian_process", "hyperparams": {"max_rows": 60}}}
+    model, sel = modeling.select("regression", farm(150), "fresh_weight_g", section(gp))
+    fitted = model.named_steps["model"].regressor_
+    assert sel.chosen == "gp" and fitted.estimator_.X_train_.shape[0] == 60
+    again, _ = modeling.select("regression", farm(150), "fresh_weight_g", section(gp))
+    x = farm(10, 9).to_pandas()
+    assert np.array_equal(model.predict(x), again.predict(x))
+    refit = modeling.bootstrap_refits(model, farm(150), "fresh_weight_g", 1, seed=3)[0]
+    refitted = refit.named_steps["model"].regressor_.estimator_
+    assert refitted.X_train_.shape[0] == 60 and refitted.kernel_ == fitted.estimator_.kernel_
 
 
 @pytest.mark.parametrize("bad", ["no_such_column"])

@@ -74,6 +74,38 @@ def test_dates_with_a_utc_offset_become_utc_times(farm, tmp_path):
     assert data.harvests["harvest_date"][0] == dt.datetime(2015, 4, 5, 10, 30)
 
 
+@pytest.mark.parametrize("written", ["%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%d.%m.%Y"])
+def test_spreadsheet_dates_read_in_the_order_the_column_shows(farm, tmp_path, written):
+    """25/03/2024 and 03/25/2024 both occur in exports; a day above 12 tells which field is
+    the day, for the whole column (polars alone reads 03/04 as 3 April whatever follows)."""
+    reference = rawdata.load(farm)
+    for name, column in (("batches", "start_date"), ("harvests", "harvest_date")):
+        dates = getattr(reference, name)[column]
+        assert (dates.dt.day() > 12).any() and (dates.dt.day() <= 12).any()  # both kinds
+        if "%H" not in written:
+            reference = _at_midnight(reference, name, column)
+        table = getattr(reference, name).with_columns(pl.col(column).dt.strftime(written))
+        table.write_csv(tmp_path / f"{name}.csv")
+    (tmp_path / "telemetry.parquet").write_bytes((farm / "telemetry.parquet").read_bytes())
+    raw = rawdata.load(tmp_path)
+    assert raw.batches.equals(reference.batches) and raw.harvests.equals(reference.harvests)
+
+
+def _at_midnight(data: rawdata.RawData, name: str, column: str) -> rawdata.RawData:
+    table = getattr(data, name).with_columns(pl.col(column).dt.truncate("1d"))
+    setattr(data, name, table)
+    return data
+
+
+def test_dates_whose_day_and_month_cannot_be_told_apart_are_refused(farm, tmp_path):
+    raw = _copy_with(farm, tmp_path, "batches", "start_date", list(range(100)), "03/04/2015")
+    with pytest.raises(DataError) as err:
+        rawdata.load(raw)
+    text = str(err.value)
+    assert "batches.csv: column 'start_date'" in text and "'03/04/2015'" in text
+    assert "ISO 8601" in text
+
+
 def test_numeric_ids_are_read_as_labels(farm, tmp_path):
     """Exports often number their batches, racks and modules (polars reads them as ints)."""
     ids = {b: i + 1 for i, b in enumerate(pl.read_csv(farm / "batches.csv")["batch_id"])}

@@ -31,6 +31,9 @@ ISO_FORMATS = (
     "%Y-%m-%d",
 )
 OFFSET_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z")  # ...Z, ...+02:00
+# Spreadsheet dates, 25/03/2024 or 03/25/2024 (also with . or -, and a time): which field
+# is the day is decided once per column, by the values above 12 (`date_order`).
+DAY_MONTH = r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[ T](\d{1,2}:\d{2}(?::\d{2})?))?$"
 # Cells that mean "no value" in exports: pandas' default `na_values`, so that a CSV reads
 # here as it reads in pandas (`NA` in a sensor column is a dropout, not text).
 NULL_TEXT = ["#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND"]
@@ -146,7 +149,9 @@ def _normalise_header(path: Path, lazy: pl.LazyFrame) -> pl.LazyFrame:
     return lazy.rename(wanted)
 
 
-def _scan(path: Path) -> pl.LazyFrame:
+def _scan(path: Path, dates: bool = True) -> pl.LazyFrame:
+    """`dates=False`: date columns stay text, for `parse_dates` (polars would read
+    03/04/2024 as 3 April on its own, whatever the rest of the column says)."""
     _check_not_empty(path)
     if path.suffix == ".csv":
         separator, decimal_comma = _dialect(path)
@@ -155,7 +160,7 @@ def _scan(path: Path) -> pl.LazyFrame:
             separator=separator,
             decimal_comma=decimal_comma,
             null_values=NULL_TEXT,
-            try_parse_dates=True,
+            try_parse_dates=dates,
             infer_schema_length=10_000,
         )
     else:
@@ -186,6 +191,7 @@ def _check_types(
             continue
         text = frame[name]
         if target.is_temporal():
+            _check_date_order(path, name, text)
             bad = (parse_dates(text).is_null() & text.is_not_null()).arg_true()
             kind = "a date-time (ISO 8601)"
         else:
@@ -203,14 +209,60 @@ def _check_types(
         raise DataError(f"{path}: " + "; ".join(problems) + ".")
 
 
+def date_order(text: pl.Series) -> str | None:
+    """How a column writes its dd/mm or mm/dd dates: "day-first", "month-first", or
+    "ambiguous" (no field above 12) or "mixed" (both); None when it has none."""
+    fields = text.str.strip_chars().str.extract_groups(DAY_MONTH)
+    first, second = (fields.struct.field(k).cast(pl.Int32) for k in ("1", "2"))
+    if first.is_null().all():
+        return None
+    day_first, month_first = bool((first > 12).any()), bool((second > 12).any())
+    if day_first == month_first:
+        return "mixed" if day_first else "ambiguous"
+    return "day-first" if day_first else "month-first"
+
+
+def _check_date_order(path: Path, column: str, text: pl.Series) -> None:
+    order = date_order(text)
+    if order not in ("ambiguous", "mixed"):
+        return
+    example = text.filter(text.str.strip_chars().str.contains(DAY_MONTH)).head(1).item()
+    why = (
+        "no value has a day above 12, so 03/04 could be 3 April or 4 March"
+        if order == "ambiguous"
+        else "some values have the day first and others the month first"
+    )
+    raise DataError(
+        f"{path}: column '{column}' has dates like {example!r} whose day and month cannot be "
+        f"told apart ({why}); write dates as ISO 8601 (2024-04-03)."
+    )
+
+
 def parse_dates(text: pl.Series) -> pl.Series:
-    """ISO 8601 text -> date-times, null where a cell is not one (never raises).
+    """ISO 8601 text, or spreadsheet dates in one order (`date_order`) -> date-times, null
+    where a cell is not one (never raises).
 
     polars' own inference raises when no cell fits the format it guessed (a column of
     `not-a-date`); explicit formats parse each cell on its own. A cell with a UTC offset
     (`Z`, `+02:00`) becomes its UTC time, as a column that is all offsets does.
     """
     stripped = text.str.strip_chars()
+    order = date_order(text)
+    if order in ("day-first", "month-first"):  # rewritten as ISO, then parsed as ISO
+        day, month = ("1", "2") if order == "day-first" else ("2", "1")
+        fields = stripped.str.extract_groups(DAY_MONTH).struct
+        iso = pl.select(
+            pl.concat_str(
+                fields.field("3"),
+                fields.field(month).str.zfill(2),
+                fields.field(day).str.zfill(2),
+                separator="-",
+            )
+            + pl.when(fields.field("4").is_null())
+            .then(pl.lit(""))
+            .otherwise(" " + fields.field("4").str.zfill(5))
+        ).to_series()
+        stripped = iso.fill_null(stripped)
     tries = [stripped.str.strptime(pl.Datetime("us"), f, strict=False) for f in ISO_FORMATS]
     zulu = stripped.str.replace(r"[Zz]$", "+00:00")
     tries += [
@@ -258,12 +310,12 @@ def _check_not_in_future(path: Path, frame: pl.DataFrame, column: str) -> None:
         )
 
 
-def read_frame(path: Path) -> pl.DataFrame:
+def read_frame(path: Path, dates: bool = True) -> pl.DataFrame:
     """Read a whole small CSV or Parquet table, with errors that name the file."""
     if not path.is_file():
         raise DataError(f"{path}: file not found.")
     try:
-        frame = _scan(path).collect()
+        frame = _scan(path, dates).collect()
     except READ_ERRORS as exc:
         fmt = "CSV" if path.suffix == ".csv" else "Parquet"
         raise DataError(f"{path}: cannot be read as {fmt}: {_first_line(exc)}.") from None
@@ -281,7 +333,7 @@ def read_frame(path: Path) -> pl.DataFrame:
 
 def read_table(path: Path, schema: pa.DataFrameSchema) -> pl.DataFrame:
     """Read a whole small table and validate it against its schema."""
-    frame = read_frame(path)
+    frame = read_frame(path, dates=False)  # its dates are parsed here, each column as a whole
     missing = [c for c in schema.columns if c not in frame.columns]
     if missing:
         raise DataError(

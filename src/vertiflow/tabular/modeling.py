@@ -19,6 +19,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from importlib.metadata import version
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +53,25 @@ from vertiflow.lifecycle.model_bytes import pin_model_folder
 from vertiflow.tabular.blend import Blend, mix
 from vertiflow.tabular.evaluation import proba_in_grade_order
 from vertiflow.tabular.ordinal import OrdinalBoosting, OrdinalLogisticRegression
+from vertiflow.tabular.subsample import Subsample
 
 
-def _gaussian_process(random_state: int, n_inputs: int = 1, length_scale: float = 3.0, **kw) -> Any:
+def _gaussian_process(
+    random_state: int,
+    n_inputs: int = 1,
+    length_scale: float = 3.0,
+    max_rows: int | None = None,
+    **kw: Any,
+) -> Any:
     """GP regression: scaled ARD Matern 5/2 (one length scale per input; twice
     differentiable, so kinks of a crop's responses are not smoothed away as an RBF would)
-    plus noise; the kernel's scales are fitted per farm, so irrelevant inputs fade out."""
+    plus noise; the kernel's scales are fitted per farm, so irrelevant inputs fade out.
+    With `max_rows`, fitted on a random subset of that many rows (`subsample`)."""
     scales = np.full(n_inputs, float(length_scale))
     kernel = ConstantKernel(1.0, (1e-2, 1e2)) * Matern(scales, (1e-1, 1e3), nu=2.5)
     kernel = kernel + WhiteKernel(0.05, (1e-5, 1.0))
-    return GaussianProcessRegressor(kernel, normalize_y=True, random_state=random_state, **kw)
+    gp = GaussianProcessRegressor(kernel, normalize_y=True, random_state=random_state, **kw)
+    return gp if max_rows is None else Subsample(gp, max_rows, random_state)
 
 
 def _spline_ridge(random_state: int, n_knots: int = 6) -> Any:
@@ -268,16 +278,29 @@ class Selection:
 
 def time_folds(table: pl.DataFrame, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Expanding-window splits in start-date order, purging batches harvested after the
-    validation window starts (they overlap it in time)."""
-    order = np.argsort(table["start_date"].to_numpy(), kind="stable")
-    edges = np.linspace(0, len(order), folds + 2).astype(int)
+    validation window starts (they overlap it in time).
+
+    Batches that start on the same day fall in the same window (a farm may restock every
+    module on one day), and a fold left with no training batch is dropped."""
     starts, harvests = table["start_date"].to_numpy(), table["harvest_date"].to_numpy()
+    order = np.argsort(starts, kind="stable")
+    ordered = starts[order]
+    edges = np.linspace(0, len(order), folds + 2).astype(int)
+    edges[1:-1] = np.searchsorted(ordered, ordered[edges[1:-1]], side="left")
     splits = []
-    for i in range(1, folds + 1):
-        valid = order[edges[i] : edges[i + 1]]
-        cutoff = starts[valid].min()
-        train = order[: edges[i]]
-        splits.append((train[harvests[train] < cutoff], valid))
+    for lo, hi in pairwise(edges[1:]):
+        valid, train = order[lo:hi], order[:lo]
+        if len(valid):
+            train = train[harvests[train] <= starts[valid].min()]
+        if len(valid) and len(train):
+            splits.append((train, valid))
+    if not splits:
+        raise VertiflowError(
+            f"params.yaml: selection.folds {folds}: no fold has training batches harvested "
+            f"before its validation batches start ({table.height} batches, starting on "
+            f"{table['start_date'].n_unique()} dates), so the candidates cannot be compared "
+            "on later batches. Add batches, or name one estimator (estimator: <name>, no search)."
+        )
     return splits
 
 
@@ -412,7 +435,7 @@ def select(
     fit(model, x, y)
     metric = "r2" if task == "regression" else "neg_log_loss"
     seconds = time.perf_counter() - start
-    folds = folds if scores else 0
+    folds = len(splits) if scores else 0
     return model, Selection(chosen, scores, metric, folds, seconds, skipped, blended)
 
 
@@ -446,9 +469,12 @@ def _frozen(model: Any) -> Any:
         return clone(model).set_params(members=[_frozen(m) for m in model.members_])
     copy = clone(model)
     final = model.named_steps["model"]
-    fitted = getattr(final, "regressor_", final)
+    key, fitted = (
+        ("model__regressor", final.regressor_) if hasattr(final, "regressor_") else ("model", final)
+    )
+    if isinstance(fitted, Subsample):
+        key, fitted = f"{key}__estimator", fitted.estimator_
     if isinstance(fitted, GaussianProcessRegressor):
-        key = "model__regressor" if hasattr(final, "regressor_") else "model"
         copy.set_params(**{f"{key}__kernel": fitted.kernel_, f"{key}__optimizer": None})
     return copy
 
