@@ -12,8 +12,10 @@ batches at random (nested: each size holds the smaller ones), as a farm with few
 over the same years would have grown them, runs the pipeline's model search
 with the default params (`modeling.select`, as train_oracle and train_classifier do), and
 judges both models on a separate ~1,925-batch draw of the same world and crop (another
-seed), against that draw's Bayes limits. Writes benchmarks/results/learning_curve.json.
-Usage: python benchmarks/learning_curve.py [--seed N ...] [--sizes N ...]
+seed), against that draw's Bayes limits. Writes benchmarks/results/learning_curve.json;
+`--gp-subset N` fits the Gaussian process on N batches at random instead of skipping it
+above its max_rows (`tabular/subsample.py`), into learning_curve_gp_subset.json.
+Usage: python benchmarks/learning_curve.py [--seed N ...] [--sizes N ...] [--gp-subset N]
 """
 
 from __future__ import annotations
@@ -65,8 +67,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seed", type=int, action="append")
     parser.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
+    parser.add_argument("--gp-subset", type=int)
     args = parser.parse_args()
     p = params.load(REPO / "params.yaml")
+    name = "learning_curve"
+    if args.gp_subset:
+        gp = p["train_oracle"]["selection"]["candidates"]["gaussian_process"]
+        gp["max_rows"], gp["hyperparams"] = None, {"max_rows": args.gp_subset}
+        name = "learning_curve_gp_subset"
     seeds = args.seed or list(SEEDS)
     runs = {f"seed{s}": curve(s, args.sizes, p) for s in seeds}
     summary = {}
@@ -79,7 +87,7 @@ def main() -> None:
             "oracle_target_met": all(v >= 0.985 for v in oracle),
             "classifier_target_met": all(v <= 1.5 for v in gap),
         }
-    print(write("learning_curve", {"summary": summary, "seeds": runs}))
+    print(write(name, {"summary": summary, "seeds": runs}))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ SCRIPTS = [
     "sweep_parallel.py",
     "faults.py",
     "second_world.py",
+    "learning_curve.py",
 ]
 
 
@@ -199,6 +200,37 @@ def rows() -> list[tuple[str, str, str, str]]:
     return out
 
 
+def learning_curve() -> list[str]:
+    """The default search's figures against a one-crop farm's number of training batches."""
+    lc, subset = load("learning_curve"), load("learning_curve_gp_subset")
+    if not lc:
+        return []
+    seeds = ", ".join(k.removeprefix("seed") for k in lc["seeds"])
+    lines = [
+        "## How many batches a farm needs (learning_curve.json)",
+        "",
+        f"Second world, spinach, default params; judged on ~1,925 other batches; seeds {seeds}.",
+        "Last column: the Gaussian process on a 1,200-batch subset where the default skips",
+        "it (learning_curve_gp_subset.json; README, Models are chosen on your data).",
+        "",
+        "| training batches | Oracle R2 of Bayes (target 0.985) | classifier gap (target 1.5) "
+        "| Oracle, GP on a subset |",
+        "| --- | --- | --- | --- |",
+    ]
+
+    def values(figures: dict | None, key: str, fmt: str) -> str:
+        return ", ".join(fmt.format(v) for v in figures[key]) if figures else "-"
+
+    for n, fig in lc["summary"].items():
+        other = subset.get("summary", {}).get(n)
+        lines.append(
+            f"| {n} | {values(fig, 'oracle_r2_of_limit', '{:.3f}')} "
+            f"| {values(fig, 'classifier_gap_points', '{:.2f}')} "
+            f"| {values(other, 'oracle_r2_of_limit', '{:.3f}')} |"
+        )
+    return [*lines, ""]
+
+
 def quality() -> list[str]:
     path = HERE.parent / "metrics" / "quality.json"
     if not path.exists():
@@ -237,6 +269,7 @@ def render() -> None:
         "Each figure is one run; what a missed target needs, and figures that moved between",
         "runs, are in the README (Benchmarks, Status).",
         "",
+        *learning_curve(),
         "## Model quality against the limit (metrics/quality.json)",
         "",
         *quality(),

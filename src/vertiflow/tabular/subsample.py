@@ -1,10 +1,13 @@
 """Fit a regressor on a seeded random subset of at most `max_rows` training rows.
 
-Why: a Gaussian process costs the cube of its rows, so the search used to skip it on a
-farm with more than 1,200 training batches, and there additive splines won instead: on
-the second world's one-crop farm, the Oracle fell from 0.990-0.992 of the Bayes R2 at 800
-batches to 0.976-0.981 at 1,600-3,200 (`benchmarks/results/learning_curve.json`). A GP
-on a subset of the data is the textbook approximation (Rasmussen & Williams 2006, 8.3.1).
+Why: a Gaussian process costs the cube of its rows, so the search skips it on a farm with
+more than `max_rows` training batches, and there additive splines can win instead: on the
+second world's one-crop farm the Oracle falls from 0.990-0.992 of the Bayes R2 at 800
+batches to 0.976-0.981 at 1,600-3,200, and a GP on a 1,200-batch subset (the textbook
+"subset of data" approximation, Rasmussen & Williams 2006, 8.3.1) reaches 0.993-0.994
+(`benchmarks/learning_curve.py`). Opt-in (`hyperparams: {max_rows: N}` of the
+gaussian_process estimator): on the default two-crop farm CV chose it as well, and
+Cortex's regret rose several-fold (README, "Models are chosen on your data").
 """
 
 from __future__ import annotations
