@@ -193,7 +193,7 @@ def _check_types(
         if target.is_temporal():
             _check_date_order(path, name, text)
             bad = (parse_dates(text).is_null() & text.is_not_null()).arg_true()
-            kind = "a date-time (ISO 8601)"
+            kind = "a date-time (ISO 8601, or dd/mm/yyyy or mm/dd/yyyy with a 4-digit year)"
         else:
             wrong = not_a_number(pl.col(name), decimal_comma, target.is_integer())
             bad = frame.select(wrong).to_series().arg_true()
