@@ -12,7 +12,8 @@ batches at random (nested: each size holds the smaller ones), as a farm with few
 over the same years would have grown them, runs the pipeline's model search
 with the default params (`modeling.select`, as train_oracle and train_classifier do), and
 judges both models on a separate ~1,925-batch draw of the same world and crop (another
-seed), against that draw's Bayes limits. Writes benchmarks/results/learning_curve.json;
+seed), against that draw's Bayes limits, and Cortex's recipe by the world's truth
+(regret). Writes benchmarks/results/learning_curve.json;
 `--gp-subset N` fits the Gaussian process on N batches at random instead of skipping it
 above its max_rows (`tabular/subsample.py`), into learning_curve_gp_subset.json.
 Usage: python benchmarks/learning_curve.py [--seed N ...] [--sizes N ...] [--gp-subset N]
@@ -27,7 +28,7 @@ import numpy as np
 from second_world import LARGE_TEST, draw, judge
 
 from common import REPO, write
-from vertiflow import params
+from vertiflow import cortex, params
 from vertiflow.data import features
 from vertiflow.farm import simple_model
 from vertiflow.tabular import modeling
@@ -40,8 +41,8 @@ FARM = {"racks": 10, "modules_per_rack": 8, "cycles_per_module": 50, "crops": {"
 def curve(seed: int, sizes: list[int], p: dict) -> dict:
     sim = {**p["simulate"], "seed": seed, "yield_noise": simple_model.YIELD_NOISE, **FARM}
     optima = features.optima_from_params(p["prepare"]["crop_optima"])
-    history, _ = draw(f"learning_curve_{seed}", sim, optima)
-    test, truth = draw(
+    history, _, crops = draw(f"learning_curve_{seed}", sim, optima)
+    test, truth, _ = draw(
         f"learning_curve_test_{seed}", {**sim, **LARGE_TEST, "seed": seed + 1000}, optima
     )
     shuffled = np.random.default_rng(seed).permutation(history.height)
@@ -54,10 +55,15 @@ def curve(seed: int, sizes: list[int], p: dict) -> dict:
             "classification", train, "quality_grade", p["train_classifier"]
         )
         figures = judge(test, truth, oracle, classifier)
+        seconds = round(time.perf_counter() - start, 1)
+        recipe = cortex.recommend_all(
+            p["optimise_cortex"], train, oracle, classifier, crops, simple_model.NAME
+        )
         out[str(n)] = figures | {
+            "regret": recipe["metrics"]["max_regret"],
             "oracle_chosen": o.chosen,
             "classifier_chosen": c.chosen,
-            "search_seconds": round(time.perf_counter() - start, 1),
+            "search_seconds": seconds,
         }
         print(seed, n, out[str(n)], flush=True)
     return out
@@ -81,11 +87,14 @@ def main() -> None:
     for n in map(str, args.sizes):
         oracle = [runs[f"seed{s}"][n]["oracle_r2_of_limit"] for s in seeds]
         gap = [runs[f"seed{s}"][n]["classifier_gap_points"] for s in seeds]
+        regret = [runs[f"seed{s}"][n]["regret"] for s in seeds]
         summary[n] = {
             "oracle_r2_of_limit": oracle,
             "classifier_gap_points": gap,
+            "regret": regret,
             "oracle_target_met": all(v >= 0.985 for v in oracle),
             "classifier_target_met": all(v <= 1.5 for v in gap),
+            "regret_target_met": all(v <= 0.03 for v in regret),
         }
     print(write(name, {"summary": summary, "seeds": runs}))
 

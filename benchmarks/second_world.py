@@ -128,19 +128,21 @@ def large_test(name: str, sim: dict, seed: int, optima, oracle, classifier) -> d
     """The trained models on 2,000 more batches of the same farm's world and crops (other
     recipes, drawn with another seed; about 1,925 once the time split has purged the
     batches that straddle its cut), against those batches' Bayes limits."""
-    rows, truth = draw(
+    rows, truth, _ = draw(
         f"large_test_{name}_{seed}", {**sim, **LARGE_TEST, "seed": seed + 1000}, optima
     )
     return judge(rows, truth, oracle, classifier)
 
 
-def draw(folder: str, config: dict, optima) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """A farm of the SIMPLE world, prepared: (every batch in start-date order, its truth)."""
+def draw(folder: str, config: dict, optima) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """A farm of the SIMPLE world, prepared: (every batch in start-date order, its truth,
+    its crops' cycle lengths and optima as prepare writes them)."""
     raw = WORK / "second_world" / folder
     shutil.rmtree(raw, ignore_errors=True)
     write_farm(raw, SimConfig(**config, world=simple_model.NAME))
     big = dataset.build(rawdata.load(raw), 0.5, optima)
-    return pl.concat([big.train, big.test]).sort("start_date", maintain_order=True), big.truth
+    rows = pl.concat([big.train, big.test]).sort("start_date", maintain_order=True)
+    return rows, big.truth, big.crops
 
 
 def judge(rows: pl.DataFrame, truth: pl.DataFrame, oracle, classifier) -> dict:
