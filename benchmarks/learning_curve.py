@@ -25,7 +25,7 @@ import argparse
 import time
 
 import numpy as np
-from second_world import LARGE_TEST, draw, judge
+from second_world import draw, judge, large_test_config
 
 from common import REPO, write
 from vertiflow import cortex, params
@@ -42,9 +42,7 @@ def curve(seed: int, sizes: list[int], p: dict) -> dict:
     sim = {**p["simulate"], "seed": seed, "yield_noise": simple_model.YIELD_NOISE, **FARM}
     optima = features.optima_from_params(p["prepare"]["crop_optima"])
     history, _, crops = draw(f"learning_curve_{seed}", sim, optima)
-    test, truth, _ = draw(
-        f"learning_curve_test_{seed}", {**sim, **LARGE_TEST, "seed": seed + 1000}, optima
-    )
+    test, truth, _ = draw(f"learning_curve_test_{seed}", large_test_config(sim, seed), optima)
     shuffled = np.random.default_rng(seed).permutation(history.height)
     out = {}
     for n in sizes:

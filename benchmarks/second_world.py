@@ -128,10 +128,13 @@ def large_test(name: str, sim: dict, seed: int, optima, oracle, classifier) -> d
     """The trained models on 2,000 more batches of the same farm's world and crops (other
     recipes, drawn with another seed; about 1,925 once the time split has purged the
     batches that straddle its cut), against those batches' Bayes limits."""
-    rows, truth, _ = draw(
-        f"large_test_{name}_{seed}", {**sim, **LARGE_TEST, "seed": seed + 1000}, optima
-    )
+    rows, truth, _ = draw(f"large_test_{name}_{seed}", large_test_config(sim, seed), optima)
     return judge(rows, truth, oracle, classifier)
+
+
+def large_test_config(sim: dict, seed: int) -> dict:
+    """The same world and crops as `sim`, at LARGE_TEST's size, drawn with another seed."""
+    return {**sim, **LARGE_TEST, "seed": seed + 1000}
 
 
 def draw(folder: str, config: dict, optima) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
