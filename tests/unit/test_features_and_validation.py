@@ -104,3 +104,17 @@ def test_validation_budget_names_the_sensor_and_the_param():
     text = " ".join(report["problems"])
     assert "'water_ph': 5.00%" in text and "max_glitch_fraction" in text
     assert "20.00% of readings are dropouts" in text
+
+
+def test_a_reading_without_a_batch_id_is_named_not_a_traceback():
+    rows = [{"batch_id": "B1"}, {"batch_id": None}, {"batch_id": "B2"}]
+    with pytest.raises(DataError, match="1 reading\\(s\\) have an empty batch_id"):
+        summarise_telemetry(telemetry(rows), BATCHES, "t")
+
+
+def test_a_batch_with_one_reading_has_no_spread_not_a_missing_one():
+    rows = [{"batch_id": "B1", "air_temp_internal": 22.0}, {"batch_id": "B2"}]
+    rows.append({"batch_id": "B2", "air_temp_internal": 20.0})
+    features = summarise_telemetry(telemetry(rows), BATCHES, "t").features
+    b1 = features.filter(pl.col("batch_id") == "B1").row(0, named=True)
+    assert b1["temp_std"] == 0.0 and b1["ec_std"] == 0.0

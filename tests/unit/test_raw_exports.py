@@ -277,3 +277,91 @@ def test_a_batch_whose_logger_recorded_nothing_is_left_out_within_budget(farm, t
         )
         said = " ".join(gate["problems"])
         assert ("max_batches_without_telemetry" not in said) == passes, said
+
+
+def test_csv_ids_keep_their_leading_zeros_as_in_parquet(farm, tmp_path):
+    """`0001` in a CSV is a label: read as the number 1 it no longer matched the same id
+    in a Parquet table of the same export."""
+    ids = {b: f"{i:04d}" for i, b in enumerate(pl.read_csv(farm / "batches.csv")["batch_id"])}
+    for f in farm.iterdir():
+        if f.suffix not in (".csv", ".parquet"):
+            (tmp_path / f.name).write_bytes(f.read_bytes())
+            continue
+        frame = pl.read_csv(f) if f.suffix == ".csv" else pl.read_parquet(f)
+        frame = frame.with_columns(pl.col("batch_id").replace_strict(ids))
+        getattr(frame, "write_csv" if f.suffix == ".csv" else "write_parquet")(tmp_path / f.name)
+    data = rawdata.load(tmp_path)  # telemetry.parquet holds "0000", ... as text
+    assert data.batches["batch_id"][0] == "0000"
+    assert set(data.harvests["batch_id"]) <= set(data.batches["batch_id"])
+
+
+def test_a_sensor_logged_in_whole_numbers_at_first_reads_as_decimals(farm, tmp_path):
+    """Type inference sees the first 10,000 rows: CO2 logged as `800` there and `800.4`
+    further down was refused as 'could not parse 800.4 as i64'."""
+    for f in farm.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    telemetry = pl.read_parquet(farm / "telemetry.parquet")
+    telemetry = pl.concat([telemetry, telemetry])  # read only: repeats are no matter here
+    assert telemetry.height > 10_500
+    whole = pl.int_range(pl.len()) < 10_500
+    co2 = pl.col("co2_level_ambient").fill_nan(None)  # dropouts stay empty cells
+    telemetry = telemetry.with_columns(
+        pl.when(whole)
+        .then(co2.round(0).cast(pl.Int64).cast(pl.String))
+        .otherwise(co2.round(1).cast(pl.String))
+    )
+    (tmp_path / "telemetry.parquet").unlink()
+    telemetry.write_csv(tmp_path / "telemetry.csv")
+    data = rawdata.load(tmp_path)
+    co2 = data.telemetry.select("co2_level_ambient").collect()["co2_level_ambient"]
+    assert co2.dtype == pl.Float64
+    assert (co2.tail(100) != co2.tail(100).round(0)).any()  # the decimals were kept
+
+
+def test_pandas_category_columns_read_as_labels(farm, tmp_path):
+    """pandas writes its `category` dtype to Parquet as a dictionary: crop and grade were
+    refused as 'found Categorical'."""
+    for f in farm.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    for name, column in (("batches", "crop"), ("harvests", "quality_grade")):
+        frame = pl.read_csv(farm / f"{name}.csv")
+        frame.with_columns(pl.col(column).cast(pl.Categorical)).write_parquet(
+            tmp_path / f"{name}.parquet"
+        )
+        (tmp_path / f"{name}.csv").unlink()
+    data = rawdata.load(tmp_path)
+    assert data.batches["crop"].dtype == pl.String
+    assert data.harvests["quality_grade"].dtype == pl.String
+
+
+def test_a_missing_recipe_sensor_is_named_as_needed(farm, tmp_path):
+    for f in farm.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    telemetry = pl.read_parquet(farm / "telemetry.parquet")
+    telemetry.drop("co2_level_ambient").write_parquet(tmp_path / "telemetry.parquet")
+    with pytest.raises(DataError, match=r"co2_level_ambient measure\(s\) what a recipe sets"):
+        rawdata.load(tmp_path)
+
+
+def test_a_probe_installed_partway_through_passes_the_gate_and_is_reported(farm, tmp_path):
+    """Dissolved oxygen measured from the fourth batch on: the gate refused the earlier
+    batches' empty values ('not_nullable'); the models take missing values."""
+    from vertiflow import params
+    from vertiflow.data import dataset, validation
+
+    for f in farm.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    first = sorted(pl.read_csv(farm / "batches.csv")["batch_id"])[:3]
+    telemetry = pl.read_parquet(farm / "telemetry.parquet")
+    before = pl.col("batch_id").is_in(first)
+    telemetry.with_columns(
+        pl.when(before).then(None).otherwise(pl.col("dissolved_oxygen")).alias("dissolved_oxygen")
+    ).write_parquet(tmp_path / "telemetry.parquet")
+    p = params.load(Path(__file__).resolve().parents[2] / "params.yaml")
+    prepared = dataset.build(rawdata.load(tmp_path), p["prepare"]["test_fraction"], {})
+    budgets = validation.Budgets(**{**p["validate"], "min_train_rows": 1, "min_test_rows": 1})
+    report = validation.validate(prepared.train, prepared.test, prepared.checks, budgets)
+    assert report["passed"], report["problems"]
+    assert report["features_absent"] == []
+    share = report["features_partial"]["dissolved_oxygen_mean"]
+    assert 0 < share < 1

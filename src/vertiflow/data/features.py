@@ -130,7 +130,8 @@ def _from_sums(sums: pl.DataFrame) -> pl.DataFrame:
     def std(k: str) -> pl.Expr:
         n, total = pl.col(f"_{k}_n").cast(pl.Float64), pl.col(f"_{k}_sum").cast(pl.Float64)
         var = (pl.col(f"_{k}_sq").cast(pl.Float64) - total * total / n) / (n - 1)
-        return var.clip(lower_bound=0).sqrt() / RESOLUTION
+        # one reading has no spread to measure: 0, not 0 / 0
+        return pl.when(n == 1).then(0.0).otherwise(var.clip(lower_bound=0).sqrt() / RESOLUTION)
 
     return sums.select(
         "batch_id",
@@ -171,6 +172,12 @@ def summarise_telemetry(
     except (pl.exceptions.PolarsError, OSError) as exc:  # found while streaming the file
         detail = str(exc).strip().splitlines()[0]
         raise DataError(f"{source}: cannot be read to the end: {detail}.") from None
+    blank = sums.filter(pl.col("batch_id").is_null())
+    if blank.height:
+        raise DataError(
+            f"{source}: {int(blank['n_readings'].sum())} reading(s) have an empty batch_id; "
+            "every reading needs a known batch."
+        )
     unknown = sums.filter(pl.col("_unknown") > 0)["batch_id"]
     if len(unknown):
         raise DataError(

@@ -155,17 +155,39 @@ def _scan(path: Path, dates: bool = True) -> pl.LazyFrame:
     _check_not_empty(path)
     if path.suffix == ".csv":
         separator, decimal_comma = _dialect(path)
-        lazy = pl.scan_csv(
-            path,
-            separator=separator,
-            decimal_comma=decimal_comma,
-            null_values=NULL_TEXT,
-            try_parse_dates=dates,
-            infer_schema_length=10_000,
-        )
+
+        def scan(overrides: dict[str, pl.DataType] | None = None) -> pl.LazyFrame:
+            return pl.scan_csv(
+                path,
+                separator=separator,
+                decimal_comma=decimal_comma,
+                null_values=NULL_TEXT,
+                try_parse_dates=dates,
+                infer_schema_length=10_000,
+                schema_overrides=overrides,
+            )
+
+        lazy = scan()
+        overrides = _csv_overrides(lazy.collect_schema())
+        if overrides:
+            lazy = scan(overrides)
     else:
         lazy = pl.scan_parquet(path)
     return _normalise_header(path, lazy)
+
+
+def _csv_overrides(inferred: pl.Schema) -> dict[str, pl.DataType]:
+    """Types polars would guess wrong from a CSV's first 10,000 rows: ids that look like
+    numbers are labels (`0017` stays `0017`, as in a Parquet export), and a numeric
+    column of whole numbers so far (CO2 `800`) is read as decimals (`800.4` further down)."""
+    overrides: dict[str, pl.DataType] = {}
+    for raw, dtype in inferred.items():
+        name = raw.strip().lower()
+        if name in schemas.LABELS and dtype != pl.String:
+            overrides[raw] = pl.String
+        elif name in schemas.DECIMALS and dtype.is_integer():
+            overrides[raw] = pl.Float64
+    return overrides
 
 
 def _validate(path: Path, frame: pl.DataFrame | pl.LazyFrame, schema: pa.DataFrameSchema):
@@ -290,9 +312,12 @@ def _keys_as_text(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> pl.DataFra
     the padding of fixed-width exports (` 17 ` is batch 17, `  basil` is basil)."""
     labels = [n for n, c in schema.columns.items() if c.dtype.type == pl.String]
     present = [n for n in labels if n in frame.columns]
+    # pandas' `category` columns arrive as Categorical/Enum: their values are the labels
     numbers = [n for n in present if frame[n].dtype.is_integer()]
+    numbers += [n for n in present if isinstance(frame[n].dtype, pl.Categorical | pl.Enum)]
+    frame = frame.with_columns(pl.col(numbers).cast(pl.String))
     text = [n for n in present if frame[n].dtype == pl.String]
-    return frame.with_columns(pl.col(numbers).cast(pl.String), pl.col(text).str.strip_chars())
+    return frame.with_columns(pl.col(text).str.strip_chars())
 
 
 def _check_not_in_future(path: Path, frame: pl.DataFrame, column: str) -> None:
@@ -365,12 +390,16 @@ def scan_telemetry(path: Path) -> pl.LazyFrame:
         raise DataError(f"{path}: cannot be read as {fmt}: {_first_line(exc)}.") from None
     missing = [c for c in schemas.TELEMETRY.columns if c not in columns]
     if missing:
-        absent_sensor = (
-            " A farm without one of these sensors: add its column with no values (its "
-            "features are then left out)."
-            if set(missing) <= set(schemas.SENSORS)
-            else ""
-        )
+        needed = [c for c in missing if c in schemas.RECIPE_SENSORS]
+        absent_sensor = ""
+        if set(missing) <= set(schemas.SENSORS):
+            absent_sensor = (
+                f" {', '.join(needed)} measure(s) what a recipe sets: the models and Cortex "
+                "need it."
+                if needed
+                else " A farm without one of these sensors: add its column with no values "
+                "(its features are then left out)."
+            )
         raise DataError(
             f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; "
             f"expected columns {', '.join(schemas.TELEMETRY.columns)}.{absent_sensor}"

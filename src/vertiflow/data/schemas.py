@@ -78,6 +78,12 @@ TELEMETRY = pa.DataFrameSchema(
     name="telemetry",
 )
 
+# How a CSV's columns are read before validation (`rawdata._csv_overrides`): labels as
+# text, measurements as decimals, whatever the first rows look like.
+_RAW = (BATCHES, HARVESTS, TELEMETRY)
+LABELS = {n for t in _RAW for n, c in t.columns.items() if c.dtype.type == pl.String}
+DECIMALS = {n for t in _RAW for n, c in t.columns.items() if c.dtype.type == pl.Float64}
+
 TRUTH = pa.DataFrameSchema(
     {
         "batch_id": pa.Column(pl.String, unique=True),
@@ -119,8 +125,18 @@ FEATURE_RANGES = {
 }
 
 # Features of probes a farm may not have (its telemetry column is empty): absent from
-# every batch they are left out; Cortex sets the others from the recipe, so those stay.
+# every batch they are left out, and a probe installed partway through the history leaves
+# them empty before it (the models take missing values). Cortex sets the others from the
+# recipe, so those stay required: their sensors are RECIPE_SENSORS.
 OPTIONAL_FEATURES = ("vpd_mean", "water_temp_mean", "dissolved_oxygen_mean")
+RECIPE_SENSORS = (
+    "air_temp_internal",
+    "air_humidity",
+    "co2_level_ambient",
+    "light_intensity_ppfd",
+    "nutrient_solution_ec",
+    "water_ph",
+)
 
 PREPARED = pa.DataFrameSchema(
     {
@@ -130,7 +146,7 @@ PREPARED = pa.DataFrameSchema(
         "harvest_date": pa.Column(pl.Datetime),
         # out-of-band shares are empty for a crop with no optimum (no band) in params
         **{
-            name: _num(lo, hi, nullable=name.endswith("_out_of_band"))
+            name: _num(lo, hi, nullable=name.endswith("_out_of_band") or name in OPTIONAL_FEATURES)
             for name, (lo, hi) in FEATURE_RANGES.items()
         },
         "n_readings": pa.Column(pl.Int64, pa.Check.ge(1), coerce=True),

@@ -36,6 +36,18 @@ def absent_features(*frames: pl.DataFrame) -> list[str]:
     ]
 
 
+def partial_features(*frames: pl.DataFrame) -> dict[str, float]:
+    """Optional features measured in some batches only (a probe installed partway
+    through the history): the share of batches with a value."""
+    shares = {}
+    for c in OPTIONAL_FEATURES:
+        parts = [f[c] for f in frames if c in f.columns]
+        column = pl.concat(parts) if parts else pl.Series(c, [], pl.Float64)
+        if 0 < column.null_count() < len(column):
+            shares[c] = round(1 - column.null_count() / len(column), 4)
+    return shares
+
+
 def _schema_problems(name: str, frame: pl.DataFrame, absent: list[str]) -> list[str]:
     missing = [c for c in PREPARED.columns if c not in frame.columns]
     if missing:
@@ -114,6 +126,7 @@ def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Bud
         },
         "grades_absent_from_training": [g for g in GRADES if g not in seen],  # predicted 0
         "features_absent": absent,  # no probe on the farm: left out of the models
+        "features_partial": partial_features(train, test),  # share of batches measured
         "problems": problems,
     }
 
