@@ -317,6 +317,21 @@ def _dli_penalty(recipe: np.ndarray, dli_bounds: tuple[float, float]) -> np.ndar
     return np.maximum(dli_bounds[0] - light, 0.0) + np.maximum(light - dli_bounds[1], 0.0)
 
 
+def _check_dli_reachable(
+    crop: str, box: list[tuple[float, float]], dli_bounds: tuple[float, float]
+) -> None:
+    """DLI limits are a penalty, so limits the box cannot reach would pass unnoticed."""
+    (ppfd_lo, ppfd_hi), (hours_lo, hours_hi) = box[3], box[4]
+    lowest, highest = agronomy.dli(ppfd_lo, hours_lo), agronomy.dli(ppfd_hi, hours_hi)
+    if highest < dli_bounds[0] or lowest > dli_bounds[1]:
+        raise VertiflowError(
+            f"params.yaml: optimise_cortex.dli_bounds {list(dli_bounds)} cannot be met for "
+            f"{crop}: its search box (PPFD {ppfd_lo:.0f}-{ppfd_hi:.0f}, photoperiod "
+            f"{hours_lo:.1f}-{hours_hi:.1f} h, narrowed to what the farm grew) gives a DLI of "
+            f"{lowest:.1f}-{highest:.1f} mol/m2/d."
+        )
+
+
 def on_bounds(recipe: np.ndarray, box: list[tuple[float, float]]) -> list[str]:
     """Variables whose optimum sits at an edge of the search box (1 % of its width)."""
     names = []
@@ -527,6 +542,7 @@ def recommend(
         members = ensemble(oracle, classifier, train, trust["ensemble"], section["seed"])
     box = search_bounds(crop, section["bounds"], train, tuple(section["training_quantiles"]))
     dli_bounds = tuple(section["dli_bounds"])
+    _check_dli_reachable(crop, box, dli_bounds)
     model = surrogate(ctx, members, Companions(train, crop), econ)
     region = TrustRegion(grown_recipes(train, crop), box, trust["radius_quantile"])
     objective = region.constrain(lower_bound(model, trust["kappa"]), trust["penalty"])

@@ -110,7 +110,7 @@ class Candidate(Section):
 class Selection(Section):
     folds: Annotated[int, Field(ge=2, le=10)]  # time-ordered CV folds (expanding window)
     blend: bool  # also try the weighted mean of the best two candidates
-    candidates: dict[str, Candidate]
+    candidates: Annotated[dict[str, Candidate], Field(min_length=1)]
 
     @model_validator(mode="after")
     def _blend_is_the_searchs_name(self) -> Selection:
@@ -193,6 +193,18 @@ class OptimiseCortex(Section):
     optimiser: Optimiser
     trust: Trust
     truth_search: TruthSearch
+
+    @model_validator(mode="after")
+    def _every_grade_has_a_price(self) -> OptimiseCortex:
+        """A grade left out (REJECT: 0 feels implicit) would be a KeyError in Cortex."""
+        for crop, prices in self.prices_mad_per_kg.items():
+            missing = [g for g in ("PREMIUM", "STANDARD", "REJECT") if g not in prices]
+            if missing:
+                raise ValueError(
+                    f"prices_mad_per_kg.{crop} has no price for {', '.join(missing)}; give "
+                    "every grade a price (0 for a grade that does not sell)"
+                )
+        return self
 
 
 class SimulateImages(Section):

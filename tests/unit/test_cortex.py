@@ -134,3 +134,11 @@ def test_empty_or_infeasible_bounds_are_clear_errors():
         )
     with pytest.raises(VertiflowError, match="no training batches of crop 'lettuce'"):
         cortex.search_bounds("lettuce", bounds, _train(), (0.0, 1.0))
+
+
+def test_dli_bounds_the_search_box_cannot_reach_are_a_clear_error():
+    """DLI limits are only a penalty: unreachable ones gave recipes outside them, silently."""
+    box = [(19, 27), (50, 80), (400, 1400), (150, 550), (12, 20), (1.2, 2.5)]
+    cortex._check_dli_reachable("basil", box, (10, 20))  # reachable: no error
+    with pytest.raises(VertiflowError, match=r"dli_bounds \[45, 50\] cannot be met for basil"):
+        cortex._check_dli_reachable("basil", box, (45, 50))

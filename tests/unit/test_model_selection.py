@@ -289,3 +289,50 @@ def test_a_classifier_blend_averages_probabilities_and_refits_with_its_weight():
     refits = modeling.bootstrap_refits(model, table, "quality_grade", 2, seed=3)
     assert all(r.weight == model.weight and r.columns == model.columns for r in refits)
     assert not np.allclose(refits[0].predict_proba(x), refits[1].predict_proba(x))
+
+
+def test_max_rows_holds_for_a_lone_candidate_and_none_left_is_a_clear_error():
+    """A lone candidate skipped the search, and with it its max_rows (a cubic-cost GP
+    fitted on every row); every candidate over its max_rows was an IndexError."""
+    lone = {"gp": {"estimator": "gaussian_process", "max_rows": 100}, **{}}
+    both = {**lone, "splines": CANDIDATES["splines"]}
+    _, sel = modeling.select("regression", farm(150), "fresh_weight_g", section(both))
+    assert sel.chosen == "splines" and "gp" in sel.skipped and sel.scores == {}
+    with pytest.raises(VertiflowError, match=r"every candidate .* skipped on 150 training rows"):
+        modeling.select("regression", farm(150), "fresh_weight_g", section(lone))
+
+
+def test_a_candidate_of_the_other_task_is_refused_before_the_search():
+    bad = {**CANDIDATES, "ordinal": {"estimator": "ordinal_boosting"}}
+    with pytest.raises(VertiflowError, match=r"candidates\.ordinal\.estimator .* no regression"):
+        modeling.select("regression", farm(), "fresh_weight_g", section(bad))
+
+
+@pytest.mark.parametrize(
+    "hyperparams",
+    [{"n_knots": "six"}, {"C": "1.0"}, {"C": 0}, {"n_knot": 5}],
+)
+def test_a_hyperparameter_of_the_wrong_kind_names_its_candidate(hyperparams):
+    bad = {"splines": {"estimator": "spline_ordinal", "hyperparams": hyperparams}}
+    bad["stumps"] = {"estimator": "hist_gradient_boosting", "hyperparams": {"max_iter": 5}}
+    with pytest.raises(VertiflowError, match=r"selection\.candidates\.splines: "):
+        modeling.select("classification", farm(), "quality_grade", section(bad))
+
+
+def test_no_blend_is_scored_when_one_fold_is_left():
+    """With one fold the blend's cross-fitted weight had no other fold to come from."""
+    two = {"stumps": CANDIDATES["stumps"], "splines": CANDIDATES["splines"]}
+    s = section(two)
+    s["selection"].update(folds=2, blend=True)
+    table = farm(40)
+    _, sel = modeling.select("regression", table, "fresh_weight_g", s)
+    assert sel.folds == 1 and "blend" not in sel.scores and sel.chosen != "blend"
+
+
+def test_f1_counts_only_the_grades_that_occur():
+    """A perfect classifier on a farm that never rejects scored f1_macro 0.667."""
+    from vertiflow.tabular import evaluation
+
+    actual = np.array(["PREMIUM", "STANDARD", "PREMIUM"])
+    proba = np.array([[0.9, 0.1, 0.0], [0.2, 0.8, 0.0], [0.7, 0.3, 0.0]])
+    assert evaluation.classification_metrics(actual, proba)["f1_macro"] == 1.0

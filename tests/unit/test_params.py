@@ -55,3 +55,21 @@ def test_a_candidate_may_not_take_the_blends_name(tmp_path):
         VertiflowError, match=r"train_oracle\.selection: .*'blend' names the search"
     ):
         params.load(_write(tmp_path, edit))
+
+
+def test_a_price_list_without_every_grade_is_refused(tmp_path):
+    """REJECT: 0 left out was a KeyError inside Cortex."""
+
+    def edit(d):
+        d["optimise_cortex"]["prices_mad_per_kg"]["basil"] = {"PREMIUM": 90, "STANDARD": 60}
+
+    with pytest.raises(VertiflowError, match=r"prices_mad_per_kg\.basil has no price for REJECT"):
+        params.load(_write(tmp_path, edit))
+
+
+def test_a_search_with_no_candidates_is_refused(tmp_path):
+    def edit(d):
+        d["train_oracle"]["selection"]["candidates"] = {}
+
+    with pytest.raises(VertiflowError, match=r"train_oracle\.selection\.candidates"):
+        params.load(_write(tmp_path, edit))

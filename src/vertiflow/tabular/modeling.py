@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from itertools import pairwise
@@ -176,7 +177,7 @@ def build(
         )
     try:
         model = choices[estimator](random_state=seed, **hyperparams)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # an unknown key, or a value of the wrong kind
         raise VertiflowError(f"params.yaml: hyperparams for {estimator}: {exc}.") from None
     numeric: Any = "passthrough"
     if estimator in SMOOTH:  # empty columns (a crop without optima) become 0, then scaled
@@ -208,8 +209,13 @@ def fit(model: Any, x: pd.DataFrame, y: pd.Series) -> float:
     start = time.perf_counter()
     try:
         model.fit(x, y)
-    except ValueError as exc:  # sklearn's InvalidParameterError for bad hyperparameter values
-        raise VertiflowError(f"params.yaml: the model refused its hyperparameters: {exc}") from None
+    except (ValueError, TypeError, ZeroDivisionError) as exc:
+        # sklearn's InvalidParameterError (a ValueError) names a bad hyperparameter; other
+        # errors may come from a value of the wrong type, or from the rows themselves
+        raise VertiflowError(
+            f"the model could not be fitted: {exc} (check its hyperparams in params.yaml, and "
+            "that the training rows hold what it needs, e.g. two grades or more)."
+        ) from None
     return time.perf_counter() - start
 
 
@@ -357,7 +363,18 @@ def _candidates(section: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """params: selection.candidates, or one fixed estimator (`estimator` + `hyperparams`)."""
     if section["estimator"] != "auto":
         return {section["estimator"]: {"estimator": section["estimator"], **section}}
-    return section["selection"]["candidates"]
+    return dict(section["selection"]["candidates"])
+
+
+@contextmanager
+def _naming(section: dict[str, Any], candidate: str):
+    """A model's error names the candidate whose params it concerns."""
+    try:
+        yield
+    except VertiflowError as exc:
+        where = "estimator" if section["estimator"] != "auto" else "selection.candidates."
+        where += "" if section["estimator"] != "auto" else candidate
+        raise VertiflowError(f"{where}: {exc}") from None
 
 
 def select(
@@ -368,8 +385,23 @@ def select(
     start = time.perf_counter()
     spec = FeatureSpec.from_params(section["features"])
     candidates, scores, skipped = _candidates(section), {}, {}
-    for c in candidates.values():  # a clear error for a feature that is not a column
+    for name, c in candidates.items():  # clear errors before minutes of CV
         frame(table, [*spec.categorical, *(c.get("numeric") or spec.numeric)])
+        if c["estimator"] not in ESTIMATORS[task]:
+            raise VertiflowError(
+                f"params.yaml: selection.candidates.{name}.estimator {c['estimator']!r} is no "
+                f"{task} model; use one of {', '.join(ESTIMATORS[task])}."
+            )
+    for name, c in list(candidates.items()):
+        if table.height > (c.get("max_rows") or np.inf):
+            skipped[name] = f"{table.height} training rows > max_rows {c['max_rows']}"
+            del candidates[name]
+    if not candidates:
+        raise VertiflowError(
+            f"params.yaml: every candidate in selection.candidates is skipped on "
+            f"{table.height} training rows ({'; '.join(f'{k}: {v}' for k, v in skipped.items())}); "
+            "raise a max_rows or add a candidate without one."
+        )
     y = table[target].to_pandas()
     seed, log_target = section["seed"], section.get("log_target", False)
     folds = section["selection"]["folds"]
@@ -398,13 +430,11 @@ def select(
         held_out: dict[str, list[np.ndarray]] = {}
         ys = [y.iloc[valid_idx] for _, valid_idx in splits]
         for name, c in candidates.items():
-            if table.height > (c.get("max_rows") or np.inf):
-                skipped[name] = f"{table.height} training rows > max_rows {c['max_rows']}"
-                continue
             held_out[name] = []
             for train_idx, valid_idx in splits:
-                model, x = make(c)
-                fit(model, x.iloc[train_idx], y.iloc[train_idx])
+                with _naming(section, name):
+                    model, x = make(c)
+                    fit(model, x.iloc[train_idx], y.iloc[train_idx])
                 held_out[name].append(_predict(task, model, x.iloc[valid_idx]))
             scores[name] = float(
                 np.mean([_metric(task, p, t) for p, t in zip(held_out[name], ys, strict=True)])
@@ -412,7 +442,8 @@ def select(
         # Best first; a tie goes to the earlier candidate in params.
         order = sorted(scores, key=lambda k: (-scores[k], list(candidates).index(k)))
         chosen = order[0]
-        if section["selection"].get("blend") and len(order) > 1:
+        # the blend's weight is cross-fitted on the other folds: one fold has none
+        if section["selection"].get("blend") and len(order) > 1 and len(splits) > 1:
             first, second = order[:2]
             weight, score = _blend(task, held_out[first], held_out[second], ys, log)
             weight = round(weight, 4)  # the weight reported is the weight used
@@ -431,8 +462,10 @@ def select(
         x = frame(table, [c for c in table.columns if c in {*columns[0], *columns[1]}])
         model = Blend([first_model, second_model], columns, blended[first], log)
     else:
-        model, x = make(candidates[chosen])
-    fit(model, x, y)
+        with _naming(section, chosen):
+            model, x = make(candidates[chosen])
+    with _naming(section, chosen):
+        fit(model, x, y)
     metric = "r2" if task == "regression" else "neg_log_loss"
     seconds = time.perf_counter() - start
     folds = len(splits) if scores else 0
