@@ -30,6 +30,12 @@ def main(
         write_json(report_path, report)
         mlflow.log_artifact(str(report_path))
         mlflow.log_metrics(validation.summary_metrics(report))
+        for crop, n in report["test_batches_of_untrained_crops"].items():
+            typer.echo(
+                f"validate: {n} test batch(es) of crop '{crop}', which no training batch has: "
+                "their held-out metrics measure the models' guess for a new crop.",
+                err=True,
+            )
         if not report["passed"]:
             listed = "\n  - ".join(report["problems"])
             raise DataError(f"validation failed ({report_path}):\n  - {listed}")

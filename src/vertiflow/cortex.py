@@ -41,7 +41,7 @@ from vertiflow.data.features import CropOptimum, builtin_optima, derived
 from vertiflow.errors import VertiflowError
 from vertiflow.farm import agronomy, worlds
 from vertiflow.farm.energy import EnergyModel, Tariff, energy_cost_per_m2_day
-from vertiflow.params import key_part
+from vertiflow.params import by_crop, key_part
 
 # Decision variables, in this order everywhere, with the prepared column that measures each.
 RECIPE = {
@@ -67,7 +67,7 @@ class Economics:
     nutrient_cost_per_m2_day_per_ec: float = 0.15
 
     def grade_prices(self, crop: str) -> np.ndarray:
-        prices = self.prices.get(crop, self.prices.get(DEFAULT))
+        prices = by_crop(self.prices, crop, self.prices.get(DEFAULT))
         if prices is None:
             raise VertiflowError(
                 f"params.yaml: optimise_cortex.prices_mad_per_kg has no entry for crop '{crop}' "
@@ -76,7 +76,7 @@ class Economics:
         return np.array([prices[g] for g in agronomy.GRADES], dtype=float)
 
     def plants(self, crop: str) -> float:
-        plants = self.plants_per_m2.get(crop, self.plants_per_m2.get(DEFAULT))
+        plants = by_crop(self.plants_per_m2, crop, self.plants_per_m2.get(DEFAULT))
         if plants is None:
             raise VertiflowError(
                 f"params.yaml: optimise_cortex.plants_per_m2 has no entry for crop '{crop}' "

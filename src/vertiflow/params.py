@@ -340,6 +340,15 @@ def section(params: dict[str, Any], name: str) -> dict[str, Any]:
         raise VertiflowError(f"params.yaml: section '{name}' is missing.") from None
 
 
+def by_crop(entries: dict[str, Any], crop: str, default: Any = None) -> Any:
+    """A crop's entry in params (optima, prices, plants): its exact name first, else the
+    one name that differs only in case or padding (`Basil` in the data, `basil` here)."""
+    if crop in entries:
+        return entries[crop]
+    same = [v for k, v in entries.items() if k.strip().casefold() == crop.strip().casefold()]
+    return same[0] if len(same) == 1 else default
+
+
 def key_part(name: Any) -> str:
     """A name from the data or params (a crop: `Roquette (Eruca sativa)`) as part of an
     MLflow key or a file name: characters MLflow refuses, and `/` and `:`, become `_`."""

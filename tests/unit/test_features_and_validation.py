@@ -118,3 +118,36 @@ def test_a_batch_with_one_reading_has_no_spread_not_a_missing_one():
     features = summarise_telemetry(telemetry(rows), BATCHES, "t").features
     b1 = features.filter(pl.col("batch_id") == "B1").row(0, named=True)
     assert b1["temp_std"] == 0.0 and b1["ec_std"] == 0.0
+
+
+def test_test_batches_of_a_crop_never_trained_on_are_reported():
+    day = dt.datetime(2024, 1, 1)
+
+    def table(crops: list[str], start: int) -> pl.DataFrame:
+        return pl.DataFrame(
+            {
+                "batch_id": [f"B{start + i}" for i in range(len(crops))],
+                "crop": crops,
+                "quality_grade": ["PREMIUM", "REJECT"] * (len(crops) // 2),
+                "start_date": [day + dt.timedelta(days=start + i) for i in range(len(crops))],
+                "harvest_date": [day + dt.timedelta(days=start + i + 1) for i in range(len(crops))],
+            }
+        )
+
+    checks = {
+        "batches": 6,
+        "harvested_batches": 6,
+        "unharvested_batches": 0,
+        "batches_without_telemetry": 0,
+        "telemetry_rows": 100,
+        "dropout_rows": 0,
+        "glitches": {s: 0 for s in SENSORS},
+        "train_rows": 4,
+        "test_rows": 2,
+        "purged_rows": 0,
+    }
+    budgets = validation.Budgets(0.01, 0.05, 0, 0, 0.05)
+    report = validation.validate(
+        table(["basil"] * 4, 0), table(["kale", "basil"], 10), checks, budgets
+    )
+    assert report["test_batches_of_untrained_crops"] == {"kale": 1}

@@ -365,3 +365,27 @@ def test_a_probe_installed_partway_through_passes_the_gate_and_is_reported(farm,
     assert report["features_absent"] == []
     share = report["features_partial"]["dissolved_oxygen_mean"]
     assert 0 < share < 1
+
+
+def test_a_crop_spelt_with_another_case_keeps_its_optimum_and_prices(farm, tmp_path):
+    """`Basil` in the export, `basil` in params: its optimum was silently dropped (the *_dev
+    features became absolute) and Cortex priced it at the default."""
+    from vertiflow import cortex, params
+    from vertiflow.data import dataset, features
+
+    for f in farm.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    batches = pl.read_csv(farm / "batches.csv")
+    batches.with_columns(pl.col("crop").str.replace("basil", "Basil")).write_csv(
+        tmp_path / "batches.csv"
+    )
+    p = params.load(Path(__file__).resolve().parents[2] / "params.yaml")
+    optima = features.optima_from_params(p["prepare"]["crop_optima"])
+    prepared = dataset.build(rawdata.load(tmp_path), p["prepare"]["test_fraction"], optima)
+    assert prepared.crops["Basil"]["optimum"] is not None
+    rows = pl.concat([prepared.train, prepared.test]).filter(pl.col("crop") == "Basil")
+    assert rows["temp_out_of_band"].null_count() == 0
+    assert (rows["temp_dev"] != rows["temp_mean"]).all()
+    econ = cortex.Economics.from_params(p["optimise_cortex"])
+    assert list(econ.grade_prices("Basil")) == list(econ.grade_prices("basil"))
+    assert econ.plants("Basil") == econ.plants("basil")

@@ -22,6 +22,7 @@ from vertiflow.data.features import (
 )
 from vertiflow.data.rawdata import RawData
 from vertiflow.errors import DataError
+from vertiflow.params import by_crop
 
 TRUTH_COLUMNS = ["batch_id", "yield_expected_g", "p_premium", "p_standard", "p_reject"]
 
@@ -66,6 +67,9 @@ def build(
     raw: RawData, test_fraction: float, optima: Mapping[str, CropOptimum] | None = None
 ) -> Prepared:
     """`optima`: crop -> its climate optimum (params: prepare.crop_optima); None = built-in."""
+    optima = builtin_optima() if optima is None else optima
+    spelt = {c: by_crop(optima, c) for c in raw.batches["crop"].unique() if c not in optima}
+    optima = {**optima, **{c: o for c, o in spelt.items() if o is not None}}  # `Basil`
     summary: TelemetrySummary = summarise_telemetry(
         raw.telemetry, raw.batches, str(raw.telemetry_path), optima
     )
@@ -111,5 +115,5 @@ def build(
         "purged_rows": purged,
         "has_truth": raw.truth is not None,
     }
-    crops = crop_table(train, builtin_optima() if optima is None else optima)
+    crops = crop_table(train, optima)
     return Prepared(train=train, test=test, truth=truth, checks=checks, crops=crops)
