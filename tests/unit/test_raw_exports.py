@@ -389,3 +389,27 @@ def test_a_crop_spelt_with_another_case_keeps_its_optimum_and_prices(farm, tmp_p
     econ = cortex.Economics.from_params(p["optimise_cortex"])
     assert list(econ.grade_prices("Basil")) == list(econ.grade_prices("basil"))
     assert econ.plants("Basil") == econ.plants("basil")
+
+
+def test_readings_dated_outside_their_batch_are_left_out_and_counted(farm, tmp_path):
+    """A logger that keeps tagging the last batch while the module is cleaned, or a clock
+    years off: such readings were averaged into the batch's climate."""
+    from vertiflow.data import dataset
+
+    def prepared(folder: Path) -> dataset.Prepared:
+        return dataset.build(rawdata.load(folder), 0.25, {})
+
+    before = prepared(farm)
+    for f in farm.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    telemetry = pl.read_parquet(farm / "telemetry.parquet")
+    batch = before.train["batch_id"][0]
+    stray = telemetry.filter(pl.col("batch_id") == batch).with_columns(
+        pl.col("timestamp") + pl.duration(days=400), pl.lit(35.0).alias("air_temp_internal")
+    )
+    pl.concat([telemetry, stray]).write_parquet(tmp_path / "telemetry.parquet")
+    after = prepared(tmp_path)
+    first = [t.train.row(0, named=True) for t in (before, after)]
+    assert first[0]["batch_id"] == batch and first[0]["temp_mean"] == first[1]["temp_mean"]
+    assert after.checks["telemetry_rows_outside_batch_days"] == stray.height > 0
+    assert after.checks["telemetry_rows"] == before.checks["telemetry_rows"]

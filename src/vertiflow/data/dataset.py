@@ -8,6 +8,7 @@ batch began.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
@@ -63,6 +64,11 @@ def crop_table(train: pl.DataFrame, optima: Mapping[str, CropOptimum] | None) ->
     return dict(sorted(out.items()))
 
 
+# A reading counts for its batch from the day before it starts to the day after its
+# harvest: exports date a harvest by its day, and loggers run on local time.
+WINDOW_SLACK = dt.timedelta(days=1)
+
+
 def build(
     raw: RawData, test_fraction: float, optima: Mapping[str, CropOptimum] | None = None
 ) -> Prepared:
@@ -70,8 +76,13 @@ def build(
     optima = builtin_optima() if optima is None else optima
     spelt = {c: by_crop(optima, c) for c in raw.batches["crop"].unique() if c not in optima}
     optima = {**optima, **{c: o for c, o in spelt.items() if o is not None}}  # `Basil`
+    windows = raw.batches.join(raw.harvests, on="batch_id", how="left").select(
+        "batch_id",
+        (pl.col("start_date") - WINDOW_SLACK).alias("_from"),
+        (pl.col("harvest_date") + WINDOW_SLACK).alias("_to"),  # none yet: open-ended
+    )
     summary: TelemetrySummary = summarise_telemetry(
-        raw.telemetry, raw.batches, str(raw.telemetry_path), optima
+        raw.telemetry, raw.batches, str(raw.telemetry_path), optima, windows
     )
     harvested = raw.batches.join(raw.harvests, on="batch_id", how="inner")
     table = (
@@ -108,6 +119,7 @@ def build(
         "unharvested_batches": raw.batches.height - harvested.height,
         "batches_without_telemetry": untracked,  # harvested, left out
         "telemetry_rows": summary.rows,
+        "telemetry_rows_outside_batch_days": summary.outside_window_rows,
         "dropout_rows": summary.dropout_rows,
         "glitches": summary.glitches,
         "train_rows": train.height,

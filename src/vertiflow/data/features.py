@@ -81,6 +81,7 @@ class TelemetrySummary:
     rows: int
     dropout_rows: int
     glitches: dict[str, int]  # per sensor: readings outside physical bounds
+    outside_window_rows: int = 0  # readings dated outside their batch's days: left out
 
 
 def _crop_bands(optima: Mapping[str, CropOptimum]) -> pl.DataFrame:
@@ -96,8 +97,11 @@ def _crop_bands(optima: Mapping[str, CropOptimum]) -> pl.DataFrame:
     )
 
 
-def _row_terms(bands: pl.DataFrame, telemetry: pl.LazyFrame) -> pl.LazyFrame:
-    """Per reading: integer values (null when missing or a glitch), squares and flags."""
+def _row_terms(
+    bands: pl.DataFrame, telemetry: pl.LazyFrame, windows: pl.DataFrame | None
+) -> pl.LazyFrame:
+    """Per reading: integer values (null when missing or a glitch), squares and flags.
+    A reading outside its batch's days (`windows`) counts only as `_outside`."""
     glitch = {
         s: pl.col(s).is_not_null() & ~pl.col(s).is_between(*SENSOR_BOUNDS[s]) for s in SENSORS
     }
@@ -105,8 +109,13 @@ def _row_terms(bands: pl.DataFrame, telemetry: pl.LazyFrame) -> pl.LazyFrame:
     fixed = {k: (valid[s] * RESOLUTION).round().cast(pl.Int64) for k, s in MEANS.items()}
     lit = valid["light_intensity_ppfd"] > LIT_PPFD
     temp, rh = valid["air_temp_internal"], valid["air_humidity"]
-    return telemetry.join(bands.lazy(), on="batch_id", how="left").select(
-        "batch_id",
+    lazy = telemetry.join(bands.lazy(), on="batch_id", how="left")
+    outside = pl.lit(False)
+    if windows is not None:
+        lazy = lazy.join(windows.lazy(), on="batch_id", how="left")
+        ts = pl.col("timestamp")
+        outside = ((ts < pl.col("_from")) | (ts > pl.col("_to"))).fill_null(False)
+    terms = [
         pl.col("crop").is_null().cast(pl.Int64).alias("_unknown"),
         pl.col("t_lo").is_not_null().cast(pl.Int64).alias("_has_band"),
         pl.all_horizontal(pl.col(s).is_null() for s in SENSORS).cast(pl.Int64).alias("_dropout"),
@@ -118,6 +127,12 @@ def _row_terms(bands: pl.DataFrame, telemetry: pl.LazyFrame) -> pl.LazyFrame:
         pl.when(lit).then(fixed["ppfd"]).alias("_lit_sum"),
         ((temp < pl.col("t_lo")) | (temp > pl.col("t_hi"))).cast(pl.Int64).alias("_temp_oob"),
         ((rh < pl.col("rh_lo")) | (rh > pl.col("rh_hi"))).cast(pl.Int64).alias("_humidity_oob"),
+        (~outside).cast(pl.Int64).alias("_inside"),
+    ]
+    return lazy.select(
+        "batch_id",
+        *(pl.when(~outside).then(t) for t in terms),  # an outside reading adds nothing
+        outside.cast(pl.Int64).alias("_outside"),
     )
 
 
@@ -157,15 +172,20 @@ def summarise_telemetry(
     batches: pl.DataFrame,
     source: str,
     optima: Mapping[str, CropOptimum] | None = None,
+    windows: pl.DataFrame | None = None,
 ) -> TelemetrySummary:
-    """Clean glitches and aggregate per batch; refuses telemetry for unknown batches."""
+    """Clean glitches and aggregate per batch; refuses telemetry for unknown batches.
+
+    `windows` (batch_id, _from, _to): each batch's days; readings outside them (a logger
+    still tagging the last batch while the module is cleaned) are left out and counted."""
     bands = _crop_bands(builtin_optima() if optima is None else optima)
     bands = batches.select("batch_id", "crop").join(bands, on="crop", how="left")
-    terms = _row_terms(bands, telemetry)
+    terms = _row_terms(bands, telemetry, windows)
     try:
         sums = (
             terms.group_by("batch_id")
-            .agg(pl.len().alias("n_readings"), pl.exclude("batch_id").sum())
+            .agg(pl.exclude("batch_id").sum())
+            .rename({"_inside": "n_readings"})
             .collect(engine="streaming")
             .sort("batch_id")
         )
@@ -184,11 +204,14 @@ def summarise_telemetry(
             f"{source}: telemetry refers to {len(unknown)} batch id(s) not in batches "
             f"(e.g. {', '.join(unknown.head(3).to_list())}); every reading needs a known batch."
         )
+    outside = int(sums["_outside"].sum())
+    sums = sums.filter(pl.col("n_readings") > 0)  # every reading outside: no telemetry
     return TelemetrySummary(
         features=_from_sums(sums),
         rows=int(sums["n_readings"].sum()),
         dropout_rows=int(sums["_dropout"].sum()),
         glitches={s: int(sums[f"_glitch_{s}"].sum()) for s in SENSORS},
+        outside_window_rows=outside,
     )
 
 

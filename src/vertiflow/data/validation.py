@@ -120,6 +120,9 @@ def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Bud
         "split": {k: checks[k] for k in ("train_rows", "test_rows", "purged_rows")},
         "telemetry": {
             "rows": checks["telemetry_rows"],
+            # dated outside their batch's days (a logger tagging the last batch while the
+            # module is cleaned): left out of the features
+            "rows_outside_batch_days": checks.get("telemetry_rows_outside_batch_days", 0),
             "dropout_fraction": round(dropout_fraction, 6),
             "glitches_cleaned": sum(checks["glitches"].values()),
             "glitch_fraction": {s: round(f, 6) for s, f in glitch_fraction.items()},
