@@ -413,3 +413,20 @@ def test_readings_dated_outside_their_batch_are_left_out_and_counted(farm, tmp_p
     assert first[0]["batch_id"] == batch and first[0]["temp_mean"] == first[1]["temp_mean"]
     assert after.checks["telemetry_rows_outside_batch_days"] == stray.height > 0
     assert after.checks["telemetry_rows"] == before.checks["telemetry_rows"]
+
+
+def test_a_date_typed_in_the_other_order_is_named_with_its_row(farm, tmp_path):
+    """One `02/14/2021` in a day-first column: the error showed the column's first date."""
+    n = pl.read_csv(farm / "batches.csv").height
+    raw = _copy_with(farm, tmp_path, "batches", "start_date", list(range(n)), "15/01/2020")
+    raw = _copy_with(raw, tmp_path, "batches", "start_date", [5], "02/14/2021")
+    with pytest.raises(DataError) as err:
+        rawdata.load(raw)
+    text = str(err.value)
+    assert "'02/14/2021' (data row 6) has the month first" in text
+    assert "'15/01/2020' (data row 1) has the day first" in text
+
+
+def test_a_utc_offset_without_seconds_parses(farm, tmp_path):
+    raw = _copy_with(farm, tmp_path, "batches", "start_date", [0], "2010-01-01T10:00+02:00")
+    assert rawdata.load(raw).batches["start_date"][0] == dt.datetime(2010, 1, 1, 8, 0)

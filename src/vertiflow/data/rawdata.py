@@ -30,7 +30,12 @@ ISO_FORMATS = (
     "%Y-%m-%d %H:%M",
     "%Y-%m-%d",
 )
-OFFSET_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z")  # ...Z, ...+02:00
+OFFSET_FORMATS = (  # ...Z, ...+02:00, also without seconds
+    "%Y-%m-%dT%H:%M:%S%.f%z",
+    "%Y-%m-%d %H:%M:%S%.f%z",
+    "%Y-%m-%dT%H:%M%z",
+    "%Y-%m-%d %H:%M%z",
+)
 # Spreadsheet dates, 25/03/2024 or 03/25/2024 (also with . or -, and a time): which field
 # is the day is decided once per column, by the values above 12 (`date_order`).
 DAY_MONTH = r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[ T](\d{1,2}:\d{2}(?::\d{2})?))?$"
@@ -249,11 +254,16 @@ def _check_date_order(path: Path, column: str, text: pl.Series) -> None:
     if order not in ("ambiguous", "mixed"):
         return
     example = text.filter(text.str.strip_chars().str.contains(DAY_MONTH)).head(1).item()
-    why = (
-        "no value has a day above 12, so 03/04 could be 3 April or 4 March"
-        if order == "ambiguous"
-        else "some values have the day first and others the month first"
-    )
+    if order == "ambiguous":
+        why = "no value has a day above 12, so 03/04 could be 3 April or 4 March"
+    else:  # name a value of each order, with its data row: one of them is the typo
+        fields = text.str.strip_chars().str.extract_groups(DAY_MONTH)
+        first, second = (fields.struct.field(k).cast(pl.Int32) for k in ("1", "2"))
+        shown = []
+        for which, mask in (("the day", first > 12), ("the month", second > 12)):
+            row = int(mask.arg_true()[0])
+            shown.append(f"{text[row]!r} (data row {row + 1}) has {which} first")
+        why = "; ".join(shown)
     raise DataError(
         f"{path}: column '{column}' has dates like {example!r} whose day and month cannot be "
         f"told apart ({why}); write dates as ISO 8601 (2024-04-03)."

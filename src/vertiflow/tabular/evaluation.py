@@ -78,9 +78,9 @@ def oracle_report(test: pl.DataFrame, predicted: np.ndarray, truth: pl.DataFrame
     actual = test["fresh_weight_g"].to_numpy()
     report = {"n_test": test.height, **_rounded(regression_metrics(actual, predicted))}
     if truth.height:
-        expected = test.select("batch_id").join(truth, on="batch_id", how="left")[
-            "yield_expected_g"
-        ]
+        expected = test.select("batch_id").join(
+            truth, on="batch_id", how="left", maintain_order="left"
+        )["yield_expected_g"]
         limit = regression_metrics(actual, expected.to_numpy())
         report["bayes"] = _rounded(limit)
         report["r2_gap"] = round(limit["r2"] - report["r2"], 6)
@@ -92,7 +92,11 @@ def classifier_report(test: pl.DataFrame, proba: np.ndarray, truth: pl.DataFrame
     actual = test["quality_grade"].to_numpy()
     report = {"n_test": test.height, **_rounded(classification_metrics(actual, proba))}
     if truth.height:
-        best = test.select("batch_id").join(truth, on="batch_id", how="left").select(TRUTH_PROBA)
+        best = (
+            test.select("batch_id")
+            .join(truth, on="batch_id", how="left", maintain_order="left")
+            .select(TRUTH_PROBA)
+        )
         limit = classification_metrics(actual, best.to_numpy())
         report["bayes"] = _rounded(limit)
         report["accuracy_gap"] = round(limit["accuracy"] - report["accuracy"], 6)
