@@ -430,3 +430,18 @@ def test_a_date_typed_in_the_other_order_is_named_with_its_row(farm, tmp_path):
 def test_a_utc_offset_without_seconds_parses(farm, tmp_path):
     raw = _copy_with(farm, tmp_path, "batches", "start_date", [0], "2010-01-01T10:00+02:00")
     assert rawdata.load(raw).batches["start_date"][0] == dt.datetime(2010, 1, 1, 8, 0)
+
+
+def test_telemetry_timestamps_stored_as_text_in_parquet_parse(farm, tmp_path):
+    for f in farm.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    telemetry = pl.read_parquet(farm / "telemetry.parquet")
+    text = pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    telemetry.with_columns(text).write_parquet(tmp_path / "telemetry.parquet")
+    read = rawdata.load(tmp_path).telemetry.select("timestamp").collect()["timestamp"]
+    assert read.to_list() == telemetry["timestamp"].to_list()
+    telemetry.with_columns(pl.lit("soon").alias("timestamp")).write_parquet(
+        tmp_path / "telemetry.parquet"
+    )
+    with pytest.raises(DataError, match=r"'timestamp' holds text that is no date-time \('soon'"):
+        rawdata.load(tmp_path)

@@ -424,7 +424,26 @@ def scan_telemetry(path: Path) -> pl.LazyFrame:
     problems = _not_numbers(lazy, wrong, decimal_comma)
     if problems:
         raise DataError(f"{path}: sensor columns must be numeric; {problems}.")
-    if not columns["timestamp"].is_temporal():
+    timestamp = pl.col("timestamp").cast(pl.Datetime("us"))
+    if columns["timestamp"] == pl.String:  # text (a Parquet's; a CSV's parse on reading)
+        timestamp = (
+            pl.col("timestamp")
+            .str.strip_chars()
+            .str.to_datetime(time_unit="us", time_zone="UTC")  # an offset: its UTC time
+            .dt.replace_time_zone(None)
+        )
+        sample = lazy.select("timestamp").drop_nulls().head(1000).collect()
+        try:  # ISO only: polars would guess 03/04 as either order
+            if not sample["timestamp"].str.strip_chars().str.contains(r"^\d{4}-\d\d-\d\d").all():
+                raise pl.exceptions.ComputeError("not ISO 8601")
+            sample.select(timestamp)
+        except pl.exceptions.PolarsError:
+            found = ", ".join(repr(v) for v in sample["timestamp"].head(3))
+            raise DataError(
+                f"{path}: column 'timestamp' holds text that is no date-time ({found}); "
+                "expected ISO 8601 date-times (e.g. 2024-03-01T14:00:00)."
+            ) from None
+    elif not columns["timestamp"].is_temporal():
         raise DataError(
             f"{path}: column 'timestamp' is {columns['timestamp']}, expected ISO 8601 date-times "
             "(e.g. 2024-03-01T14:00:00)."
@@ -433,7 +452,7 @@ def scan_telemetry(path: Path) -> pl.LazyFrame:
         lazy.select(list(schemas.TELEMETRY.columns))
         .with_columns(
             pl.col("batch_id").cast(pl.String).str.strip_chars(),
-            pl.col("timestamp").cast(pl.Datetime("us")),
+            timestamp,
             *(as_number(pl.col(s), decimal_comma).alias(s) for s in wrong),  # padded, blanks
         )
         .with_columns(pl.col(schemas.SENSORS).cast(pl.Float64).fill_nan(None))  # NaN: no reading
