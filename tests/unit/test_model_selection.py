@@ -304,7 +304,9 @@ def test_max_rows_holds_for_a_lone_candidate_and_none_left_is_a_clear_error():
 
 def test_a_candidate_of_the_other_task_is_refused_before_the_search():
     bad = {**CANDIDATES, "ordinal": {"estimator": "ordinal_boosting"}}
-    with pytest.raises(VertiflowError, match=r"candidates\.ordinal\.estimator .* no regression"):
+    with pytest.raises(
+        VertiflowError, match=r"candidates\.ordinal\.estimator .* not one of the regression models"
+    ):
         modeling.select("regression", farm(), "fresh_weight_g", section(bad))
 
 

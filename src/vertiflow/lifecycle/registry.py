@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,30 @@ def champion_version(key: str):
     return _alias_version(mlflow.MlflowClient(), NAMES[key], CHAMPION)
 
 
+def _set_alias(client, name: str, alias: str, version) -> None:
+    """Set an alias, tolerating a queue worker that sets the same alias at the same moment:
+    the tracking server inserts a new alias after checking it is absent, so two workers
+    can both try the insert and the second fails on the table's unique key. Setting it
+    again then updates the row the other worker made."""
+    for attempt in range(3):
+        try:
+            client.set_registered_model_alias(name, alias, str(version))
+            return
+        except MlflowException as exc:
+            if "UNIQUE constraint" not in str(exc) or attempt == 2:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+def _drop_alias(client, name: str, alias: str) -> None:
+    """Delete an alias; one another worker deleted first is gone all the same."""
+    try:
+        client.delete_registered_model_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+
+
 def decide(
     key: str,
     version,
@@ -147,10 +172,10 @@ def decide(
         promote, why = True, "beats the champion: the whole interval is above min_improvement"
     else:
         promote, why = False, "not better than the champion by more than the noise"
-    client.set_registered_model_alias(name, CHALLENGER, version.version)
+    _set_alias(client, name, CHALLENGER, version.version)
     if promote:
-        client.set_registered_model_alias(name, CHAMPION, version.version)
-        client.delete_registered_model_alias(name, CHALLENGER)
+        _set_alias(client, name, CHAMPION, version.version)
+        _drop_alias(client, name, CHALLENGER)
     record.update(
         promoted=promote,
         reason=why,
@@ -228,9 +253,9 @@ def register_detector(
     bare = not (folder / "MLmodel").exists()
     if bare and pyfunc.weights_in(folder).read_bytes() == Path(weights).read_bytes():
         client = mlflow.MlflowClient()
-        client.set_registered_model_alias(NAMES["yolo"], CHAMPION, str(record["version"]))
+        _set_alias(client, NAMES["yolo"], CHAMPION, record["version"])
         if _alias_version(client, NAMES["yolo"], CHALLENGER) is not None:
-            client.delete_registered_model_alias(NAMES["yolo"], CHALLENGER)
+            _drop_alias(client, NAMES["yolo"], CHALLENGER)
         record.update(
             promoted=True,
             champion=record["version"],

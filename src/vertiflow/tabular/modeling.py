@@ -388,9 +388,14 @@ def select(
     for name, c in candidates.items():  # clear errors before minutes of CV
         frame(table, [*spec.categorical, *(c.get("numeric") or spec.numeric)])
         if c["estimator"] not in ESTIMATORS[task]:
+            key = (
+                "estimator"
+                if section["estimator"] != "auto"
+                else f"selection.candidates.{name}.estimator"
+            )
             raise VertiflowError(
-                f"params.yaml: selection.candidates.{name}.estimator {c['estimator']!r} is no "
-                f"{task} model; use one of {', '.join(ESTIMATORS[task])}."
+                f"params.yaml: {key} {c['estimator']!r} is not one of the {task} models: "
+                f"{', '.join(ESTIMATORS[task])}."
             )
     for name, c in list(candidates.items()):
         if table.height > (c.get("max_rows") or np.inf):
