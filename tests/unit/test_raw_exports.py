@@ -25,9 +25,13 @@ def farm(tmp_path_factory) -> Path:
     return folder
 
 
-def _copy_with(farm: Path, tmp: Path, table: str, column: str, rows: list[int], value) -> Path:
+def _copy(farm: Path, tmp: Path) -> None:
     for f in farm.iterdir():
         (tmp / f.name).write_bytes(f.read_bytes())
+
+
+def _copy_with(farm: Path, tmp: Path, table: str, column: str, rows: list[int], value) -> Path:
+    _copy(farm, tmp)
     frame = pl.read_csv(tmp / f"{table}.csv", infer_schema_length=0)  # all text
     index = pl.int_range(pl.len())
     frame = frame.with_columns(
@@ -147,12 +151,14 @@ def test_the_built_in_farm_ends_before_today():
 
 
 def test_a_farm_without_a_sensor_is_told_how_to_say_so(farm, tmp_path):
-    for f in farm.iterdir():
-        (tmp_path / f.name).write_bytes(f.read_bytes())
+    _copy(farm, tmp_path)
     telemetry = pl.read_parquet(farm / "telemetry.parquet")
     telemetry.drop("dissolved_oxygen").write_parquet(tmp_path / "telemetry.parquet")
     with pytest.raises(DataError, match=r"'dissolved_oxygen'.*add its column with no values"):
         rawdata.load(tmp_path)
+    telemetry.drop("co2_level_ambient").write_parquet(tmp_path / "telemetry.parquet")
+    with pytest.raises(DataError, match=r"co2_level_ambient measure\(s\) what a recipe sets"):
+        rawdata.load(tmp_path)  # but not for a sensor that measures the recipe
     empty = telemetry.with_columns(pl.lit(None, pl.Float64).alias("dissolved_oxygen"))
     empty.write_parquet(tmp_path / "telemetry.parquet")
     rawdata.load(tmp_path)  # the advice works
@@ -192,8 +198,7 @@ def test_spreadsheet_exports_of_comma_decimal_locales_read_as_the_same_data(farm
 
 
 def test_header_names_that_differ_only_in_case_are_named(farm, tmp_path):
-    for f in farm.iterdir():
-        (tmp_path / f.name).write_bytes(f.read_bytes())
+    _copy(farm, tmp_path)
     harvests = pl.read_csv(farm / "harvests.csv")
     harvests.with_columns(pl.col("energy_kwh").alias("Energy_kWh ")).write_csv(
         tmp_path / "harvests.csv"
@@ -219,8 +224,7 @@ def test_csv_dialect_from_the_header_and_the_numbers(sample, expected):
 
 def test_na_cells_are_missing_readings_and_other_text_is_named(farm, tmp_path):
     """`NA`, `N/A`, `null` mean no reading (pandas reads them so); a `-` is named by row."""
-    for f in farm.iterdir():
-        (tmp_path / f.name).write_bytes(f.read_bytes())
+    _copy(farm, tmp_path)
     telemetry = pl.read_parquet(farm / "telemetry.parquet")
     cells = [None if v is None else str(v) for v in telemetry["water_ph"]]
     cells[0], cells[5], cells[9] = "NA", "N/A", "null"
@@ -238,8 +242,7 @@ def test_na_cells_are_missing_readings_and_other_text_is_named(farm, tmp_path):
 
 
 def test_numbers_padded_with_spaces_are_numbers(farm, tmp_path):
-    for f in farm.iterdir():
-        (tmp_path / f.name).write_bytes(f.read_bytes())
+    _copy(farm, tmp_path)
     telemetry = pl.read_parquet(farm / "telemetry.parquet")
     (tmp_path / "telemetry.parquet").unlink()
     padded = telemetry.with_columns(pl.format("  {} ", pl.col("water_ph")).alias("water_ph"))
@@ -260,8 +263,7 @@ def test_a_batch_whose_logger_recorded_nothing_is_left_out_within_budget(farm, t
     counted, and only a share beyond validate.max_batches_without_telemetry fails the gate."""
     from vertiflow.data import dataset, validation
 
-    for f in farm.iterdir():
-        (tmp_path / f.name).write_bytes(f.read_bytes())
+    _copy(farm, tmp_path)
     telemetry = pl.read_parquet(farm / "telemetry.parquet")
     lost = sorted(set(telemetry["batch_id"]))[:1]
     telemetry.filter(~pl.col("batch_id").is_in(lost)).write_parquet(tmp_path / "telemetry.parquet")
@@ -298,8 +300,7 @@ def test_csv_ids_keep_their_leading_zeros_as_in_parquet(farm, tmp_path):
 def test_a_sensor_logged_in_whole_numbers_at_first_reads_as_decimals(farm, tmp_path):
     """Type inference sees the first 10,000 rows: CO2 logged as `800` there and `800.4`
     further down was refused as 'could not parse 800.4 as i64'."""
-    for f in farm.iterdir():
-        (tmp_path / f.name).write_bytes(f.read_bytes())
+    _copy(farm, tmp_path)
     telemetry = pl.read_parquet(farm / "telemetry.parquet")
     telemetry = pl.concat([telemetry, telemetry])  # read only: repeats are no matter here
     assert telemetry.height > 10_500
@@ -321,8 +322,7 @@ def test_a_sensor_logged_in_whole_numbers_at_first_reads_as_decimals(farm, tmp_p
 def test_pandas_category_columns_read_as_labels(farm, tmp_path):
     """pandas writes its `category` dtype to Parquet as a dictionary: crop and grade were
     refused as 'found Categorical'."""
-    for f in farm.iterdir():
-        (tmp_path / f.name).write_bytes(f.read_bytes())
+    _copy(farm, tmp_path)
     for name, column in (("batches", "crop"), ("harvests", "quality_grade")):
         frame = pl.read_csv(farm / f"{name}.csv")
         frame.with_columns(pl.col(column).cast(pl.Categorical)).write_parquet(
@@ -334,23 +334,13 @@ def test_pandas_category_columns_read_as_labels(farm, tmp_path):
     assert data.harvests["quality_grade"].dtype == pl.String
 
 
-def test_a_missing_recipe_sensor_is_named_as_needed(farm, tmp_path):
-    for f in farm.iterdir():
-        (tmp_path / f.name).write_bytes(f.read_bytes())
-    telemetry = pl.read_parquet(farm / "telemetry.parquet")
-    telemetry.drop("co2_level_ambient").write_parquet(tmp_path / "telemetry.parquet")
-    with pytest.raises(DataError, match=r"co2_level_ambient measure\(s\) what a recipe sets"):
-        rawdata.load(tmp_path)
-
-
 def test_a_probe_installed_partway_through_passes_the_gate_and_is_reported(farm, tmp_path):
     """Dissolved oxygen measured from the fourth batch on: the gate refused the earlier
     batches' empty values ('not_nullable'); the models take missing values."""
     from vertiflow import params
     from vertiflow.data import dataset, validation
 
-    for f in farm.iterdir():
-        (tmp_path / f.name).write_bytes(f.read_bytes())
+    _copy(farm, tmp_path)
     first = sorted(pl.read_csv(farm / "batches.csv")["batch_id"])[:3]
     telemetry = pl.read_parquet(farm / "telemetry.parquet")
     before = pl.col("batch_id").is_in(first)
@@ -373,8 +363,7 @@ def test_a_crop_spelt_with_another_case_keeps_its_optimum_and_prices(farm, tmp_p
     from vertiflow import cortex, params
     from vertiflow.data import dataset, features
 
-    for f in farm.iterdir():
-        (tmp_path / f.name).write_bytes(f.read_bytes())
+    _copy(farm, tmp_path)
     batches = pl.read_csv(farm / "batches.csv")
     batches.with_columns(pl.col("crop").str.replace("basil", "Basil")).write_csv(
         tmp_path / "batches.csv"
@@ -400,8 +389,7 @@ def test_readings_dated_outside_their_batch_are_left_out_and_counted(farm, tmp_p
         return dataset.build(rawdata.load(folder), 0.25, {})
 
     before = prepared(farm)
-    for f in farm.iterdir():
-        (tmp_path / f.name).write_bytes(f.read_bytes())
+    _copy(farm, tmp_path)
     telemetry = pl.read_parquet(farm / "telemetry.parquet")
     batch = before.train["batch_id"][0]
     stray = telemetry.filter(pl.col("batch_id") == batch).with_columns(
@@ -433,8 +421,7 @@ def test_a_utc_offset_without_seconds_parses(farm, tmp_path):
 
 
 def test_telemetry_timestamps_stored_as_text_in_parquet_parse(farm, tmp_path):
-    for f in farm.iterdir():
-        (tmp_path / f.name).write_bytes(f.read_bytes())
+    _copy(farm, tmp_path)
     telemetry = pl.read_parquet(farm / "telemetry.parquet")
     text = pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S+00:00")
     telemetry.with_columns(text).write_parquet(tmp_path / "telemetry.parquet")
