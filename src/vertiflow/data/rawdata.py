@@ -236,11 +236,16 @@ def _check_types(
         raise DataError(f"{path}: " + "; ".join(problems) + ".")
 
 
+def _first_two_fields(text: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """The first and second numbers of each dd/mm or mm/dd date (null for other text)."""
+    fields = text.str.strip_chars().str.extract_groups(DAY_MONTH)
+    return tuple(fields.struct.field(k).cast(pl.Int32) for k in ("1", "2"))
+
+
 def date_order(text: pl.Series) -> str | None:
     """How a column writes its dd/mm or mm/dd dates: "day-first", "month-first", or
     "ambiguous" (no field above 12) or "mixed" (both); None when it has none."""
-    fields = text.str.strip_chars().str.extract_groups(DAY_MONTH)
-    first, second = (fields.struct.field(k).cast(pl.Int32) for k in ("1", "2"))
+    first, second = _first_two_fields(text)
     if first.is_null().all():
         return None
     day_first, month_first = bool((first > 12).any()), bool((second > 12).any())
@@ -257,8 +262,7 @@ def _check_date_order(path: Path, column: str, text: pl.Series) -> None:
     if order == "ambiguous":
         why = "no value has a day above 12, so 03/04 could be 3 April or 4 March"
     else:  # name a value of each order, with its data row: one of them is the typo
-        fields = text.str.strip_chars().str.extract_groups(DAY_MONTH)
-        first, second = (fields.struct.field(k).cast(pl.Int32) for k in ("1", "2"))
+        first, second = _first_two_fields(text)
         shown = []
         for which, mask in (("the day", first > 12), ("the month", second > 12)):
             row = int(mask.arg_true()[0])
@@ -433,11 +437,13 @@ def scan_telemetry(path: Path) -> pl.LazyFrame:
             .dt.replace_time_zone(None)
         )
         sample = lazy.select("timestamp").drop_nulls().head(1000).collect()
-        try:  # ISO only: polars would guess 03/04 as either order
-            if not sample["timestamp"].str.strip_chars().str.contains(r"^\d{4}-\d\d-\d\d").all():
-                raise pl.exceptions.ComputeError("not ISO 8601")
+        # ISO only (polars would guess 03/04 as either order), and it must parse
+        iso = sample["timestamp"].str.strip_chars().str.contains(r"^\d{4}-\d\d-\d\d").all()
+        try:
             sample.select(timestamp)
         except pl.exceptions.PolarsError:
+            iso = False
+        if not iso:
             found = ", ".join(repr(v) for v in sample["timestamp"].head(3))
             raise DataError(
                 f"{path}: column 'timestamp' holds text that is no date-time ({found}); "

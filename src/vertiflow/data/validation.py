@@ -48,6 +48,15 @@ def partial_features(*frames: pl.DataFrame) -> dict[str, float]:
     return shares
 
 
+def untrained_crops(train: pl.DataFrame, test: pl.DataFrame) -> dict[str, int]:
+    """Test batches per crop that no training batch has (a crop the farm just began):
+    their metrics measure a guess. Not a failure: the farm's history is what it is."""
+    if "crop" not in test.columns or "crop" not in train.columns:
+        return {}
+    new = test.filter(~pl.col("crop").is_in(train["crop"].unique().implode()))
+    return dict(new.group_by("crop").len().sort("crop").iter_rows())
+
+
 def _schema_problems(name: str, frame: pl.DataFrame, absent: list[str]) -> list[str]:
     missing = [c for c in PREPARED.columns if c not in frame.columns]
     if missing:
@@ -130,18 +139,7 @@ def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Bud
         "grades_absent_from_training": [g for g in GRADES if g not in seen],  # predicted 0
         "features_absent": absent,  # no probe on the farm: left out of the models
         "features_partial": partial_features(train, test),  # share of batches measured
-        # test batches of a crop the models never trained on (a crop the farm just began):
-        # their metrics measure a guess; not a failure, the farm's history is what it is
-        "test_batches_of_untrained_crops": {
-            crop: n
-            for crop, n in test.filter(~pl.col("crop").is_in(train["crop"].unique().implode()))
-            .group_by("crop")
-            .len()
-            .sort("crop")
-            .iter_rows()
-        }
-        if "crop" in test.columns and "crop" in train.columns
-        else {},
+        "test_batches_of_untrained_crops": untrained_crops(train, test),
         "problems": problems,
     }
 

@@ -366,15 +366,20 @@ def _candidates(section: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return dict(section["selection"]["candidates"])
 
 
+def _where(section: dict[str, Any], candidate: str, key: str = "") -> str:
+    """The params key of a candidate: the section's fixed estimator, or its search entry
+    (and its `key` there, e.g. `.estimator`)."""
+    fixed = section["estimator"] != "auto"
+    return "estimator" if fixed else f"selection.candidates.{candidate}{key}"
+
+
 @contextmanager
 def _naming(section: dict[str, Any], candidate: str):
     """A model's error names the candidate whose params it concerns."""
     try:
         yield
     except VertiflowError as exc:
-        where = "estimator" if section["estimator"] != "auto" else "selection.candidates."
-        where += "" if section["estimator"] != "auto" else candidate
-        raise VertiflowError(f"{where}: {exc}") from None
+        raise VertiflowError(f"{_where(section, candidate)}: {exc}") from None
 
 
 def select(
@@ -388,13 +393,9 @@ def select(
     for name, c in candidates.items():  # clear errors before minutes of CV
         frame(table, [*spec.categorical, *(c.get("numeric") or spec.numeric)])
         if c["estimator"] not in ESTIMATORS[task]:
-            key = (
-                "estimator"
-                if section["estimator"] != "auto"
-                else f"selection.candidates.{name}.estimator"
-            )
             raise VertiflowError(
-                f"params.yaml: {key} {c['estimator']!r} is not one of the {task} models: "
+                f"params.yaml: {_where(section, name, '.estimator')} {c['estimator']!r} is not "
+                f"one of the {task} models: "
                 f"{', '.join(ESTIMATORS[task])}."
             )
     for name, c in list(candidates.items()):
