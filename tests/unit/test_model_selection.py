@@ -140,6 +140,16 @@ def test_bootstrap_refits_keep_a_gaussian_process_kernel():
     assert not np.allclose(refits[0].predict(x), refits[1].predict(x))  # they differ
 
 
+def test_bootstrap_refits_keep_the_splines_ridge_penalty():
+    """A resample repeats rows, and RidgeCV's leave-one-out search then sees a copy of
+    the row it leaves out: it would choose a weaker penalty than the model's own."""
+    splines = section({"splines": CANDIDATES["splines"]}, "auto")
+    model, _ = modeling.select("regression", farm(120), "fresh_weight_g", splines)
+    alpha = model.named_steps["model"].regressor_[-1].alpha_
+    for refit in modeling.bootstrap_refits(model, farm(120), "fresh_weight_g", 3, seed=3):
+        assert refit.named_steps["model"].regressor_[-1].alpha_ == alpha
+
+
 def test_a_gaussian_process_on_more_rows_than_its_max_fits_a_seeded_subset():
     """Its cost is cubic in rows: beyond max_rows it fits a random subset (same every run),
     and so do its bootstrap refits, keeping the fitted kernel."""

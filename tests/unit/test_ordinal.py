@@ -117,6 +117,25 @@ def test_boosted_ordinal_calibrates_on_rows_its_trees_did_not_fit():
     assert excess < 0.08
 
 
+def test_boosted_ordinal_calibrates_a_bootstrap_resample_as_its_distinct_rows():
+    """Cortex refits on bootstrap resamples, which repeat rows. Split row by row, a copy
+    of every held-out row was fitted: 0.078 nats above the truth here, against 0.055 for
+    the resample's distinct rows alone. Each copy in its row's fold: 0.060."""
+    x, y, _ = interacting(1_500, seed=5)
+    rows = np.random.default_rng(5).integers(0, len(y), len(y))
+    test_x, test_y, truth = interacting(20_000, seed=3)
+    labels = sorted(ORDER)
+
+    def excess(xx, yy) -> float:
+        model = OrdinalBoosting(order=ORDER, random_state=0).fit(xx, yy)
+        return log_loss(test_y, model.predict_proba(test_x), labels=labels) - log_loss(
+            test_y, truth, labels=labels
+        )
+
+    distinct = np.unique(rows)
+    assert excess(x[rows], y[rows]) < excess(x[distinct], y[distinct]) + 0.012
+
+
 def test_boosted_ordinal_needs_two_calibration_folds_and_fits_a_tiny_table():
     x, y, _ = interacting(40, seed=4)
     with pytest.raises(ValueError, match="calibration_folds must be 2 or more"):

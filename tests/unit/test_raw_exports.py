@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from vertiflow.data import rawdata
+from vertiflow.data import dataset, rawdata
 from vertiflow.errors import DataError
 from vertiflow.farm.simulator import SimConfig, write_farm
 
@@ -432,3 +432,28 @@ def test_telemetry_timestamps_stored_as_text_in_parquet_parse(farm, tmp_path):
     )
     with pytest.raises(DataError, match=r"'timestamp' holds text that is no date-time \('soon'"):
         rawdata.load(tmp_path)
+
+
+def test_the_row_of_a_cell_that_cannot_be_read_is_named(farm, tmp_path):
+    """polars names the column of a cell it cannot parse, not its row: an unquoted comma
+    in a batch's cell (a field too many), or text deep in a telemetry file, which shows
+    only while streaming it."""
+    _copy(farm, tmp_path)
+    lines = (tmp_path / "batches.csv").read_text().splitlines()
+    lines[3] = lines[3].replace(",", ",R01 rack B,", 1)
+    (tmp_path / "batches.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"batches\.csv: .* Data row 3 has 14 fields where "):
+        rawdata.load(tmp_path)
+
+    _copy(farm, tmp_path)
+    (tmp_path / "telemetry.parquet").unlink()
+    telemetry = pl.read_parquet(farm / "telemetry.parquet")
+    pl.concat([telemetry, telemetry]).write_csv(tmp_path / "telemetry.csv")  # past 10,000
+    lines = (tmp_path / "telemetry.csv").read_text().splitlines()
+    cells = lines[12_000].split(",")
+    lines[12_000] = ",".join([*cells[:4], "n/a?", *cells[5:]])
+    (tmp_path / "telemetry.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(
+        DataError, match=r"telemetry\.csv: .*`n/a\?`.*'air_humidity'.* Data row 12000\."
+    ):
+        dataset.build(rawdata.load(tmp_path), 0.2)

@@ -21,7 +21,7 @@ from vertiflow.data.features import (
     derived,
     summarise_telemetry,
 )
-from vertiflow.data.rawdata import RawData
+from vertiflow.data.rawdata import RawData, read_error
 from vertiflow.errors import DataError
 from vertiflow.params import by_crop
 
@@ -81,9 +81,15 @@ def build(
         (pl.col("start_date") - WINDOW_SLACK).alias("_from"),
         (pl.col("harvest_date") + WINDOW_SLACK).alias("_to"),  # none yet: open-ended
     )
-    summary: TelemetrySummary = summarise_telemetry(
-        raw.telemetry, raw.batches, str(raw.telemetry_path), optima, windows
-    )
+    try:
+        summary: TelemetrySummary = summarise_telemetry(
+            raw.telemetry, raw.batches, str(raw.telemetry_path), optima, windows
+        )
+    except (
+        pl.exceptions.PolarsError,
+        OSError,
+    ) as exc:  # found while streaming the file, past its first rows
+        raise read_error(raw.telemetry_path, exc) from None
     harvested = raw.batches.join(raw.harvests, on="batch_id", how="inner")
     table = (
         harvested.select(

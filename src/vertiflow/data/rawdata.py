@@ -7,6 +7,7 @@ values are screened during the single aggregation pass in `features`.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import re
@@ -68,6 +69,51 @@ def find_table(raw_dir: Path, name: str, *, required: bool = True) -> Path | Non
             )
         return None
     return found[0]
+
+
+def read_error(path: Path, exc: Exception) -> DataError:
+    """The error for a file that cannot be read, with the CSV row at fault, which
+    polars' message does not name: a row with more fields than the header, or a cell
+    that is no number."""
+    fmt = "CSV" if path.suffix == ".csv" else "Parquet"
+    message = _first_line(exc)
+    row = ""
+    if path.suffix == ".csv":
+        unparsed = re.search(r"could not parse `(.*)` as dtype .* at column '(.*)'", message)
+        row = _unparsed_row(path, *unparsed.groups()) if unparsed else _ragged_row(path)
+    return DataError(f"{path}: cannot be read as {fmt}: {message}.{row}")
+
+
+def _unparsed_row(path: Path, cell: str, column: str) -> str:
+    text = pl.scan_csv(path, separator=_dialect(path)[0], infer_schema=False)
+    try:
+        found = (
+            text.select(pl.col(column))
+            .with_row_index("row", offset=1)
+            .filter(pl.col(column) == cell)
+            .head(1)
+            .collect()
+        )
+    except READ_ERRORS:  # the message's column is not the header's: no row to add
+        return ""
+    return f" Data row {found['row'][0]}." if found.height else ""
+
+
+def _ragged_row(path: Path) -> str:
+    try:
+        separator = _dialect(path)[0]
+        with path.open(encoding="utf-8", errors="replace", newline="") as f:
+            rows = csv.reader(f, delimiter=separator)
+            header = next(rows, [])
+            for number, row in enumerate((r for r in rows if r), start=1):
+                if len(row) != len(header):
+                    return (
+                        f" Data row {number} has {len(row)} fields where the header has "
+                        f"{len(header)}: {separator.join(row)[:120]!r}."
+                    )
+    except (OSError, csv.Error):
+        pass
+    return ""
 
 
 def _first_line(exc: Exception) -> str:
@@ -356,8 +402,7 @@ def read_frame(path: Path, dates: bool = True) -> pl.DataFrame:
     try:
         frame = _scan(path, dates).collect()
     except READ_ERRORS as exc:
-        fmt = "CSV" if path.suffix == ".csv" else "Parquet"
-        raise DataError(f"{path}: cannot be read as {fmt}: {_first_line(exc)}.") from None
+        raise read_error(path, exc) from None
     if frame.height == 0:
         raise DataError(f"{path}: has a header but no rows; expected at least one row.")
     # polars renames a repeated CSV header to <name>_duplicated_<n>: which one is meant?
@@ -400,8 +445,7 @@ def scan_telemetry(path: Path) -> pl.LazyFrame:
         lazy = _scan(path)
         columns = lazy.collect_schema()
     except READ_ERRORS as exc:
-        fmt = "CSV" if path.suffix == ".csv" else "Parquet"
-        raise DataError(f"{path}: cannot be read as {fmt}: {_first_line(exc)}.") from None
+        raise read_error(path, exc) from None
     missing = [c for c in schemas.TELEMETRY.columns if c not in columns]
     if missing:
         needed = [c for c in missing if c in schemas.RECIPE_SENSORS]

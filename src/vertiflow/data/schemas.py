@@ -67,8 +67,9 @@ HARVESTS = pa.DataFrameSchema(
     name="harvests",
 )
 
-# Telemetry is checked at schema level only (columns, types, keys): its values are
-# screened per reading by `features.clean_telemetry`, which counts glitches.
+# Telemetry is streamed, never validated whole: `rawdata.scan_telemetry` checks these
+# columns and their types, and `features.summarise_telemetry` screens each reading
+# against SENSOR_BOUNDS, counting glitches.
 TELEMETRY = pa.DataFrameSchema(
     {
         "batch_id": pa.Column(pl.String),

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import HistGradientBoostingRegressor
@@ -114,9 +115,7 @@ class OrdinalBoosting(ClassifierMixin, BaseEstimator):
         )
         if self.calibration_folds < 2:
             raise ValueError(f"calibration_folds must be 2 or more, not {self.calibration_folds}")
-        folds = KFold(
-            min(self.calibration_folds, len(y)), shuffle=True, random_state=self.random_state
-        )
+        folds = _distinct_row_folds(X, self.calibration_folds, self.random_state)
         held_out = cross_val_predict(trees, X, rank.astype(float), cv=folds)
         self.calibration_ = make_pipeline(
             SplineTransformer(n_knots=5, degree=3, extrapolation="constant"),
@@ -138,6 +137,22 @@ class OrdinalBoosting(ClassifierMixin, BaseEstimator):
     def predict(self, X) -> np.ndarray:
         proba = self.predict_proba(X)  # first: the not-fitted error, not an AttributeError
         return self.classes_[proba.argmax(axis=1)]
+
+
+def _distinct_row_folds(X: np.ndarray, folds: int, seed: int | None) -> list[tuple]:
+    """Shuffled K folds of the distinct rows, each copy of a row in its row's fold.
+
+    A bootstrap resample (Cortex's ensemble) repeats rows: split row by row, a held-out
+    row's copy is fitted, the held-out scores are near in-sample, and the cut points come
+    out overconfident. Without repeats these are KFold's folds of the rows."""
+    columns = list(range(X.shape[1]))
+    group = pd.DataFrame(X).groupby(columns, sort=False, dropna=False).ngroup().to_numpy()
+    n_groups = int(group.max()) + 1
+    kfold = KFold(min(folds, n_groups), shuffle=True, random_state=seed)
+    return [
+        (np.flatnonzero(np.isin(group, fit)), np.flatnonzero(np.isin(group, held)))
+        for fit, held in kfold.split(np.arange(n_groups))
+    ]
 
 
 def _ranks(order: Sequence[str], classes: np.ndarray, y: np.ndarray) -> tuple[list, np.ndarray]:
