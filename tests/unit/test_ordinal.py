@@ -142,3 +142,5 @@ def test_boosted_ordinal_needs_two_calibration_folds_and_fits_a_tiny_table():
         OrdinalBoosting(order=ORDER, calibration_folds=1).fit(x, y)
     few = OrdinalBoosting(order=ORDER, calibration_folds=10, min_samples_leaf=2, random_state=0)
     assert few.fit(x[:6], y[:6]).predict_proba(x).shape[0] == 40  # 6 rows, 10 folds: 6
+    same = np.repeat(x[:1], 30, axis=0)  # one distinct row: folds of rows, not of copies
+    assert few.fit(same, y[:30]).predict_proba(x[:2]).shape == (2, len(set(y[:30])))

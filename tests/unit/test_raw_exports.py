@@ -440,6 +440,7 @@ def test_the_row_of_a_cell_that_cannot_be_read_is_named(farm, tmp_path):
     only while streaming it."""
     _copy(farm, tmp_path)
     lines = (tmp_path / "batches.csv").read_text().splitlines()
+    lines[1] = lines[1].rsplit(",", 1)[0]  # a field short: polars reads it, the cell empty
     lines[3] = lines[3].replace(",", ",R01 rack B,", 1)
     (tmp_path / "batches.csv").write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=r"batches\.csv: .* Data row 3 has 14 fields where "):
@@ -451,9 +452,9 @@ def test_the_row_of_a_cell_that_cannot_be_read_is_named(farm, tmp_path):
     pl.concat([telemetry, telemetry]).write_csv(tmp_path / "telemetry.csv")  # past 10,000
     lines = (tmp_path / "telemetry.csv").read_text().splitlines()
     cells = lines[12_000].split(",")
-    lines[12_000] = ",".join([*cells[:4], "n/a?", *cells[5:]])
+    lines[12_000] = ",".join([*cells[:4], '"n/a?"', *cells[5:]])  # quoted, as some write
     (tmp_path / "telemetry.csv").write_text("\n".join(lines) + "\n")
     with pytest.raises(
-        DataError, match=r"telemetry\.csv: .*`n/a\?`.*'air_humidity'.* Data row 12000\."
+        DataError, match=r"telemetry\.csv: .*n/a\?.*'air_humidity'.* Data row 12000\."
     ):
         dataset.build(rawdata.load(tmp_path), 0.2)

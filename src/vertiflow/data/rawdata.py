@@ -78,13 +78,17 @@ def read_error(path: Path, exc: Exception) -> DataError:
     fmt = "CSV" if path.suffix == ".csv" else "Parquet"
     message = _first_line(exc)
     row = ""
-    if path.suffix == ".csv":
-        unparsed = re.search(r"could not parse `(.*)` as dtype .* at column '(.*)'", message)
-        row = _unparsed_row(path, *unparsed.groups()) if unparsed else _ragged_row(path)
+    unparsed = re.search(r"could not parse `(.*)` as dtype .* at column '(.*)'", message)
+    if path.suffix == ".csv" and unparsed:
+        row = _unparsed_row(path, *unparsed.groups())
+    elif path.suffix == ".csv" and "more fields than defined" in message:
+        row = _ragged_row(path)
     return DataError(f"{path}: cannot be read as {fmt}: {message}.{row}")
 
 
 def _unparsed_row(path: Path, cell: str, column: str) -> str:
+    quoted = re.fullmatch(r'"(.*)"', cell, re.DOTALL)  # polars shows a quoted cell quoted
+    cell = quoted.group(1).replace('""', '"') if quoted else cell
     text = pl.scan_csv(path, separator=_dialect(path)[0], infer_schema=False)
     try:
         found = (
@@ -100,13 +104,15 @@ def _unparsed_row(path: Path, cell: str, column: str) -> str:
 
 
 def _ragged_row(path: Path) -> str:
+    """The first row with more fields than the header (polars reads one with fewer, its
+    missing cells empty, and counts a blank line as a row)."""
     try:
         separator = _dialect(path)[0]
         with path.open(encoding="utf-8", errors="replace", newline="") as f:
             rows = csv.reader(f, delimiter=separator)
             header = next(rows, [])
-            for number, row in enumerate((r for r in rows if r), start=1):
-                if len(row) != len(header):
+            for number, row in enumerate(rows, start=1):
+                if len(row) > len(header):
                     return (
                         f" Data row {number} has {len(row)} fields where the header has "
                         f"{len(header)}: {separator.join(row)[:120]!r}."

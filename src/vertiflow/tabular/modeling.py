@@ -517,7 +517,7 @@ def _frozen(model: Any) -> Any:
         copy.set_params(**{f"{key}__kernel": fitted.kernel_, f"{key}__optimizer": None})
     if isinstance(fitted, Pipeline) and isinstance(fitted[-1], RidgeCV):
         # its leave-one-out choice of penalty would see a resample's copies of each row
-        copy.set_params(**{f"{key}__ridgecv__alphas": [fitted[-1].alpha_]})
+        copy.set_params(**{f"{key}__{fitted.steps[-1][0]}__alphas": [fitted[-1].alpha_]})
     return copy
 
 

@@ -148,6 +148,8 @@ def _distinct_row_folds(X: np.ndarray, folds: int, seed: int | None) -> list[tup
     columns = list(range(X.shape[1]))
     group = pd.DataFrame(X).groupby(columns, sort=False, dropna=False).ngroup().to_numpy()
     n_groups = int(group.max()) + 1
+    if n_groups < 2:  # every row the same: nothing for the trees to learn, nor to leak
+        group, n_groups = np.arange(len(X)), len(X)
     kfold = KFold(min(folds, n_groups), shuffle=True, random_state=seed)
     return [
         (np.flatnonzero(np.isin(group, fit)), np.flatnonzero(np.isin(group, held)))
