@@ -150,6 +150,33 @@ def test_bootstrap_refits_keep_the_splines_ridge_penalty():
         assert refit.named_steps["model"].regressor_[-1].alpha_ == alpha
 
 
+def _final(model):
+    """The fitted estimator inside a pipeline (inside a log-target wrapper, an ordinal
+    model's trees)."""
+    fitted = model.named_steps["model"]
+    fitted = getattr(fitted, "regressor_", fitted)
+    return getattr(fitted, "trees_", fitted)
+
+
+@pytest.mark.parametrize(
+    "task, target, estimator",
+    [
+        ("regression", "fresh_weight_g", "hist_gradient_boosting"),
+        ("classification", "quality_grade", "ordinal_boosting"),
+    ],
+)
+def test_bootstrap_refits_keep_the_early_stopped_rounds(task, target, estimator):
+    """Past 10,000 rows scikit-learn's boosted trees stop early on a random tenth held
+    out: in a resample that tenth holds copies of rows they fit, so they would run on."""
+    table = farm(10_100)
+    s = {**section(CANDIDATES, estimator), "hyperparams": {"max_iter": 150, "learning_rate": 1.0}}
+    model, _ = modeling.select(task, table, target, s)
+    trees = _final(model)
+    assert trees.do_early_stopping_ and trees.n_iter_ < 150
+    for refit in modeling.bootstrap_refits(model, table, target, 2, seed=3):
+        assert _final(refit).n_iter_ == trees.n_iter_ and not _final(refit).do_early_stopping_
+
+
 def test_a_gaussian_process_on_more_rows_than_its_max_fits_a_seeded_subset():
     """Its cost is cubic in rows: beyond max_rows it fits a random subset (same every run),
     and so do its bootstrap refits, keeping the fitted kernel."""

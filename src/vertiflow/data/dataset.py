@@ -81,14 +81,11 @@ def build(
         (pl.col("start_date") - WINDOW_SLACK).alias("_from"),
         (pl.col("harvest_date") + WINDOW_SLACK).alias("_to"),  # none yet: open-ended
     )
-    try:
+    try:  # a bad row past the file's first rows shows only here, while streaming it
         summary: TelemetrySummary = summarise_telemetry(
             raw.telemetry, raw.batches, str(raw.telemetry_path), optima, windows
         )
-    except (
-        pl.exceptions.PolarsError,
-        OSError,
-    ) as exc:  # found while streaming the file, past its first rows
+    except (pl.exceptions.PolarsError, OSError) as exc:
         raise read_error(raw.telemetry_path, exc) from None
     harvested = raw.batches.join(raw.harvests, on="batch_id", how="inner")
     table = (

@@ -181,7 +181,7 @@ def summarise_telemetry(
     bands = _crop_bands(builtin_optima() if optima is None else optima)
     bands = batches.select("batch_id", "crop").join(bands, on="crop", how="left")
     terms = _row_terms(bands, telemetry, windows)
-    sums = (  # a file's unreadable row shows here, while streaming: the caller says which
+    sums = (  # streams the file: a bad row deep in it raises here, for the caller to name
         terms.group_by("batch_id")
         .agg(pl.exclude("batch_id").sum())
         .rename({"_inside": "n_readings"})

@@ -489,7 +489,8 @@ def train(
 def bootstrap_refits(model: Any, table: pl.DataFrame, target: str, n: int, seed: int) -> list[Any]:
     """`n` copies of a fitted model refitted on bootstrap resamples of `table`, with its
     hyperparameters frozen (a Gaussian process keeps its fitted kernel, a ridge its
-    penalty, a blend its weight): an ensemble whose spread says where the model is unsure."""
+    penalty, boosted trees their early-stopped rounds, a blend its weight): an ensemble
+    whose spread says where the model is unsure."""
     x, y = frame(table, list(model.feature_names_in_)), table[target].to_pandas()
     rng = np.random.default_rng(seed)
     refits = []
@@ -515,6 +516,10 @@ def _frozen(model: Any) -> Any:
         key, fitted = f"{key}__estimator", fitted.estimator_
     if isinstance(fitted, GaussianProcessRegressor):
         copy.set_params(**{f"{key}__kernel": fitted.kernel_, f"{key}__optimizer": None})
+    trees = fitted.trees_ if isinstance(fitted, OrdinalBoosting) else fitted
+    if getattr(trees, "do_early_stopping_", False):  # on by default past 10,000 rows
+        # its held-out tenth would hold copies of rows it fits: keep the model's rounds
+        copy.set_params(**{f"{key}__max_iter": trees.n_iter_, f"{key}__early_stopping": False})
     if isinstance(fitted, Pipeline) and isinstance(fitted[-1], RidgeCV):
         # its leave-one-out choice of penalty would see a resample's copies of each row
         copy.set_params(**{f"{key}__{fitted.steps[-1][0]}__alphas": [fitted[-1].alpha_]})

@@ -90,6 +90,7 @@ class OrdinalBoosting(ClassifierMixin, BaseEstimator):
         min_samples_leaf: int = 40,
         l2_regularization: float = 1.0,
         calibration_folds: int = 3,
+        early_stopping: str | bool = "auto",
         random_state: int | None = None,
     ):
         self.order = order
@@ -99,6 +100,7 @@ class OrdinalBoosting(ClassifierMixin, BaseEstimator):
         self.min_samples_leaf = min_samples_leaf
         self.l2_regularization = l2_regularization
         self.calibration_folds = calibration_folds
+        self.early_stopping = early_stopping
         self.random_state = random_state
 
     def fit(self, X, y):
@@ -111,6 +113,7 @@ class OrdinalBoosting(ClassifierMixin, BaseEstimator):
             max_depth=self.max_depth,
             min_samples_leaf=self.min_samples_leaf,
             l2_regularization=self.l2_regularization,
+            early_stopping=self.early_stopping,
             random_state=self.random_state,
         )
         if self.calibration_folds < 2:
