@@ -127,6 +127,31 @@ def test_classifier_search_and_empty_or_copied_columns_are_dropped():
     assert list(model.feature_names_in_) == ["crop", "a", "b"]
 
 
+@pytest.mark.parametrize(
+    "task, target", [("regression", "fresh_weight_g"), ("classification", "quality_grade")]
+)
+def test_a_sensor_installed_partway_through_is_searched_and_fitted(task, target):
+    """Its column is empty in the first time-ordered fold's training batches: boosted
+    trees could not bin it there ('window shape cannot be larger than input array')."""
+    table = farm(300).with_columns(
+        pl.when(pl.int_range(pl.len()) >= 200).then(pl.col("b")).alias("probe")
+    )
+    spec = {"categorical": ["crop"], "numeric": ["a", "b", "probe"]}
+    cands = {
+        "trees": {"estimator": "hist_gradient_boosting", "hyperparams": {"max_iter": 30}},
+        "forest": {"estimator": "random_forest", "hyperparams": {"n_estimators": 10}},
+        "splines": {"estimator": CANDIDATES["splines"]["estimator"]}
+        if task == "regression"
+        else {"estimator": "spline_logistic"},
+    }
+    s = {**section(cands), "features": spec, "log_target": False}
+    model, sel = modeling.select(task, table, target, s)
+    assert set(sel.scores) == set(cands)
+    assert "probe" in model.feature_names_in_
+    refits = modeling.bootstrap_refits(model, table.head(200), target, 1, seed=3)
+    assert refits[0].predict(table.to_pandas()).shape == (300,)
+
+
 def test_bootstrap_refits_keep_a_gaussian_process_kernel():
     model, sel = modeling.select(
         "regression", farm(80), "fresh_weight_g", section({"gp": CANDIDATES["gp"]}, "auto")

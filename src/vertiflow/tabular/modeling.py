@@ -31,7 +31,7 @@ import pandas as pd
 import polars as pl
 from mlflow.models import infer_signature
 from scipy.optimize import minimize_scalar
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import (
     HistGradientBoostingClassifier,
@@ -47,6 +47,7 @@ from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.metrics import log_loss, mean_squared_error
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScaler
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from vertiflow.errors import VertiflowError
 from vertiflow.farm.agronomy import GRADES
@@ -157,6 +158,24 @@ def frame(table: pl.DataFrame, spec: FeatureSpec | list[str]) -> pd.DataFrame:
     return table.select(columns).to_pandas()
 
 
+class WithValues(TransformerMixin, BaseEstimator):
+    """The columns that hold a value in the fitting rows (trees route missing values).
+
+    A sensor installed partway through the history is empty in the first time-ordered
+    CV fold, and HistGradientBoosting cannot bin a column with no value in it ("window
+    shape cannot be larger than input array shape")."""
+
+    def fit(self, X, y=None):
+        X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
+        self.keep_ = ~np.isnan(X).all(axis=0)
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=False)
+        return X[:, self.keep_]
+
+
 def build(
     task: str,
     estimator: str,
@@ -179,7 +198,7 @@ def build(
         model = choices[estimator](random_state=seed, **hyperparams)
     except (TypeError, ValueError) as exc:  # an unknown key, or a value of the wrong kind
         raise VertiflowError(f"params.yaml: hyperparams for {estimator}: {exc}.") from None
-    numeric: Any = "passthrough"
+    numeric: Any = WithValues()
     if estimator in SMOOTH:  # empty columns (a crop without optima) become 0, then scaled
         numeric = make_pipeline(
             SimpleImputer(strategy="median", keep_empty_features=True, fill_value=0.0),
