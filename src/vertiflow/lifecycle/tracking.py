@@ -4,7 +4,8 @@ Layout (README, "Comparing runs in the MLflow UI"):
 - `vertiflow-models` holds one *pipeline run* per `dvc repro` / `dvc exp run` / queued
   experiment (tag `run_kind=pipeline`), named after the DVC experiment: every param, and
   every model's headline held-out metric and gap to its limit, read from metrics/*.json
-  after each stage (so a stage DVC restored from cache contributes its last metrics).
+  after each stage (so a stage DVC restored from cache contributes its last metrics; a
+  file whose stage has yet to run on new data or params waits for it, `stale_outputs`).
   The runs of the non-model stages are nested under it.
 - The model stages log to the seed's per-model experiments (MODEL_EXPERIMENTS), linked to
   their pipeline run by the tags `pipeline_run_id` and `pipeline_mlflow_run_id`.
@@ -34,7 +35,7 @@ import mlflow
 import psutil
 import requests
 from filelock import FileLock
-from mlflow.entities import LoggedModelStatus, Metric, Param
+from mlflow.entities import LoggedModelStatus, Metric, Param, RunTag
 from ruamel.yaml import YAML, YAMLError
 
 from vertiflow.errors import VertiflowError
@@ -235,7 +236,7 @@ def stage_run(stage: str, params: dict[str, Any], experiment: str | None = None)
         status = "FINISHED"
     finally:
         if pipeline:
-            update_pipeline_run(pipeline, status)
+            update_pipeline_run(pipeline, status, stage)
 
 
 def _changed(current: dict[str, Any]) -> list[str]:
@@ -285,7 +286,9 @@ def pipeline_run(experiment_id: str, dvc: psutil.Process | None = None) -> str:
     return run.info.run_id
 
 
-def headline_metrics(metrics: Path = Path("metrics")) -> dict[str, float]:
+def headline_metrics(
+    metrics: Path = Path("metrics"), skip: set[str] = frozenset()
+) -> dict[str, float]:
     """Every model's headline held-out metrics and gap to its limit, from its metrics file.
 
     The files are what DVC holds now: fresh from a stage that ran, or restored from the
@@ -299,6 +302,8 @@ def headline_metrics(metrics: Path = Path("metrics")) -> dict[str, float]:
 
     reports = {}
     for name in (*HEADLINE, "quality"):
+        if name in skip:  # a file its stage has yet to rewrite (`stale_outputs`)
+            continue
         with contextlib.suppress(OSError, ValueError):
             reports[name] = json.loads((metrics / f"{name}.json").read_text())
     for name, keys in HEADLINE.items():
@@ -314,12 +319,71 @@ def headline_metrics(metrics: Path = Path("metrics")) -> dict[str, float]:
     return out
 
 
-def update_pipeline_run(run_id: str, status: str) -> None:
-    """Bring the pipeline run up to date after a stage: one batch of metrics, one status."""
+def stale_outputs(ran: set[str], root: Path = Path(".")) -> set[str]:
+    """The outputs (paths) that still hold the last data's or params' figures: those of
+    stages downstream of one that ran in this pipeline execution, or of one whose params
+    or dependency paths differ from dvc.lock (DVC will run it), until their own stage
+    runs. `${...}` paths are resolved from params.yaml; file contents are not compared."""
+    try:
+        stages = (read_yaml(root / "dvc.yaml") or {}).get("stages", {})
+        locked = (read_yaml(root / "dvc.lock") or {}).get("stages", {})
+        values = read_yaml(root / "params.yaml") or {}
+    except VertiflowError:
+        return set()
+    flat = flatten(values)
+
+    def paths(entries: list[Any] | None) -> set[str]:
+        found = set()
+        for entry in entries or []:
+            path = str(next(iter(entry)) if isinstance(entry, dict) else entry)
+            for key, value in flat.items():
+                path = path.replace("${" + key + "}", str(value))
+            found.add(path.rstrip("/"))
+        return found
+
+    def value(dotted: str) -> Any:
+        node: Any = values
+        for part in dotted.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+
+    def changed(name: str) -> bool:
+        lock = locked.get(name) or {}
+        recorded = (lock.get("params") or {}).get("params.yaml", {})
+        return {d["path"] for d in lock.get("deps") or []} != paths(
+            stages[name].get("deps")
+        ) or any(value(k) != v for k, v in recorded.items())
+
+    def within(a: str, b: str) -> bool:
+        return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+    made = {
+        n: paths([*(s.get("outs") or []), *(s.get("metrics") or [])]) for n, s in stages.items()
+    }
+    needs = {n: paths(s.get("deps")) for n, s in stages.items()}
+    rerun = set(ran) | {n for n in stages if n not in ran and changed(n)}
+    stale = set().union(*(made[n] for n in rerun - ran))
+    for _ in stages:  # to a fixed point: downstream of downstream
+        for name in set(stages) - rerun:
+            if any(within(d, o) for d in needs[name] for up in rerun for o in made[up]):
+                rerun.add(name)
+                stale |= made[name]
+    return stale
+
+
+def update_pipeline_run(run_id: str, status: str, stage: str) -> None:
+    """Bring the pipeline run up to date after a stage: one batch of metrics, one status.
+
+    Metrics files that `stale_outputs` names are left out until their stage runs: logged
+    now, a farm's own data would keep the built-in data's gaps and crops in the run, as
+    MLflow cannot drop a metric once logged."""
     client = mlflow.MlflowClient()
+    tags = client.get_run(run_id).data.tags
+    ran = {s for s in tags.get("stages_ran", "").split(",") if s} | {stage}
+    skip = {Path(p).stem for p in stale_outputs(ran) if p.startswith("metrics/")}
     now = int(time.time() * 1000)
-    metrics = [Metric(k, v, now, 0) for k, v in headline_metrics().items()]
-    client.log_batch(run_id, metrics=metrics)
+    metrics = [Metric(k, v, now, 0) for k, v in headline_metrics(skip=skip).items()]
+    client.log_batch(run_id, metrics=metrics, tags=[RunTag("stages_ran", ",".join(sorted(ran)))])
     client.set_terminated(run_id, status)
 
 
