@@ -349,10 +349,11 @@ def stale_outputs(ran: set[str], root: Path = Path(".")) -> set[str]:
 
     def changed(name: str) -> bool:
         lock = locked.get(name) or {}
+        deps = {d["path"] for d in lock.get("deps") or []}
         recorded = (lock.get("params") or {}).get("params.yaml", {})
-        return {d["path"] for d in lock.get("deps") or []} != paths(
-            stages[name].get("deps")
-        ) or any(value(k) != v for k, v in recorded.items())
+        if deps != paths(stages[name].get("deps")):
+            return True
+        return any(value(k) != v for k, v in recorded.items())
 
     def within(a: str, b: str) -> bool:
         return a == b or a.startswith(b + "/") or b.startswith(a + "/")
