@@ -49,8 +49,9 @@ def curve(seed: int, sizes: list[int], p: dict) -> dict:
         train = history[np.sort(shuffled[:n])]  # still in start-date order
         start = time.perf_counter()
         oracle, o = modeling.select("regression", train, "fresh_weight_g", p["train_oracle"])
+        stacked = oracle if p["train_classifier"]["oracle_input"] else None
         classifier, c = modeling.select(
-            "classification", train, "quality_grade", p["train_classifier"]
+            "classification", train, "quality_grade", p["train_classifier"], stacked
         )
         figures = judge(test, truth, oracle, classifier)
         seconds = round(time.perf_counter() - start, 1)

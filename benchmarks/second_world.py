@@ -77,11 +77,14 @@ def run_farm(name: str, seed: int, p: dict) -> dict:
     budgets = validation.Budgets(**p["validate"])  # the pipeline's gate, as the stage runs it
     gate = validation.validate(train, test, prepared.checks, budgets)
     out["validate"] = {"passed": gate["passed"], "problems": gate["problems"]}
+    oracle = None
     for stage, task, target in (
         ("train_oracle", "regression", "fresh_weight_g"),
         ("train_classifier", "classification", "quality_grade"),
     ):
-        model, selection = modeling.select(task, train, target, p[stage])
+        stacked = task == "classification" and p[stage]["oracle_input"]
+        inputs = oracle if stacked else None  # the Oracle's predicted yield, as the stage does
+        model, selection = modeling.select(task, train, target, p[stage], inputs)
         timings[stage] = selection.seconds
         x = modeling.frame(test, list(model.feature_names_in_))
         if task == "regression":

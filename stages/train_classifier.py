@@ -16,6 +16,9 @@ def main(
     selection: Path = typer.Option(
         Path("metrics/selection_classifier.json"), help="The model search's scores (DVC metrics)."
     ),
+    oracle: Path = typer.Option(
+        Path("models/oracle"), help="The Oracle, whose predicted yield is an input (oracle_input)."
+    ),
 ) -> None:
     section = params.section(params.load(params_file), "train_classifier")
     training.train_stage(
@@ -26,6 +29,7 @@ def main(
         train_path,
         out,
         selection_out=selection,
+        oracle_path=oracle if section["oracle_input"] else None,
     )
 
 

@@ -145,6 +145,10 @@ class TrainOracle(Train):
     log_target: bool
 
 
+class TrainClassifier(Train):
+    oracle_input: bool  # the Oracle's predicted yield as an input too (tabular.stacking)
+
+
 class Energy(Section):
     peak_price: NonNegative
     offpeak_price: NonNegative
@@ -264,7 +268,7 @@ class Params(Section):
     prepare: Prepare
     validate_: Validate = Field(alias="validate")
     train_oracle: TrainOracle
-    train_classifier: Train
+    train_classifier: TrainClassifier
     optimise_cortex: OptimiseCortex
     simulate_images: SimulateImages
     images: Images

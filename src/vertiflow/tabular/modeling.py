@@ -55,6 +55,8 @@ from vertiflow.lifecycle.model_bytes import pin_model_folder
 from vertiflow.tabular.blend import Blend, mix
 from vertiflow.tabular.evaluation import proba_in_grade_order
 from vertiflow.tabular.ordinal import OrdinalBoosting, OrdinalLogisticRegression
+from vertiflow.tabular.stacking import COLUMNS as ORACLE_COLUMNS
+from vertiflow.tabular.stacking import OracleInput, training_table
 from vertiflow.tabular.subsample import Subsample
 
 
@@ -402,13 +404,18 @@ def _naming(section: dict[str, Any], candidate: str):
 
 
 def select(
-    task: str, table: pl.DataFrame, target: str, section: dict[str, Any]
+    task: str, table: pl.DataFrame, target: str, section: dict[str, Any], oracle: Any = None
 ) -> tuple[Any, Selection]:
     """Choose by time-ordered CV among the candidates (and the blend of the best two),
-    refit the best on every row."""
+    refit the best on every row. With a fitted `oracle`, every candidate also takes its
+    predicted yield (`stacking`)."""
     start = time.perf_counter()
     spec = FeatureSpec.from_params(section["features"])
     candidates, scores, skipped = _candidates(section), {}, {}
+    best: dict[str, float] = {}
+    if oracle is not None:
+        x_oracle = frame(table, list(oracle.feature_names_in_))
+        table, best = training_table(table, x_oracle, _frozen(oracle), section["seed"])
     for name, c in candidates.items():  # clear errors before minutes of CV
         frame(table, [*spec.categorical, *(c.get("numeric") or spec.numeric)])
         if c["estimator"] not in ESTIMATORS[task]:
@@ -437,7 +444,8 @@ def select(
         """The candidate's columns, less those with no value at all (the out-of-band shares
         of a crop without optima) and exact copies of an earlier one (its *_dev columns)."""
         kept: list[str] = []
-        for name in c.get("numeric") or spec.numeric:
+        stacked = list(ORACLE_COLUMNS) if oracle is not None else []
+        for name in [*(c.get("numeric") or spec.numeric), *stacked]:
             column = table[name]
             if column.count() and not any(column.equals(table[k]) for k in kept):
                 kept.append(name)
@@ -489,6 +497,8 @@ def select(
     else:
         with _naming(section, chosen):
             model, x = make(candidates[chosen])
+    if oracle is not None:
+        model = OracleInput(model, oracle, best, section["seed"])
     with _naming(section, chosen):
         fit(model, x, y)
     metric = "r2" if task == "regression" else "neg_log_loss"
@@ -498,10 +508,10 @@ def select(
 
 
 def train(
-    task: str, table: pl.DataFrame, target: str, section: dict[str, Any]
+    task: str, table: pl.DataFrame, target: str, section: dict[str, Any], oracle: Any = None
 ) -> tuple[Any, pd.DataFrame, float, Selection]:
     """Choose and fit the model a params section describes: (model, inputs, seconds, search)."""
-    model, selection = select(task, table, target, section)
+    model, selection = select(task, table, target, section, oracle)
     return model, frame(table, list(model.feature_names_in_)), selection.seconds, selection
 
 
@@ -510,7 +520,12 @@ def bootstrap_refits(model: Any, table: pl.DataFrame, target: str, n: int, seed:
     hyperparameters frozen (a Gaussian process keeps its fitted kernel, a ridge its
     penalty, boosted trees their early-stopped rounds, a blend its weight): an ensemble
     whose spread says where the model is unsure."""
-    x, y = frame(table, list(model.feature_names_in_)), table[target].to_pandas()
+    columns = list(model.feature_names_in_)
+    if isinstance(model, OracleInput):  # its classifier is fitted on out-of-fold yields
+        x_oracle = frame(table, list(model.oracle.feature_names_in_))
+        table, _ = training_table(table, x_oracle, _frozen(model.oracle), model.seed)
+        columns = list(model.classifier_.feature_names_in_)
+    x, y = frame(table, columns), table[target].to_pandas()
     rng = np.random.default_rng(seed)
     refits = []
     for _ in range(n):
@@ -526,6 +541,8 @@ def _frozen(model: Any) -> Any:
     """An unfitted copy of a fitted model that refits without re-tuning."""
     if isinstance(model, Blend):
         return clone(model).set_params(members=[_frozen(m) for m in model.members_])
+    if isinstance(model, OracleInput):
+        return clone(model).set_params(classifier=_frozen(model.classifier_))
     copy = clone(model)
     final = model.named_steps["model"]
     key, fitted = (

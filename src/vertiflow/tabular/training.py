@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import mlflow.sklearn
 import polars as pl
 
 from vertiflow.lifecycle import tracking
@@ -29,11 +30,16 @@ def train_stage(
     test_path: Path = Path("data/prepared/test.parquet"),
     truth_path: Path = Path("data/prepared/truth.parquet"),
     selection_out: Path | None = None,
+    oracle_path: Path | None = None,
 ) -> None:
-    """What train_oracle and train_classifier do: one MLflow run, fit, save the DVC out, log."""
+    """What train_oracle and train_classifier do: one MLflow run, fit, save the DVC out, log.
+
+    `oracle_path`: the Oracle's model directory, whose predicted yield the classifier's
+    candidates also take (`stacking`)."""
     with tracking.stage_run(stage, {stage: section}):
+        oracle = None if oracle_path is None else mlflow.sklearn.load_model(str(oracle_path))
         model, x, fit_seconds, selection = modeling.train(
-            task, pl.read_parquet(train_path), target, section
+            task, pl.read_parquet(train_path), target, section, oracle
         )
         modeling.write_selection(selection, selection_out)  # metrics file and MLflow
         model_id = modeling.save_and_log(model, out, x)
