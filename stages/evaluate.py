@@ -37,7 +37,11 @@ def main(
             reports,
             yolo_data.read(Path(dataset_dir)).pairs["val"],
             p["train_yolo"],
-            registry.version_tags(str(prepared / "train.parquet"), dataset_dir),
+            registry.version_tags(
+                str(prepared / "train.parquet"),
+                dataset_dir,
+                str(models / "oracle") if p["train_classifier"]["oracle_input"] else None,
+            ),
         )
         mlflow.log_artifact(str(write_json(metrics / "registry.json", decisions)))
         mlflow.log_metrics(registry.decision_metrics(decisions))

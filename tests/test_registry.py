@@ -10,6 +10,7 @@ import time
 import mlflow
 import numpy as np
 import pytest
+import yaml
 
 from vertiflow.lifecycle import registry
 from vertiflow.testing import run, set_params
@@ -43,6 +44,9 @@ def _repro_with_oracle_iterations(repo, iterations):
 def test_champion_moves_only_for_a_clearly_better_model(small_copy):
     repo = small_copy
     shutil.rmtree(repo / ".mlflow")  # a fresh registry
+    # A classifier that takes the Oracle's yield holds the Oracle, and would be a new
+    # version with each one: here only the Oracle is to change.
+    set_params(repo, {"train_classifier.oracle_input": False})
     first = _repro_with_oracle_iterations(repo, 3)  # a weak first model, past the gate
     assert first["promoted"] and first["reason"].startswith("first version")
     assert _aliases(repo, "oracle") == {"champion": 1}
@@ -79,6 +83,12 @@ def test_a_model_below_the_quality_gate_is_never_champion(small_copy):
     decision = json.loads((repo / "metrics" / "registry.json").read_text())["classifier"]
     assert not decision["promoted"] and "quality gate" in decision["reason"]
     assert _aliases(repo, "classifier") == {"challenger": 1}
+    # It holds the Oracle (oracle_input, the default): the version says which one.
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    oracle = next(o["md5"] for o in lock["train_oracle"]["outs"] if o["path"] == "models/oracle")
+    assert mlflow.MlflowClient().get_model_version("classifier", "1").tags["oracle_version"] == (
+        oracle
+    )
 
 
 @pytest.mark.pipeline

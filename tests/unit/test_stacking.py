@@ -11,6 +11,7 @@ import pytest
 from scipy.stats import norm
 from sklearn.neighbors import KNeighborsRegressor
 
+from vertiflow.errors import VertiflowError
 from vertiflow.tabular import modeling, stacking
 from vertiflow.tabular.evaluation import proba_in_grade_order
 
@@ -101,12 +102,50 @@ def test_grades_that_follow_size_are_learnt_from_the_oracles_yield():
 
 def test_training_rows_get_out_of_fold_predictions():
     """A 1-nearest-neighbour 'Oracle' predicts each row it was fitted on exactly: out of
-    fold, no row's prediction may be its own yield."""
+    fold, no fitted row's prediction may be its own yield; new rows get the Oracle fitted
+    on the fitted rows only."""
     rng = np.random.default_rng(0)
-    x = pd.DataFrame({"a": rng.uniform(0, 1, 50)})
-    y = pd.Series(rng.uniform(10, 20, 50))
-    predicted = stacking.out_of_fold(KNeighborsRegressor(1), x, y, seed=0)
-    assert not np.isclose(np.exp(predicted), y.to_numpy()).any()
+    x = pd.DataFrame({"a": rng.uniform(0, 1, 60)})
+    y = pd.Series(rng.uniform(10, 20, 60))
+    crops = pd.Series(["kale"] * 60)
+    fitted, new = np.arange(50), np.arange(50, 60)
+    columns, best = stacking.predicted(KNeighborsRegressor(1), x, y, crops, fitted, new, seed=0)
+    values = np.exp(columns[stacking.COLUMNS[0]].to_numpy())
+    assert not np.isclose(values[fitted], y.to_numpy()[fitted]).any()
+    nearest = KNeighborsRegressor(1).fit(x.iloc[fitted], y.iloc[fitted]).predict(x.iloc[new])
+    assert np.allclose(values[new], nearest)
+    assert best["kale"] == pytest.approx(np.quantile(np.log(values[fitted]), stacking.BEST))
+
+
+def test_the_search_sees_the_oracles_yield_as_of_each_folds_training_batches():
+    """Forward in time: a fold's validation batches get their predicted yield from the
+    Oracle refitted on that fold's training batches, not on later ones."""
+    train = graded_by_size(240, 0)
+    oracle, _ = modeling.select("regression", train, "fresh_weight_g", section("regression"))
+    seen = []
+    original = stacking.predicted
+
+    def spy(unfitted, x, y, crops, fitted_rows, new_rows, seed):
+        seen.append((fitted_rows.max(initial=-1), new_rows.min(initial=len(x))))
+        return original(unfitted, x, y, crops, fitted_rows, new_rows, seed)
+
+    stacking.predicted = spy
+    try:
+        modeling.select("classification", train, "quality_grade", section("classification"), oracle)
+    finally:
+        stacking.predicted = original
+    folds = [(f, n) for f, n in seen if n < train.height]
+    assert len(folds) == 3 and all(f < n for f, n in folds)  # rows in start-date order
+
+
+def test_a_data_column_with_the_inputs_name_is_refused():
+    train = graded_by_size(240, 0)
+    oracle, _ = modeling.select("regression", train, "fresh_weight_g", section("regression"))
+    clashing = train.with_columns(oracle_log_yield=pl.lit(1.0))
+    with pytest.raises(VertiflowError, match=r"oracle_log_yield.*rename it"):
+        modeling.select(
+            "classification", clashing, "quality_grade", section("classification"), oracle
+        )
 
 
 def test_a_stacked_classifier_refits_with_its_oracle_kept():

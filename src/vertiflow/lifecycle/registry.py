@@ -341,17 +341,25 @@ def promote_all(
     }
 
 
-def version_tags(train_table: str, dataset_dir: str) -> dict[str, dict[str, str]]:
+def version_tags(
+    train_table: str, dataset_dir: str, oracle_dir: str | None = None
+) -> dict[str, dict[str, str]]:
     """Tags of each new version: the evaluate run's lineage plus its data version.
 
-    The data version is the md5 DVC recorded for what the model was trained on.
+    The data version is the md5 DVC recorded for what the model was trained on. A
+    classifier that holds the Oracle (`oracle_dir`: train_classifier.oracle_input) also
+    names that Oracle's md5 (`oracle_version`): the Oracle's own gate does not judge the
+    copy inside the classifier, so a rejected Oracle can travel in a promoted classifier.
     """
     common = {k: v for k, v in tracking.run_tags("evaluate").items() if k != "stage"}
     tabular = str(tracking.dvc_dep_hash("train_oracle", train_table))
     images = str(tracking.dvc_dep_hash("train_yolo", dataset_dir))
+    classifier = {**common, "data_version": tabular}
+    if oracle_dir is not None:
+        classifier["oracle_version"] = str(tracking.dvc_dep_hash("train_classifier", oracle_dir))
     return {
         "oracle": {**common, "data_version": tabular},
-        "classifier": {**common, "data_version": tabular},
+        "classifier": classifier,
         "yolo": {**common, "data_version": images},
     }
 

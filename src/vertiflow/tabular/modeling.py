@@ -52,11 +52,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from vertiflow.errors import VertiflowError
 from vertiflow.farm.agronomy import GRADES
 from vertiflow.lifecycle.model_bytes import pin_model_folder
+from vertiflow.tabular import stacking
 from vertiflow.tabular.blend import Blend, mix
 from vertiflow.tabular.evaluation import proba_in_grade_order
 from vertiflow.tabular.ordinal import OrdinalBoosting, OrdinalLogisticRegression
-from vertiflow.tabular.stacking import COLUMNS as ORACLE_COLUMNS
-from vertiflow.tabular.stacking import OracleInput, training_table
+from vertiflow.tabular.stacking import OracleInput
 from vertiflow.tabular.subsample import Subsample
 
 
@@ -412,10 +412,6 @@ def select(
     start = time.perf_counter()
     spec = FeatureSpec.from_params(section["features"])
     candidates, scores, skipped = _candidates(section), {}, {}
-    best: dict[str, float] = {}
-    if oracle is not None:
-        x_oracle = frame(table, list(oracle.feature_names_in_))
-        table, best = training_table(table, x_oracle, _frozen(oracle), section["seed"])
     for name, c in candidates.items():  # clear errors before minutes of CV
         frame(table, [*spec.categorical, *(c.get("numeric") or spec.numeric)])
         if c["estimator"] not in ESTIMATORS[task]:
@@ -437,6 +433,9 @@ def select(
     y = table[target].to_pandas()
     seed, log_target = section["seed"], section.get("log_target", False)
     folds = section["selection"]["folds"]
+    unstacked, best = table, {}
+    if oracle is not None:
+        table, best = with_oracle_yield(table, oracle, seed)
 
     categories = {c: sorted(table[c].unique().to_list()) for c in spec.categorical}
 
@@ -444,17 +443,17 @@ def select(
         """The candidate's columns, less those with no value at all (the out-of-band shares
         of a crop without optima) and exact copies of an earlier one (its *_dev columns)."""
         kept: list[str] = []
-        stacked = list(ORACLE_COLUMNS) if oracle is not None else []
+        stacked = list(stacking.COLUMNS) if oracle is not None else []
         for name in [*(c.get("numeric") or spec.numeric), *stacked]:
             column = table[name]
             if column.count() and not any(column.equals(table[k]) for k in kept):
                 kept.append(name)
         return FeatureSpec(spec.categorical, kept)
 
-    def make(c: dict[str, Any]) -> tuple[Pipeline, pd.DataFrame]:
+    def make(c: dict[str, Any], rows: pl.DataFrame = table) -> tuple[Pipeline, pd.DataFrame]:
         hyper, own = c.get("hyperparams") or {}, inputs(c)
         model = build(task, c["estimator"], hyper, own, seed, log_target, categories)
-        return model, frame(table, own)
+        return model, frame(rows, own)
 
     blended: dict[str, float] = {}
     log = log_target and task == "regression"  # a blend of log-yield models: geometric mean
@@ -462,11 +461,17 @@ def select(
         splits = time_folds(table, folds)
         held_out: dict[str, list[np.ndarray]] = {}
         ys = [y.iloc[valid_idx] for _, valid_idx in splits]
+        # The Oracle's yields as each fold's training batches alone would give them, so
+        # the search stays forward in time.
+        fold_tables = [
+            table if oracle is None else with_oracle_yield(unstacked, oracle, seed, split)[0]
+            for split in splits
+        ]
         for name, c in candidates.items():
             held_out[name] = []
-            for train_idx, valid_idx in splits:
+            for (train_idx, valid_idx), rows in zip(splits, fold_tables, strict=True):
                 with _naming(section, name):
-                    model, x = make(c)
+                    model, x = make(c, rows)
                     fit(model, x.iloc[train_idx], y.iloc[train_idx])
                 held_out[name].append(_predict(task, model, x.iloc[valid_idx]))
             scores[name] = float(
@@ -507,6 +512,38 @@ def select(
     return model, Selection(chosen, scores, metric, folds, seconds, skipped, blended)
 
 
+def with_oracle_yield(
+    table: pl.DataFrame, oracle: Any, seed: int, split: tuple | None = None
+) -> tuple[pl.DataFrame, dict[str, float]]:
+    """`table` with the Oracle's predicted yield (`stacking`): out of fold on every row, or
+    with a (fitted, new rows) `split`, out of fold on the fitted rows and from the Oracle
+    refitted on them for the new rows; and each crop's best predicted yield."""
+    clash = [c for c in stacking.COLUMNS if c in table.columns]
+    if clash:
+        raise VertiflowError(
+            f"the training data has a column named {', '.join(clash)}, the name of the "
+            "Oracle's predicted yield (train_classifier.oracle_input); rename it in the data."
+        )
+    every = np.arange(table.height)
+    fitted_rows, new_rows = split if split is not None else (every, every[:0])
+    try:
+        columns, best = stacking.predicted(
+            _frozen(oracle),
+            frame(table, list(oracle.feature_names_in_)),
+            table[stacking.YIELD].to_pandas(),
+            table["crop"].to_pandas(),
+            fitted_rows,
+            new_rows,
+            seed,
+        )
+    except (ValueError, TypeError, ZeroDivisionError) as exc:
+        raise VertiflowError(
+            f"the Oracle could not be refitted for the classifier's yield input: {exc} "
+            "(train_classifier.oracle_input: false trains the classifier without it)."
+        ) from None
+    return table.with_columns(pl.from_pandas(columns)), best
+
+
 def train(
     task: str, table: pl.DataFrame, target: str, section: dict[str, Any], oracle: Any = None
 ) -> tuple[Any, pd.DataFrame, float, Selection]:
@@ -522,8 +559,7 @@ def bootstrap_refits(model: Any, table: pl.DataFrame, target: str, n: int, seed:
     whose spread says where the model is unsure."""
     columns = list(model.feature_names_in_)
     if isinstance(model, OracleInput):  # its classifier is fitted on out-of-fold yields
-        x_oracle = frame(table, list(model.oracle.feature_names_in_))
-        table, _ = training_table(table, x_oracle, _frozen(model.oracle), model.seed)
+        table, _ = with_oracle_yield(table, model.oracle, model.seed)
         columns = list(model.classifier_.feature_names_in_)
     x, y = frame(table, columns), table[target].to_pandas()
     rng = np.random.default_rng(seed)
