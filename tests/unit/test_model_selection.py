@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 
 import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
 
@@ -398,3 +400,23 @@ def test_f1_counts_only_the_grades_that_occur():
     actual = np.array(["PREMIUM", "STANDARD", "PREMIUM"])
     proba = np.array([[0.9, 0.1, 0.0], [0.2, 0.8, 0.0], [0.7, 0.3, 0.0]])
     assert evaluation.classification_metrics(actual, proba)["f1_macro"] == 1.0
+
+
+def test_an_input_the_gaussian_process_finds_irrelevant_is_not_a_warning():
+    """The ARD kernel fades an irrelevant input out by taking its length scale to the upper
+    bound; scikit-learn warns about each. A scale stuck at its lower bound still warns."""
+    gp = {"gp": {"estimator": "gaussian_process"}}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        modeling.select("regression", farm(150), "fresh_weight_g", section(gp))
+    irrelevant = [str(w.message) for w in caught if "length_scale" in str(w.message)]
+    assert not [m for m in irrelevant if "upper bound" in m]
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"a": rng.uniform(0, 1, 80)})
+    wiggly = pd.Series(np.sin(60 * x["a"]) + 2)  # varies on a scale below the lower bound
+    model = modeling.build("regression", "gaussian_process", {}, modeling.FeatureSpec([], ["a"]), 0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        modeling.fit(model, x, wiggly)
+    assert [w for w in caught if "lower bound" in str(w.message)]

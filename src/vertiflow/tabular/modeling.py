@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -39,6 +40,7 @@ from sklearn.ensemble import (
     RandomForestClassifier,
     RandomForestRegressor,
 )
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_selection import VarianceThreshold
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
@@ -225,11 +227,23 @@ def build(
     return Pipeline([("encode", encode), ("model", model)])
 
 
+# A Gaussian process's length scale at its upper bound is an input it found irrelevant:
+# the fading out its ARD kernel is for, not a failed fit (each farm with a GP candidate
+# printed about 18 of these). A scale at its lower bound, or the noise at its bound, is
+# still shown.
+IRRELEVANT_INPUT = (
+    r"The optimal value found for dimension \d+ of parameter \S*length_scale is close to the "
+    r"specified upper bound"
+)
+
+
 def fit(model: Any, x: pd.DataFrame, y: pd.Series) -> float:
     """Fit in place; returns the seconds spent (the part of a stage that is not overhead)."""
     start = time.perf_counter()
     try:
-        model.fit(x, y)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", IRRELEVANT_INPUT, ConvergenceWarning)
+            model.fit(x, y)
     except (ValueError, TypeError, ZeroDivisionError) as exc:
         # sklearn's InvalidParameterError (a ValueError) names a bad hyperparameter; other
         # errors may come from a value of the wrong type, or from the rows themselves
