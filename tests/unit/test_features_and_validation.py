@@ -29,6 +29,7 @@ def test_glitches_are_nulled_and_counted_dropouts_counted():
         {"batch_id": "B1", "air_temp_internal": 85.0, "light_intensity_ppfd": 400.0},  # spike
         {"batch_id": "B1", **{s: None for s in SENSORS}},  # dropout
         {"batch_id": "B2", "air_temp_internal": 18.0},
+        {"batch_id": "B2", "water_temp": None},  # one probe's gap
     ]
     summary = summarise_telemetry(telemetry(rows), BATCHES, "t")
     b1 = summary.features.filter(pl.col("batch_id") == "B1").row(0, named=True)
@@ -39,6 +40,8 @@ def test_glitches_are_nulled_and_counted_dropouts_counted():
     assert b1["temp_out_of_band"] == pytest.approx(0.0)  # 22 and 26 C sit in basil's band
     assert summary.glitches["air_temp_internal"] == 1
     assert summary.dropout_rows == 1
+    # a sensor's own gaps, apart from dropouts (counted above) and glitches (a value)
+    assert summary.missing == {s: int(s == "water_temp") for s in SENSORS}
 
 
 def test_a_sensor_the_farm_does_not_have_gives_empty_features_not_nan():
@@ -86,6 +89,7 @@ def test_validation_budget_names_the_sensor_and_the_param():
         "telemetry_rows": 1000,
         "dropout_rows": 200,
         "glitches": {s: 0 for s in SENSORS} | {"water_ph": 50},
+        "missing": {s: 0 for s in SENSORS} | {"dissolved_oxygen": 300},
         "train_rows": 0,
         "test_rows": 0,
         "purged_rows": 0,
@@ -104,6 +108,8 @@ def test_validation_budget_names_the_sensor_and_the_param():
     text = " ".join(report["problems"])
     assert "'water_ph': 5.00%" in text and "max_glitch_fraction" in text
     assert "20.00% of readings are dropouts" in text
+    # reported, with no budget: a probe's gaps leave the models what there is
+    assert report["telemetry"]["missing_fraction"]["dissolved_oxygen"] == 0.3
 
 
 def test_a_reading_without_a_batch_id_is_named_not_a_traceback():
@@ -142,6 +148,7 @@ def test_test_batches_of_a_crop_never_trained_on_are_reported():
         "telemetry_rows": 100,
         "dropout_rows": 0,
         "glitches": {s: 0 for s in SENSORS},
+        "missing": {s: 0 for s in SENSORS},
         "train_rows": 4,
         "test_rows": 2,
         "purged_rows": 0,

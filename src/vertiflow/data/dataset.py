@@ -125,6 +125,7 @@ def build(
         "telemetry_rows_outside_batch_days": summary.outside_window_rows,
         "dropout_rows": summary.dropout_rows,
         "glitches": summary.glitches,
+        "missing": summary.missing,
         "train_rows": train.height,
         "test_rows": test.height,
         "purged_rows": purged,

@@ -13,7 +13,7 @@ the same on every run (float sums do not).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -81,6 +81,7 @@ class TelemetrySummary:
     rows: int
     dropout_rows: int
     glitches: dict[str, int]  # per sensor: readings outside physical bounds
+    missing: dict[str, int] = field(default_factory=dict)  # per sensor: empty cells
     outside_window_rows: int = 0  # readings dated outside their batch's days: left out
 
 
@@ -106,6 +107,7 @@ def _row_terms(
         s: pl.col(s).is_not_null() & ~pl.col(s).is_between(*SENSOR_BOUNDS[s]) for s in SENSORS
     }
     valid = {s: pl.when(glitch[s]).then(None).otherwise(pl.col(s)) for s in SENSORS}
+    dropout = pl.all_horizontal(pl.col(s).is_null() for s in SENSORS)
     fixed = {k: (valid[s] * RESOLUTION).round().cast(pl.Int64) for k, s in MEANS.items()}
     lit = valid["light_intensity_ppfd"] > LIT_PPFD
     temp, rh = valid["air_temp_internal"], valid["air_humidity"]
@@ -118,8 +120,10 @@ def _row_terms(
     terms = [
         pl.col("crop").is_null().cast(pl.Int64).alias("_unknown"),
         pl.col("t_lo").is_not_null().cast(pl.Int64).alias("_has_band"),
-        pl.all_horizontal(pl.col(s).is_null() for s in SENSORS).cast(pl.Int64).alias("_dropout"),
+        dropout.cast(pl.Int64).alias("_dropout"),
         *(glitch[s].cast(pl.Int64).alias(f"_glitch_{s}") for s in SENSORS),
+        # a sensor's own gaps: empty while another sensor has a value (not a dropout)
+        *((pl.col(s).is_null() & ~dropout).cast(pl.Int64).alias(f"_missing_{s}") for s in SENSORS),
         *(fixed[k].alias(f"_{k}_sum") for k in MEANS),
         *(fixed[k].is_not_null().cast(pl.Int64).alias(f"_{k}_n") for k in MEANS),
         *((fixed[k] * fixed[k]).alias(f"_{k}_sq") for k in STDS),
@@ -207,6 +211,7 @@ def summarise_telemetry(
         rows=int(sums["n_readings"].sum()),
         dropout_rows=int(sums["_dropout"].sum()),
         glitches={s: int(sums[f"_glitch_{s}"].sum()) for s in SENSORS},
+        missing={s: int(sums[f"_missing_{s}"].sum()) for s in SENSORS},
         outside_window_rows=outside,
     )
 

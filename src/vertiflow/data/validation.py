@@ -135,6 +135,9 @@ def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Bud
             "dropout_fraction": round(dropout_fraction, 6),
             "glitches_cleaned": sum(checks["glitches"].values()),
             "glitch_fraction": {s: round(f, 6) for s, f in glitch_fraction.items()},
+            # per sensor, readings it left empty while another sensor had a value (a probe
+            # down, installed late, or not logged): no budget, the models take what there is
+            "missing_fraction": {s: round(checks["missing"][s] / rows, 6) for s in SENSORS},
         },
         "grades_absent_from_training": [g for g in GRADES if g not in seen],  # predicted 0
         "features_absent": absent,  # no probe on the farm: left out of the models
