@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 
 import numpy as np
@@ -167,3 +168,24 @@ def test_a_crop_the_classifier_never_saw_has_no_reference():
     added = stacking.with_columns(x, np.array([2.5, 2.5]), best)
     assert added[stacking.COLUMNS[1]].iloc[0] == pytest.approx(-0.5)
     assert np.isnan(added[stacking.COLUMNS[1]].iloc[1])
+
+
+def test_a_given_yield_stands_in_for_the_oracles():
+    """Cortex gives each ensemble member's classifier that member's own predicted yield:
+    the classifier's Oracle is then not asked at all."""
+    train = graded_by_size(240, 0)
+    oracle, _ = modeling.select("regression", train, "fresh_weight_g", section("regression"))
+    stacked, _ = modeling.select(
+        "classification", train, "quality_grade", section("classification"), oracle
+    )
+    x = modeling.frame(train, list(stacked.feature_names_in_))
+    own = stacked.predict_proba(x)
+    predicted = oracle.predict(x[list(oracle.feature_names_in_)])
+
+    def unused(_):
+        raise AssertionError("the classifier's Oracle predicted")
+
+    stacked.oracle = copy.copy(oracle)
+    stacked.oracle.predict = unused
+    assert np.array_equal(stacked.predict_proba(x, yield_g=predicted), own)
+    assert not np.allclose(stacked.predict_proba(x, yield_g=predicted * 2), own)

@@ -61,11 +61,11 @@ def classification_metrics(actual: np.ndarray, proba: np.ndarray) -> dict[str, f
     }
 
 
-def proba_in_grade_order(model, x: pd.DataFrame) -> np.ndarray:
+def proba_in_grade_order(model, x: pd.DataFrame, **predict_kw) -> np.ndarray:
     """Columns in GRADES order; 0 for a grade the model never saw (a farm that has never
     rejected a batch trains a two-grade classifier)."""
     classes = list(model.classes_)
-    proba = model.predict_proba(x)
+    proba = model.predict_proba(x, **predict_kw)
     zeros = np.zeros(len(proba))
     return np.column_stack([proba[:, classes.index(g)] if g in classes else zeros for g in GRADES])
 

@@ -112,13 +112,19 @@ class OracleInput(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = len(self.feature_names_in_)
         return self
 
-    def _inputs(self, X: pd.DataFrame) -> pd.DataFrame:
+    def _inputs(self, X: pd.DataFrame, yield_g: np.ndarray | None) -> pd.DataFrame:
         check_is_fitted(self)
-        x = with_columns(X, log_yield(self.oracle, X), self.best or {})
+        if yield_g is None:
+            values = log_yield(self.oracle, X)
+        else:
+            values = np.log(np.maximum(np.asarray(yield_g, float), LOWEST_G))
+        x = with_columns(X, values, self.best or {})
         return x[list(self.classifier_.feature_names_in_)]
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        return self.classifier_.predict_proba(self._inputs(X))
+    def predict_proba(self, X: pd.DataFrame, yield_g: np.ndarray | None = None) -> np.ndarray:
+        """`yield_g`: a predicted yield to use instead of the Oracle's (Cortex gives each
+        ensemble member's classifier that member's own Oracle refit)."""
+        return self.classifier_.predict_proba(self._inputs(X, yield_g))
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        return self.classifier_.predict(self._inputs(X))
+        return self.classifier_.predict(self._inputs(X, None))
