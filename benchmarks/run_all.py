@@ -21,6 +21,7 @@ SCRIPTS = [
     "faults.py",
     "second_world.py",
     "learning_curve.py",
+    "size_graded_farm.py",
 ]
 
 
@@ -197,6 +198,15 @@ def rows() -> list[tuple[str, str, str, str]]:
                     target,
                     all(ok(v) for v in values),
                 )
+    if sg := load("size_graded_farm"):
+        for name, label in (("with_oracle_input", "with"), ("without", "without")):
+            fig = sg[name]
+            add(
+                f"farm export graded by size, not ours: classifier {label} the Oracle's yield "
+                f"as an input, points from Bayes (own {fig['test']['batches']} test batches; "
+                f"{fig['large']['batches']} more)",
+                f"{fig['test']['gap_points']:.2f}; {fig['large']['gap_points']:.2f}",
+            )
     return out
 
 
