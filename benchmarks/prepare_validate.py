@@ -44,20 +44,23 @@ def main() -> None:
         work = WORK / f"prepare_{label}"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        info = write_farm(work / "raw", SimConfig(cycles_per_module=cycles))
+        # 414 back-to-back cycles from the default 2010 start would end in the 2050s, and
+        # prepare refuses harvests in the future: the largest farm starts in 1970.
+        start = "1970-01-05" if label == "30M" else SimConfig.start_date
+        info = write_farm(work / "raw", SimConfig(cycles_per_module=cycles, start_date=start))
         params = yaml.safe_load((REPO / "params.yaml").read_text())
         params["prepare"]["raw_dir"] = str(work / "raw")
         (work / "params.yaml").write_text(yaml.safe_dump(params))
 
         prepare = measure(
-            [sys.executable, str(REPO / "stages/prepare.py"), "--out", "prepared"], work
+            [sys.executable, str(REPO / "stages/prepare.py"), "--out", "data/prepared"], work
         )
         validate = measure(
             [
                 sys.executable,
                 str(REPO / "stages/validate.py"),
                 "--prepared",
-                "prepared",
+                "data/prepared",
                 "--report",
                 "validation.json",
             ],
@@ -67,8 +70,8 @@ def main() -> None:
             [
                 sys.executable,
                 str(REPO / "stages/train_oracle.py"),
-                "--train",
-                "prepared/train.parquet",
+                "--train",  # it also scores data/prepared/test.parquet, as the stage does
+                "data/prepared/train.parquet",
                 "--out",
                 "oracle",
             ],

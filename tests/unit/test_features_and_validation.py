@@ -30,6 +30,7 @@ def test_glitches_are_nulled_and_counted_dropouts_counted():
         {"batch_id": "B1", **{s: None for s in SENSORS}},  # dropout
         {"batch_id": "B2", "air_temp_internal": 18.0},
         {"batch_id": "B2", "water_temp": None},  # one probe's gap
+        {"batch_id": "B2", "light_photoperiod": None},  # and one of a sensor not aggregated
     ]
     summary = summarise_telemetry(telemetry(rows), BATCHES, "t")
     b1 = summary.features.filter(pl.col("batch_id") == "B1").row(0, named=True)
@@ -41,7 +42,7 @@ def test_glitches_are_nulled_and_counted_dropouts_counted():
     assert summary.glitches["air_temp_internal"] == 1
     assert summary.dropout_rows == 1
     # a sensor's own gaps, apart from dropouts (counted above) and glitches (a value)
-    assert summary.missing == {s: int(s == "water_temp") for s in SENSORS}
+    assert summary.missing == {s: int(s in ("water_temp", "light_photoperiod")) for s in SENSORS}
 
 
 def test_a_sensor_the_farm_does_not_have_gives_empty_features_not_nan():
