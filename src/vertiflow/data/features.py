@@ -13,7 +13,7 @@ the same on every run (float sums do not).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -81,7 +81,7 @@ class TelemetrySummary:
     rows: int
     dropout_rows: int
     glitches: dict[str, int]  # per sensor: readings outside physical bounds
-    missing: dict[str, int] = field(default_factory=dict)  # per sensor: empty cells
+    missing: dict[str, int]  # per sensor: empty while another sensor had a value
     outside_window_rows: int = 0  # readings dated outside their batch's days: left out
 
 

@@ -517,7 +517,7 @@ def select(
         with _naming(section, chosen):
             model, x = make(candidates[chosen])
     if oracle is not None:
-        model = OracleInput(model, oracle, best, section["seed"])
+        model = OracleInput(model, oracle, best, seed)
     with _naming(section, chosen):
         fit(model, x, y)
     metric = "r2" if task == "regression" else "neg_log_loss"

@@ -33,10 +33,14 @@ BEST = 0.95  # the quantile of a crop's predicted log yields that stands for its
 LOWEST_G = 1e-3  # g per plant
 
 
-def log_yield(oracle: Any, x: pd.DataFrame) -> np.ndarray:
-    """The Oracle's prediction in logs, where climate factors add (as its log target); a
+def as_log(yield_g: np.ndarray) -> np.ndarray:
+    """A predicted yield in logs, where climate factors add (as the Oracle's log target); a
     yield model without a log target can predict zero or less, read as LOWEST_G."""
-    return np.log(np.maximum(oracle.predict(x[list(oracle.feature_names_in_)]), LOWEST_G))
+    return np.log(np.maximum(np.asarray(yield_g, float), LOWEST_G))
+
+
+def log_yield(oracle: Any, x: pd.DataFrame) -> np.ndarray:
+    return as_log(oracle.predict(x[list(oracle.feature_names_in_)]))
 
 
 def predicted(
@@ -54,7 +58,7 @@ def predicted(
     fitted_x, fitted_y = x.iloc[fitted_rows], y.iloc[fitted_rows]
     folds = KFold(min(FOLDS, len(fitted_rows)), shuffle=True, random_state=seed)
     oof = cross_val_predict(clone(unfitted_oracle), fitted_x, fitted_y, cv=folds)
-    values[fitted_rows] = np.log(np.maximum(oof, LOWEST_G))
+    values[fitted_rows] = as_log(oof)
     if len(new_rows):
         model = clone(unfitted_oracle).fit(fitted_x, fitted_y)
         values[new_rows] = log_yield(model, x.iloc[new_rows])
@@ -114,10 +118,7 @@ class OracleInput(ClassifierMixin, BaseEstimator):
 
     def _inputs(self, X: pd.DataFrame, yield_g: np.ndarray | None) -> pd.DataFrame:
         check_is_fitted(self)
-        if yield_g is None:
-            values = log_yield(self.oracle, X)
-        else:
-            values = np.log(np.maximum(np.asarray(yield_g, float), LOWEST_G))
+        values = log_yield(self.oracle, X) if yield_g is None else as_log(yield_g)
         x = with_columns(X, values, self.best or {})
         return x[list(self.classifier_.feature_names_in_)]
 
