@@ -130,7 +130,7 @@ def assert_recovered(repo: Path) -> None:
 def stateful_reference(repo: Path, stage: str) -> None:
     """evaluate's registry decisions (metrics/registry.json) depend on the model registry,
     not only on its deps: any re-run finds the reference run's versions already registered
-    ("same files as the latest version"). Its reference is an uninterrupted re-run."""
+    ("same files as version N"). Its reference is an uninterrupted re-run."""
     if stage == "evaluate":
         run(["dvc", "repro", "-f", "-s", stage], repo, timeout=600)
         commit_all(repo, "evaluate re-run without interruption")

@@ -56,9 +56,15 @@ def test_champion_moves_only_for_a_clearly_better_model(small_copy):
     assert better["comparison"]["ci_low"] > 0  # less squared error, beyond the noise
     assert _aliases(repo, "oracle") == {"champion": 2}
 
-    worse = _repro_with_oracle_iterations(repo, 3)
+    worse = _repro_with_oracle_iterations(repo, 4)
     assert not worse["promoted"] and "not better" in worse["reason"]
     assert worse["comparison"]["ci_high"] < 0
+    assert _aliases(repo, "oracle") == {"champion": 2, "challenger": 3}
+
+    # A sweep that comes back to the first params trains version 1's bytes again: no
+    # fourth version, and no alias moves.
+    again = _repro_with_oracle_iterations(repo, 3)
+    assert again["unchanged"] and again["version"] == 1, again
     assert _aliases(repo, "oracle") == {"champion": 2, "challenger": 3}
 
     client = mlflow.MlflowClient()
@@ -68,6 +74,7 @@ def test_champion_moves_only_for_a_clearly_better_model(small_copy):
         client.get_model_version("oracle", "2").tags["metric.r2"]
     )
     # Models that did not change are not registered again.
+    assert len(client.search_model_versions("name = 'oracle'")) == 3
     assert _aliases(repo, "classifier") == {"champion": 1}
     assert len(client.search_model_versions("name = 'classifier'")) == 1
     yolo = client.get_model_version_by_alias("YOLO-SkinDetection", "champion")

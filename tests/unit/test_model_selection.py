@@ -402,6 +402,21 @@ def test_f1_counts_only_the_grades_that_occur():
     assert evaluation.classification_metrics(actual, proba)["f1_macro"] == 1.0
 
 
+def test_the_held_out_metrics_report_the_log_loss_the_search_scores():
+    """Two models of the same accuracy: only log loss tells the confident right one from
+    the hesitant one (on a small test split accuracy matched Bayes while log loss did not)."""
+    from vertiflow.tabular import evaluation
+
+    actual = np.array(["PREMIUM", "STANDARD", "REJECT"])
+    sure = np.array([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.05, 0.05, 0.9]])
+    unsure = np.array([[0.4, 0.3, 0.3], [0.3, 0.4, 0.3], [0.3, 0.3, 0.4]])
+    a, b = (evaluation.classification_metrics(actual, p) for p in (sure, unsure))
+    assert a["accuracy"] == b["accuracy"] == 1.0
+    assert a["log_loss"] == pytest.approx(-np.log(0.9)) and b["log_loss"] == pytest.approx(
+        -np.log(0.4)
+    )
+
+
 def test_an_input_the_gaussian_process_finds_irrelevant_is_not_a_warning():
     """The ARD kernel fades an irrelevant input out by taking its length scale to the upper
     bound; scikit-learn warns about each. A scale stuck at its lower bound still warns."""

@@ -1,6 +1,6 @@
 """MLflow model folders whose bytes depend only on the model, so that a retrain on the same
 data, params and locked environment gives the same md5 in dvc.lock (nothing new to push)
-and the registry's "same files as the latest version" check holds.
+and the registry's "same files as a version" check holds.
 
 What leaks in otherwise, none of it part of the model: MLmodel's random `model_uuid` and
 its `utc_time_created` (every flavour), and, in a skops file (a zip), each object's id,

@@ -1,13 +1,14 @@
 """The MLflow Model Registry: versions, and champion/challenger promotion by a paired test.
 
 `evaluate` registers each trained model as a new version (tags: its metrics, the DVC
-hash of its training data, the git commit) unless its files are the ones the latest
-version already holds. The new version takes the alias `challenger`; it takes
-`champion` only when it beats the current champion on the *same* held-out rows by more
-than the noise: a paired bootstrap of the per-row loss difference whose whole confidence
-interval lies above `min_improvement`. The first version becomes champion if it passes
-the absolute quality gate. This is the farm's A/B gate; its decision, statistic and
-interval go to `metrics/registry.json` and the evaluate run.
+hash of its training data, the git commit) unless its files are the ones a version
+already holds (a sweep that returns to earlier params trains the same bytes again). The
+new version takes the alias `challenger`; it takes `champion` only when it beats the
+current champion on the *same* held-out rows by more than the noise: a paired bootstrap
+of the per-row loss difference whose whole confidence interval lies above
+`min_improvement`. The first version becomes champion if it passes the absolute quality
+gate. This is the farm's A/B gate; its decision, statistic and interval go to
+`metrics/registry.json` and the evaluate run.
 """
 
 from __future__ import annotations
@@ -86,24 +87,27 @@ def _alias_version(client: mlflow.MlflowClient, name: str, alias: str):
         return None
 
 
-def latest_version(client: mlflow.MlflowClient, name: str):
+def version_with_files(client: mlflow.MlflowClient, name: str, digest: str):
+    """The newest version of `name` whose files hash to `digest`, if any."""
     try:
         versions = client.search_model_versions(f"name = '{name}'", max_results=1000)
     except MlflowException:
         return None
-    return max(versions, key=lambda v: int(v.version), default=None)
+    same = [v for v in versions if v.tags.get("content_sha256") == digest]
+    return max(same, key=lambda v: int(v.version), default=None)
 
 
 def register(
     key: str, model_dir: Path, model_type: str, tags: dict[str, str], metrics: dict[str, float]
 ) -> tuple[Any, bool]:
-    """New version of NAMES[key] from `model_dir` unless unchanged: (version, is_new)."""
+    """New version of NAMES[key] from `model_dir` unless a version holds the same files:
+    (version, is_new)."""
     client = mlflow.MlflowClient()
     name = NAMES[key]
     digest = content_hash(model_dir)
-    latest = latest_version(client, name)
-    if latest is not None and latest.tags.get("content_sha256") == digest:
-        return latest, False
+    existing = version_with_files(client, name, digest)
+    if existing is not None:
+        return existing, False
     model_id = tracking.log_model_dir(model_dir, name, model_type)
     all_tags = {
         **tags,
@@ -196,8 +200,9 @@ def register_and_promote(
 ) -> dict[str, Any]:
     """Register `model_dir` and run the gate; `loss(uri)` scores a model per held-out row.
 
-    An unchanged model (same files as the latest version) registers nothing, keeps every
-    alias where it is, and is not scored at all.
+    A model with the same files as a registered version (the latest, or an earlier one a
+    sweep came back to) registers nothing, keeps every alias where it is, and is not
+    scored again: that version's decision stands.
     """
     version, is_new = register(key, model_dir, model_type, tags, metrics)
     if not is_new:
@@ -208,7 +213,7 @@ def register_and_promote(
             "unchanged": True,
             "champion": int(champion.version) if champion else None,
             "promoted": False,
-            "reason": "same files as the latest version: nothing registered",
+            "reason": f"same files as version {version.version}: nothing registered",
         }
     champion = champion_version(key)
     comparison = None
@@ -324,7 +329,7 @@ def promote_all(
             "classifier",
             models / "classifier",
             "sklearn",
-            {k: c[k] for k in ("accuracy", "f1_macro", "roc_auc_ovr")},
+            {k: c[k] for k in ("accuracy", "f1_macro", "roc_auc_ovr", "log_loss")},
             c["accuracy"] >= gates["classifier_accuracy"],
             lambda uri: _log_losses(mlflow.sklearn.load_model(uri), test, grade),
             section,

@@ -58,7 +58,7 @@ LOCAL_STORE = ".mlflow"
 # metrics files the stages write (metrics/<file>.json -> <file>_<key>).
 HEADLINE = {
     "oracle": ("r2", "mae", "rmse", "r2_gap"),
-    "classifier": ("accuracy", "f1_macro", "roc_auc_ovr", "accuracy_gap"),
+    "classifier": ("accuracy", "f1_macro", "roc_auc_ovr", "log_loss", "accuracy_gap"),
     "cortex": ("max_regret",),
     "yolo": ("mAP50", "mAP50-95", "precision", "recall"),
 }

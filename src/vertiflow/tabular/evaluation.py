@@ -39,7 +39,9 @@ def _rankable(actual: np.ndarray, grade: str) -> bool:
 
 
 def classification_metrics(actual: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    """`proba` columns in GRADES order."""
+    """`proba` columns in GRADES order. Log loss is what the model search scores: on a
+    small test split accuracy can match the Bayes limit by luck while log loss still
+    shows the gap."""
     predicted = np.asarray(GRADES)[proba.argmax(axis=1)]
     actual = np.asarray(actual)
     occurring = [g for g in GRADES if g in set(actual) | set(predicted)]
@@ -58,6 +60,7 @@ def classification_metrics(actual: np.ndarray, proba: np.ndarray) -> dict[str, f
                 or [np.nan]  # a test split of one grade ranks nothing
             )
         ),
+        "log_loss": float(log_losses(proba, list(actual)).mean()),
     }
 
 
