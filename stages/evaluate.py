@@ -12,7 +12,7 @@ import polars as pl
 import typer
 
 from vertiflow import params
-from vertiflow.lifecycle import registry, tracking
+from vertiflow.lifecycle import registry, report, tracking
 from vertiflow.stage import stage, write_json
 from vertiflow.tabular import scoring
 from vertiflow.vision import yolo_data
@@ -43,6 +43,8 @@ def main(
                 str(models / "oracle") if p["train_classifier"]["oracle_input"] else None,
             ),
         )
+        for key, decision in decisions.items():  # also in metrics/registry.json
+            typer.echo(f"evaluate: {report.decision_sentence(key, decision)}")
         mlflow.log_artifact(str(write_json(metrics / "registry.json", decisions)))
         mlflow.log_metrics(registry.decision_metrics(decisions))
         mlflow.log_metrics(

@@ -2,13 +2,13 @@
 
 `evaluate` registers each trained model as a new version (tags: its metrics, the DVC
 hash of its training data, the git commit) unless its files are the ones a version
-already holds (a sweep that returns to earlier params trains the same bytes again). The
-new version takes the alias `challenger`; it takes `champion` only when it beats the
-current champion on the *same* held-out rows by more than the noise: a paired bootstrap
-of the per-row loss difference whose whole confidence interval lies above
-`min_improvement`. The first version becomes champion if it passes the absolute quality
-gate. This is the farm's A/B gate; its decision, statistic and interval go to
-`metrics/registry.json` and the evaluate run.
+already holds (a sweep that returns to earlier params trains the same bytes again): that
+version is then judged again instead. The version judged takes the alias `challenger`;
+it takes `champion` only when it beats the current champion on the *same* held-out rows
+by more than the noise: a paired bootstrap of the per-row loss difference whose whole
+confidence interval lies above `min_improvement`. The first champion must also pass the
+absolute quality gate. This is the farm's A/B gate; its decision, statistic and interval
+go to `metrics/registry.json` and the evaluate run.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def decide(
     comparison: Comparison | None,
     min_improvement: float,
 ) -> dict[str, Any]:
-    """Set the aliases for a new version and say why; returns the decision record."""
+    """Set the aliases for a version just judged and say why; returns the decision record."""
     client = mlflow.MlflowClient()
     name = NAMES[key]
     champion = _alias_version(client, name, CHAMPION)
@@ -166,14 +166,20 @@ def decide(
     }
     if comparison is not None:
         record["comparison"] = asdict(comparison)
-    if not passes_gate:
-        promote, why = False, "fails the absolute quality gate in params (register.gates)"
-    elif champion is None:
-        promote, why = True, "first version to pass the quality gate"
+    if champion is None:
+        promote = passes_gate
+        why = (
+            "first version to pass the quality gate"
+            if passes_gate
+            else "fails the absolute quality gate in params (register.gates), which a first "
+            "champion must pass"
+        )
     elif comparison is None:
         promote, why = False, "no comparison with the champion was possible"
     elif comparison.ci_low > min_improvement:
         promote, why = True, "beats the champion: the whole interval is above min_improvement"
+        if not passes_gate:  # the champion, on these rows, is worse still
+            why += " (below the absolute quality gate, but the champion is worse on these rows)"
     else:
         promote, why = False, "not better than the champion by more than the noise"
     _set_alias(client, name, CHALLENGER, version.version)
@@ -201,23 +207,29 @@ def register_and_promote(
     """Register `model_dir` and run the gate; `loss(uri)` scores a model per held-out row.
 
     A model with the same files as a registered version (the latest, or an earlier one a
-    sweep came back to) registers nothing, keeps every alias where it is, and is not
-    scored again: that version's decision stands.
+    sweep came back to) is not registered again. If that version is the champion, nothing
+    changes; otherwise it is judged against the champion on the current test rows as a
+    new version would be (data fixed after a bad export brings back the earlier model's
+    bytes, and the earlier model should win back the alias).
+
+    The absolute gate (register.gates) decides a first champion. Later, the paired
+    comparison on the same rows decides: a version below the gate that clearly beats the
+    champion still replaces it (a champion trained on other data, e.g. the built-in farm,
+    is worse still), and one that does not beat it never does.
     """
     version, is_new = register(key, model_dir, model_type, tags, metrics)
-    if not is_new:
-        champion = champion_version(key)
+    champion = champion_version(key)
+    if not is_new and champion is not None and int(champion.version) == int(version.version):
         return {
             "name": NAMES[key],
             "version": int(version.version),
             "unchanged": True,
-            "champion": int(champion.version) if champion else None,
+            "champion": int(champion.version),
             "promoted": False,
-            "reason": f"same files as version {version.version}: nothing registered",
+            "reason": f"same files as version {version.version}, the champion: nothing registered",
         }
-    champion = champion_version(key)
     comparison = None
-    if champion is not None and passes_gate and loss is not None:
+    if champion is not None and loss is not None:
         comparison = paired_bootstrap(
             loss(f"models:/{NAMES[key]}/{champion.version}"),
             loss(str(model_dir)),
@@ -225,7 +237,13 @@ def register_and_promote(
             float(section["confidence"]),
             int(section["seed"]),
         )
-    return decide(key, version, passes_gate, comparison, float(section["min_improvement"][key]))
+    record = decide(key, version, passes_gate, comparison, float(section["min_improvement"][key]))
+    if not is_new:
+        record["reused"] = True
+        record["reason"] = (
+            f"same files as version {version.version}, judged again: " + (record["reason"])
+        )
+    return record
 
 
 def register_detector(

@@ -282,25 +282,29 @@ def verdict_table(repo: Path, base: str, bootstrap: dict) -> list[str]:
 
 def registry_sentences(repo: Path) -> list[str]:
     decisions = _json_at(repo, None, "metrics/registry.json") or {}
-    lines = []
-    for key, d in decisions.items():
-        name = d.get("name", key)
-        if d.get("unchanged"):
-            lines.append(f"- `{name}`: same files as version {d['version']}; nothing registered.")
-            continue
-        text = f"- `{name}` version {d['version']} registered"
-        if d.get("promoted"):
-            text += " and promoted to **champion**"
-        else:
-            text += f"; champion stays version {d.get('champion')}"
-        text += f": {d.get('reason', '')}"
-        if c := d.get("comparison"):
-            text += (
-                f" (loss reduction {c['improvement']:+.4g}, {c['confidence']:.0%} interval "
-                f"[{c['ci_low']:+.4g}, {c['ci_high']:+.4g}] over {c['rows']} rows)"
-            )
-        lines.append(text + ".")
-    return lines
+    return [f"- {decision_sentence(key, d)}" for key, d in decisions.items()]
+
+
+def decision_sentence(key: str, d: dict) -> str:
+    """One registry decision (metrics/registry.json) in words: the pull-request report's
+    line, and what evaluate prints."""
+    name = d.get("name", key)
+    if d.get("unchanged"):
+        return f"`{name}`: same files as version {d['version']}, the champion; nothing registered."
+    text = f"`{name}` version {d['version']} " + (
+        "(same files, not registered again)" if d.get("reused") else "registered"
+    )
+    if d.get("promoted"):
+        text += " and promoted to **champion**"
+    else:
+        text += f"; champion stays version {d.get('champion')}"
+    text += f": {d.get('reason', '')}"
+    if c := d.get("comparison"):
+        text += (
+            f" (loss reduction {c['improvement']:+.4g}, {c['confidence']:.0%} interval "
+            f"[{c['ci_low']:+.4g}, {c['ci_high']:+.4g}] over {c['rows']} rows)"
+        )
+    return text + "."
 
 
 def _fit(lines: list[str], details: list[str], plots: list[str], limit: int) -> list[str]:
