@@ -36,6 +36,8 @@ def main(
         write_json(out / "skipped.json", results["skipped"])  # crops given no recipe, and why
         for crop, why in results["skipped"].items():
             typer.echo(f"optimise_cortex: no recipe for crop '{crop}': {why}.", err=True)
+        for notice in cortex.notices(section, results["recipes"]):
+            typer.echo(f"optimise_cortex: {notice}.", err=True)
         write_json(metrics / "cortex.json", results["metrics"])
         for crop, trace in results["traces"].items():
             name = params.key_part(crop)  # a crop name is the farm's: spaces, brackets, ...

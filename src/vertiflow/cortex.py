@@ -578,6 +578,28 @@ def trace_table(trace: list[float]) -> pd.DataFrame:
     return pd.DataFrame({"generation": range(1, len(trace) + 1), "best_margin": trace})
 
 
+def notices(section: dict[str, Any], recipes: dict[str, dict]) -> list[str]:
+    """What a farm should know about its recipes before trusting their margins: a crop
+    priced by the `default` entries, and a best recipe that still loses money (prices or
+    costs not the farm's, or weights that are not grams per plant)."""
+    said = []
+    for crop, recipe in recipes.items():
+        for key in ("prices_mad_per_kg", "plants_per_m2"):
+            if by_crop(section[key], crop) is None:
+                said.append(
+                    f"crop '{crop}' has no entry in optimise_cortex.{key}: its '{DEFAULT}' "
+                    "entry is used; add the crop's own figures for a margin you can use"
+                )
+        margin = recipe["predicted"]["margin_per_m2_day"]
+        if margin < 0:
+            said.append(
+                f"crop '{crop}': the best recipe found loses money (predicted margin "
+                f"{margin:.3g} per m2 per day): check optimise_cortex's prices and costs, and "
+                "that harvests' fresh_weight_g is grams per plant"
+            )
+    return said
+
+
 def recommend_all(
     section: dict[str, Any],
     train: pl.DataFrame,

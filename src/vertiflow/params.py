@@ -82,6 +82,7 @@ class Validate(Section):
     min_train_rows: Count
     min_test_rows: Count
     max_batches_without_telemetry: Share
+    min_median_fresh_weight_g: NonNegative
 
 
 class Features(Section):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
-from vertiflow import cortex
+from vertiflow import cortex, params
 from vertiflow.errors import VertiflowError
 from vertiflow.farm import agronomy, simple_model
 from vertiflow.farm.energy import EnergyModel, Tariff, energy_cost_per_m2_day
@@ -16,6 +17,7 @@ from vertiflow.farm.energy import EnergyModel, Tariff, energy_cost_per_m2_day
 PRICES = {"basil": {"PREMIUM": 90, "STANDARD": 60, "REJECT": 0}}
 BOX = [(18.0, 28.0), (50.0, 80.0), (400.0, 1400.0), (150.0, 550.0), (12.0, 20.0), (1.2, 2.5)]
 DLI = (10.0, 20.0)
+REPO = Path(__file__).resolve().parents[2]
 FAST = {"seed": 3, "maxiter": 30, "popsize": 10, "tol": 1e-8, "smoothing_samples": 4}
 
 
@@ -142,3 +144,19 @@ def test_dli_bounds_the_search_box_cannot_reach_are_a_clear_error():
     cortex._check_dli_reachable("basil", box, (10, 20))  # reachable: no error
     with pytest.raises(VertiflowError, match=r"dli_bounds \[45, 50\] cannot be met for basil"):
         cortex._check_dli_reachable("basil", box, (45, 50))
+
+
+def test_a_crop_priced_by_default_or_losing_money_is_said():
+    """A farm's 'Red Oak Lettuce' was priced as the `default` crop and a kg export's best
+    recipe lost money, both without a word."""
+    section = params.load(REPO / "params.yaml")["optimise_cortex"]
+    recipes = {
+        "Lettuce": {"predicted": {"margin_per_m2_day": 3.2}},
+        "Red Oak Lettuce": {"predicted": {"margin_per_m2_day": -1.53}},
+    }
+    said = cortex.notices(section, recipes)
+    assert not [s for s in said if "'Lettuce'" in s]  # lettuce's own entries, any case
+    assert [s for s in said if "'Red Oak Lettuce'" in s and "prices_mad_per_kg" in s]
+    assert [s for s in said if "'Red Oak Lettuce'" in s and "plants_per_m2" in s]
+    assert [s for s in said if "loses money" in s and "-1.53" in s]
+    assert len(said) == 3

@@ -281,6 +281,25 @@ def test_a_batch_whose_logger_recorded_nothing_is_left_out_within_budget(farm, t
         assert ("max_batches_without_telemetry" not in said) == passes, said
 
 
+def test_weights_exported_in_kilograms_fail_the_gate_naming_the_crop(farm):
+    """A kg export (a lettuce of 0.15) passed every range check and R2, which ignores
+    scale; its model became champion and Cortex optimised a crop that weighs nothing."""
+    from vertiflow.data import dataset, validation
+
+    prepared = dataset.build(rawdata.load(farm), 0.2)
+    budgets = validation.Budgets(1, 1, 1, 1, 1, min_median_fresh_weight_g=1.0)
+    grams = validation.validate(prepared.train, prepared.test, prepared.checks, budgets)
+    assert grams["passed"], grams["problems"]
+    kilos = [
+        t.with_columns(pl.col("fresh_weight_g") / 1000) for t in (prepared.train, prepared.test)
+    ]
+    gate = validation.validate(*kilos, prepared.checks, budgets)
+    said = " ".join(gate["problems"])
+    assert not gate["passed"] and "min_median_fresh_weight_g" in said and "kilograms" in said
+    for crop in prepared.train["crop"].unique():
+        assert f"crop '{crop}'" in said
+
+
 def test_csv_ids_keep_their_leading_zeros_as_in_parquet(farm, tmp_path):
     """`0001` in a CSV is a label: read as the number 1 it no longer matched the same id
     in a Parquet table of the same export."""

@@ -25,6 +25,8 @@ class Budgets:
     min_train_rows: int
     min_test_rows: int
     max_batches_without_telemetry: float  # share of harvested batches left out
+    # below it a crop's weights are most likely kilograms, not grams per plant
+    min_median_fresh_weight_g: float = 1.0
 
 
 def absent_features(*frames: pl.DataFrame) -> list[str]:
@@ -68,6 +70,23 @@ def _schema_problems(name: str, frame: pl.DataFrame, absent: list[str]) -> list[
     return []
 
 
+def _weight_problems(train: pl.DataFrame, test: pl.DataFrame, least: float) -> list[str]:
+    """Weights exported in kg pass every range check (a lettuce of 0.15) and every metric
+    that ignores scale (R2), then make Cortex optimise for a crop that weighs nothing."""
+    columns = ["crop", "fresh_weight_g"]
+    if not all(c in f.columns for f in (train, test) for c in columns):
+        return []  # a schema problem, reported as such
+    both = pl.concat([train.select(columns), test.select(columns)])
+    medians = both.group_by("crop").agg(pl.col("fresh_weight_g").median()).sort("crop")
+    return [
+        f"harvests: column 'fresh_weight_g' of crop '{crop}' has a median of {median:.4g}, "
+        f"below validate.min_median_fresh_weight_g ({least:g}): it holds grams per plant "
+        "(README, Data schema); are these kilograms? For a crop this light, lower the param."
+        for crop, median in medians.iter_rows()
+        if median is not None and median < least
+    ]
+
+
 def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Budgets) -> dict:
     """Return the validation report; `report["problems"]` is empty when the data passes."""
     absent = absent_features(train, test)
@@ -98,6 +117,8 @@ def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Bud
             f"data/prepared/train.parquet: column 'quality_grade' holds only {seen}; the "
             f"classifier needs batches of at least two of {', '.join(GRADES)}."
         )
+
+    problems += _weight_problems(train, test, budgets.min_median_fresh_weight_g)
 
     rows = max(checks["telemetry_rows"], 1)
     glitch_fraction = {s: checks["glitches"][s] / rows for s in SENSORS}
