@@ -295,7 +295,7 @@ def decision_sentence(key: str, d: dict) -> str:
         "(same files, not registered again)" if d.get("reused") else "registered"
     )
     if d.get("promoted"):
-        text += " and promoted to **champion**"
+        text += " and promoted to champion"
     else:
         text += f"; champion stays version {d.get('champion')}"
     text += f": {d.get('reason', '')}"
