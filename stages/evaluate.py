@@ -26,12 +26,14 @@ def main(
 ) -> None:
     p = params.load(params_file)
     dataset_dir = p["images"]["dataset"]
+    train = pl.read_parquet(prepared / "train.parquet")  # the no-skill baselines
     test = pl.read_parquet(prepared / "test.parquet")
     truth = pl.read_parquet(prepared / "truth.parquet")
     with tracking.stage_run("evaluate", {"register": p["register"], "test_rows": test.height}):
         reports = scoring.write_outputs(test, scoring.score(test, truth, models), metrics)
         decisions = registry.promote_all(
             p["register"],
+            train,
             test,
             models,
             reports,

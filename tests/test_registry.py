@@ -28,6 +28,30 @@ def test_paired_bootstrap_separates_better_from_noise():
     assert better.ci_low > 0 and better.improvement == pytest.approx(0.2 * champion.mean())
 
 
+NOISE = np.random.default_rng(0).gamma(2.0, 1.0, 80)  # per-row losses of a good model
+SECTION = {"bootstrap_samples": 500, "confidence": 0.95, "seed": 0, "min_improvement": {}}
+
+
+def _judge(tmp_path, units, rows, passes_gate=True, baseline=None):
+    """Register the model `units` (a folder whose file says its units) through the gate,
+    in a real MLflow store under tmp_path, scored on rows in `rows` units: a model of the
+    other units is 50 times worse."""
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    folder = tmp_path / units
+    folder.mkdir(exist_ok=True)
+    (folder / "model.txt").write_text(units)
+
+    def loss(uri):  # read back from the model's files, as registered
+        where = registry.local_folder(uri) if uri.startswith("models:/") else Path(uri)
+        return NOISE * (1.0 if (where / "model.txt").read_text() == rows else 50.0)
+
+    section = {**SECTION, "min_improvement": {"oracle": 0.0}}
+    with mlflow.start_run():
+        return registry.register_and_promote(
+            "oracle", folder, "sklearn", {}, passes_gate, loss, section, {}, baseline
+        )
+
+
 def test_a_version_come_back_to_is_judged_again_and_wins_its_alias_back(tmp_path, monkeypatch):
     """Weights exported in kg instead of g: the kg model rightly beats the gram champion on
     kg rows. Once the export is fixed, the retrain is the gram model's very bytes: not
@@ -35,47 +59,56 @@ def test_a_version_come_back_to_is_judged_again_and_wins_its_alias_back(tmp_path
     once kept it with the kg model). The kg model is below the quality gate and still
     replaces a champion that is worse on those rows."""
     monkeypatch.chdir(tmp_path)
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    models = {}
-    for units in ("g", "kg"):
-        models[units] = tmp_path / units
-        models[units].mkdir()
-        (models[units] / "model.txt").write_text(units)
-    noise = np.random.default_rng(0).gamma(2.0, 1.0, 80)
-
-    def loss_on(rows_units):  # per-row loss of a model, read back from its files
-        def loss(uri):
-            folder = registry.local_folder(uri) if uri.startswith("models:/") else Path(uri)
-            return noise * (1.0 if (folder / "model.txt").read_text() == rows_units else 50.0)
-
-        return loss
-
-    section = {
-        "bootstrap_samples": 500,
-        "confidence": 0.95,
-        "seed": 0,
-        "min_improvement": {"oracle": 0.0},
-    }
-
-    def judge(units, passes_gate, rows=None):
-        loss = loss_on(rows or units)
-        with mlflow.start_run():
-            return registry.register_and_promote(
-                "oracle", models[units], "sklearn", {}, passes_gate, loss, section, {}
-            )
-
-    assert judge("g", True)["promoted"]
-    kg = judge("kg", False)
+    assert _judge(tmp_path, "g", "g")["promoted"]
+    kg = _judge(tmp_path, "kg", "kg", passes_gate=False)
     assert kg["promoted"] and "below the absolute quality gate" in kg["reason"], kg
-    fixed = judge("g", True)
+    fixed = _judge(tmp_path, "g", "g")
     assert fixed["version"] == 1 and fixed["reused"] and fixed["promoted"], fixed
     client = mlflow.MlflowClient()
     assert len(client.search_model_versions("name = 'oracle'")) == 2
     assert int(client.get_model_version_by_alias("oracle", "champion").version) == 1
-    again = judge("g", True)
+    again = _judge(tmp_path, "g", "g")
     assert again["unchanged"] and not again["promoted"]
-    worse = judge("kg", False, rows="g")  # below the gate, worse than the champion: no alias
+    worse = _judge(tmp_path, "kg", "g", passes_gate=False)  # below the gate, and worse
     assert not worse["promoted"] and worse["champion"] == 1
+
+
+def test_a_first_champion_must_clearly_beat_the_no_skill_baseline(tmp_path, monkeypatch):
+    """A floor on accuracy (0.6) kept a farm's classifier from ever being champion where the
+    best possible was 0.66; knowing only the crop is a bar that means the same anywhere."""
+    monkeypatch.chdir(tmp_path)
+    jitter = np.random.default_rng(1).normal(0.0, 1.0, NOISE.size)
+    as_good = _judge(tmp_path, "g", "g", baseline=NOISE + jitter - jitter.mean())  # as good
+    assert not as_good["promoted"] and "no-skill baseline" in as_good["reason"], as_good
+    assert as_good["over_no_skill"]["ci_low"] <= 0
+    better = _judge(tmp_path, "g", "g", baseline=NOISE * 1.5)
+    assert better["reused"] and better["promoted"], better
+    assert better["over_no_skill"]["ci_low"] > 0
+
+
+def test_the_no_skill_baseline_knows_each_crops_mean_and_grade_shares():
+    import polars as pl
+
+    from vertiflow.tabular import evaluation
+
+    train = pl.DataFrame(
+        {
+            "crop": ["a", "a", "b", "b"],
+            "fresh_weight_g": [10.0, 20.0, 100.0, 100.0],
+            "quality_grade": ["PREMIUM", "PREMIUM", "REJECT", "STANDARD"],
+        }
+    )
+    test = pl.DataFrame(
+        {
+            "crop": ["a", "b", "new"],
+            "fresh_weight_g": [15.0, 90.0, 57.5],
+            "quality_grade": ["PREMIUM", "REJECT", "STANDARD"],
+        }
+    )
+    losses = evaluation.no_skill_losses(train, test)
+    assert losses["oracle"].tolist() == [0.0, 100.0, 0.0]  # a new crop: the farm's mean
+    # add-one shares: a's PREMIUM 3/5; b's REJECT 2/5; the farm's STANDARD 2/7
+    assert losses["classifier"] == pytest.approx(-np.log([3 / 5, 2 / 5, 2 / 7]))
 
 
 def _aliases(repo, name):

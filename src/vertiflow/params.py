@@ -242,10 +242,11 @@ class MinImprovement(Section):
     yolo: float
 
 
-class Gates(Section):
-    oracle_r2: float
-    classifier_accuracy: Share
-    yolo_map50: Share
+class Gates(Section):  # what a first champion must reach; a floor of None: no floor
+    beat_no_skill: bool
+    oracle_r2: float | None
+    classifier_accuracy: Share | None
+    yolo_map50: Share | None
 
 
 class Register(Section):

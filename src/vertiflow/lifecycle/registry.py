@@ -152,8 +152,10 @@ def decide(
     passes_gate: bool,
     comparison: Comparison | None,
     min_improvement: float,
+    gate: str = "the absolute quality gate in params (register.gates)",
 ) -> dict[str, Any]:
-    """Set the aliases for a version just judged and say why; returns the decision record."""
+    """Set the aliases for a version just judged and say why; returns the decision record.
+    `gate`: what a version that fails the gate failed."""
     client = mlflow.MlflowClient()
     name = NAMES[key]
     champion = _alias_version(client, name, CHAMPION)
@@ -171,8 +173,7 @@ def decide(
         why = (
             "first version to pass the quality gate"
             if passes_gate
-            else "fails the absolute quality gate in params (register.gates), which a first "
-            "champion must pass"
+            else f"fails {gate}, which a first champion must pass"
         )
     elif comparison is None:
         promote, why = False, "no comparison with the champion was possible"
@@ -203,8 +204,12 @@ def register_and_promote(
     loss: Any,
     section: dict[str, Any],
     tags: dict[str, str],
+    baseline: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Register `model_dir` and run the gate; `loss(uri)` scores a model per held-out row.
+
+    `baseline`: the no-skill losses on the same rows (`evaluation.no_skill_losses`); the
+    gate then also needs the model to beat them clearly (the same paired bootstrap).
 
     A model with the same files as a registered version (the latest, or an earlier one a
     sweep came back to) is not registered again. If that version is the champion, nothing
@@ -228,16 +233,27 @@ def register_and_promote(
             "promoted": False,
             "reason": f"same files as version {version.version}, the champion: nothing registered",
         }
+    own = loss(str(model_dir)) if loss is not None else None
+
+    def against(reference: np.ndarray) -> Comparison:
+        n, confidence, seed = (section[k] for k in ("bootstrap_samples", "confidence", "seed"))
+        return paired_bootstrap(reference, own, int(n), float(confidence), int(seed))
+
+    gate = "the absolute quality gate in params (register.gates)"
+    skill = None
+    if baseline is not None and own is not None:
+        skill = against(baseline)
+        if passes_gate and skill.ci_low <= 0:
+            passes_gate = False
+            gate = "to beat the no-skill baseline (each crop's training mean or grade shares)"
     comparison = None
-    if champion is not None and loss is not None:
-        comparison = paired_bootstrap(
-            loss(f"models:/{NAMES[key]}/{champion.version}"),
-            loss(str(model_dir)),
-            int(section["bootstrap_samples"]),
-            float(section["confidence"]),
-            int(section["seed"]),
-        )
-    record = decide(key, version, passes_gate, comparison, float(section["min_improvement"][key]))
+    if champion is not None and own is not None:
+        comparison = against(loss(f"models:/{NAMES[key]}/{champion.version}"))
+    record = decide(
+        key, version, passes_gate, comparison, float(section["min_improvement"][key]), gate
+    )
+    if skill is not None:
+        record["over_no_skill"] = asdict(skill)
     if not is_new:
         record["reused"] = True
         record["reason"] = (
@@ -310,6 +326,7 @@ def _log_losses(model, test, actual: list[str]) -> np.ndarray:
 
 def promote_all(
     section: dict[str, Any],
+    train,
     test,
     models: Path,
     reports: dict[str, dict[str, Any]],
@@ -320,14 +337,22 @@ def promote_all(
     """Register Oracle, Classifier and the detector, each through the champion gate.
 
     Losses per held-out row: squared error (Oracle), log loss (Classifier), and per
-    validation image the detection error 1 - F1 (YOLO; see `yolo.image_errors`).
+    validation image the detection error 1 - F1 (YOLO; see `yolo.image_errors`). The
+    tabular models' gate: beat the no-skill baseline from `train` (register.gates.
+    beat_no_skill), and any floor set in register.gates (null: none).
     """
     import mlflow.sklearn
+
+    from vertiflow.tabular.evaluation import no_skill_losses
 
     gates = section["gates"]
     yield_g = test["fresh_weight_g"].to_numpy()
     grade = test["quality_grade"].to_list()
     o, c, y = reports["oracle"], reports["classifier"], reports["yolo"]
+    baselines = no_skill_losses(train, test) if gates["beat_no_skill"] else {}
+
+    def floor(value: float, key: str) -> bool:
+        return gates[key] is None or value >= gates[key]
 
     def yolo_loss(uri: str) -> np.ndarray:
         return detector_errors(uri, yolo_pairs, yolo_section)
@@ -338,25 +363,27 @@ def promote_all(
             models / "oracle",
             "sklearn",
             {k: o[k] for k in ("r2", "mae", "rmse")},
-            o["r2"] >= gates["oracle_r2"],
+            floor(o["r2"], "oracle_r2"),
             lambda uri: _squared_errors(mlflow.sklearn.load_model(uri), test, yield_g),
             section,
             tags["oracle"],
+            baselines.get("oracle"),
         ),
         "classifier": register_and_promote(
             "classifier",
             models / "classifier",
             "sklearn",
             {k: c[k] for k in ("accuracy", "f1_macro", "roc_auc_ovr", "log_loss")},
-            c["accuracy"] >= gates["classifier_accuracy"],
+            floor(c["accuracy"], "classifier_accuracy"),
             lambda uri: _log_losses(mlflow.sklearn.load_model(uri), test, grade),
             section,
             tags["classifier"],
+            baselines.get("classifier"),
         ),
         "yolo": register_detector(
             models / "yolo" / "best.pt",
             {k: y[k] for k in ("mAP50", "mAP50-95", "precision", "recall", "f1")},
-            y["mAP50"] >= gates["yolo_map50"],
+            floor(y["mAP50"], "yolo_map50"),
             yolo_loss,
             section,
             tags["yolo"],
@@ -395,4 +422,6 @@ def decision_metrics(decisions: dict[str, Any]) -> dict[str, float]:
             out[f"{key}_improvement_mean"] = comparison["improvement"]
             out[f"{key}_improvement_ci_low"] = comparison["ci_low"]
             out[f"{key}_improvement_ci_high"] = comparison["ci_high"]
+        if skill := decision.get("over_no_skill"):  # the loss it saves over knowing the crop
+            out[f"{key}_over_no_skill_ci_low"] = skill["ci_low"]
     return out

@@ -153,6 +153,32 @@ def log_losses(proba: np.ndarray, actual: list[str]) -> np.ndarray:
     return -np.log(np.clip(picked, 1e-12, 1))
 
 
+def no_skill_losses(train: pl.DataFrame, test: pl.DataFrame) -> dict[str, np.ndarray]:
+    """Per held-out batch, the losses of knowing only its crop: the crop's mean training
+    yield (Oracle), the crop's training grade shares (Classifier; add-one smoothed, so an
+    unseen grade is not an infinite loss). The registry's first champion must clearly
+    beat these on the same rows, a bar that means the same on any farm."""
+    overall = float(train["fresh_weight_g"].mean())
+    means = dict(train.group_by("crop").agg(pl.col("fresh_weight_g").mean()).iter_rows())
+    counts = {g: 1 for g in GRADES}
+    by_crop: dict[str, dict[str, int]] = {}
+    for crop, grade, n in train.group_by("crop", "quality_grade").len().iter_rows():
+        by_crop.setdefault(crop, dict.fromkeys(GRADES, 1))[grade] += n
+        counts[grade] += n
+
+    def shares(crop: str) -> list[float]:
+        c = by_crop.get(crop, counts)  # a crop the training rows lack: the farm's shares
+        return [c[g] / sum(c.values()) for g in GRADES]
+
+    crops = test["crop"].to_list()
+    predicted = np.array([means.get(c, overall) for c in crops], dtype=float)
+    proba = np.array([shares(c) for c in crops], dtype=float).reshape(-1, len(GRADES))
+    return {
+        "oracle": squared_errors(predicted, test["fresh_weight_g"].to_numpy()),
+        "classifier": log_losses(proba, test["quality_grade"].to_list()),
+    }
+
+
 def heldout_losses(test: pl.DataFrame, predicted: np.ndarray, proba: np.ndarray) -> pd.DataFrame:
     """Per-batch losses of both models, keyed by batch: a pull request's report pairs the
     base revision's with the new one's on the same batches (a paired bootstrap)."""
