@@ -194,6 +194,15 @@ def main() -> None:
         print(write(results_name, {"summary": summary(farms), "farms": farms}))
 
 
+def interval_coverage(run: dict) -> float:
+    crops = [c for c in run["cortex"].values() if isinstance(c, dict)]
+    inside = [
+        c["predicted_margin_low"] <= c["true_margin_per_m2_day"] <= c["predicted_margin_high"]
+        for c in crops
+    ]
+    return round(sum(inside) / len(inside), 4)
+
+
 def summary(farms: dict) -> dict:
     """Per farm size, each headline figure over its seeds: the values, their mean."""
     figures = {
@@ -206,6 +215,8 @@ def summary(farms: dict) -> dict:
         "large_test_classifier_gap_points": lambda r: r.get("large_test", {}).get(
             "classifier_gap_points"
         ),
+        # share of crops whose true margin lies in Cortex's 90 % interval
+        "margin_interval_coverage": interval_coverage,
     }
     out: dict = {}
     for name in FARMS:

@@ -67,7 +67,8 @@ def paired_bootstrap(
     """Bootstrap CI of mean(champion_loss - challenger_loss) over the same rows."""
     diff = np.asarray(champion_loss, float) - np.asarray(challenger_loss, float)
     if np.allclose(diff, diff[0]):  # identical predictions: the interval is a point
-        return Comparison(float(diff[0]), float(diff[0]), float(diff[0]), confidence, len(diff))
+        mean = _figure(diff.mean())
+        return Comparison(mean, mean, mean, confidence, len(diff))
     result = stats.bootstrap(
         (diff,),
         np.mean,
@@ -77,7 +78,13 @@ def paired_bootstrap(
         rng=np.random.default_rng(seed),
     )
     low, high = result.confidence_interval
-    return Comparison(float(diff.mean()), float(low), float(high), confidence, len(diff))
+    return Comparison(_figure(diff.mean()), _figure(low), _figure(high), confidence, len(diff))
+
+
+def _figure(x: float) -> float:
+    """Six significant digits: the last ones of a mean loss differ between machines (the
+    order of floating-point sums), and registry.json's hash in dvc.lock should not."""
+    return float(f"{float(x):.6g}")
 
 
 def _alias_version(client: mlflow.MlflowClient, name: str, alias: str):
