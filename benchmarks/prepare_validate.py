@@ -30,7 +30,7 @@ from pathlib import Path
 from vertiflow.data import dataset, rawdata, validation
 start = time.perf_counter()
 prepared = dataset.build(rawdata.load(Path(sys.argv[1])), 0.2)
-budgets = validation.Budgets(0.01, 0.05, 1, 1, 0.05)
+budgets = validation.Budgets(0.01, 0.05, 1, 1, 0.05, 1.0)
 validation.validate(prepared.train, prepared.test, prepared.checks, budgets)
 Path("core_seconds").write_text(str(time.perf_counter() - start))
 """

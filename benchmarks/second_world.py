@@ -194,13 +194,14 @@ def main() -> None:
         print(write(results_name, {"summary": summary(farms), "farms": farms}))
 
 
-def interval_coverage(run: dict) -> float:
+def interval_coverage(run: dict) -> float | None:
     crops = [c for c in run["cortex"].values() if isinstance(c, dict)]
     inside = [
         c["predicted_margin_low"] <= c["true_margin_per_m2_day"] <= c["predicted_margin_high"]
         for c in crops
+        if "true_margin_per_m2_day" in c
     ]
-    return round(sum(inside) / len(inside), 4)
+    return round(sum(inside) / len(inside), 4) if inside else None
 
 
 def summary(farms: dict) -> dict:

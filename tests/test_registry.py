@@ -61,7 +61,7 @@ def test_a_version_come_back_to_is_judged_again_and_wins_its_alias_back(tmp_path
     monkeypatch.chdir(tmp_path)
     assert _judge(tmp_path, "g", "g")["promoted"]
     kg = _judge(tmp_path, "kg", "kg", passes_gate=False)
-    assert kg["promoted"] and "below the absolute quality gate" in kg["reason"], kg
+    assert kg["promoted"] and "it fails the floors" in kg["reason"], kg
     fixed = _judge(tmp_path, "g", "g")
     assert fixed["version"] == 1 and fixed["reused"] and fixed["promoted"], fixed
     client = mlflow.MlflowClient()
@@ -172,7 +172,7 @@ def test_a_first_model_below_the_quality_gate_is_not_champion(small_copy):
     set_params(repo, {"register.gates.classifier_accuracy": 0.999})
     run(["dvc", "repro"], repo, timeout=600)
     decision = json.loads((repo / "metrics" / "registry.json").read_text())["classifier"]
-    assert not decision["promoted"] and "quality gate" in decision["reason"]
+    assert not decision["promoted"] and "register.gates" in decision["reason"]
     assert _aliases(repo, "classifier") == {"challenger": 1}
     # It holds the Oracle (oracle_input, the default): the version says which one.
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
@@ -263,3 +263,44 @@ def test_an_empty_registry_says_how_to_register(tmp_path, monkeypatch):
     mlflow.set_tracking_uri(empty)  # an earlier test in this process may have set another
     with pytest.raises(VertiflowError, match=r"no alias 'champion'.*dvc repro -f -s evaluate"):
         serving.load_model("oracle", use_registry=True)
+
+
+def test_each_decision_reads_as_one_sentence():
+    """What evaluate prints and the pull-request report lists, for each record shape."""
+    from vertiflow.lifecycle.report import decision_sentence
+
+    cases = {
+        "same files as version 3, the champion; nothing registered": {
+            "name": "oracle",
+            "version": 3,
+            "unchanged": True,
+            "champion": 3,
+        },
+        "version 1 registered; no champion yet: fails": {
+            "name": "oracle",
+            "version": 1,
+            "promoted": False,
+            "champion": None,
+            "reason": "fails to beat the no-skill baseline",
+        },
+        "version 2 (same files, not registered again) and promoted to champion: judged": {
+            "name": "oracle",
+            "version": 2,
+            "reused": True,
+            "promoted": True,
+            "champion": 2,
+            "reason": "judged again: beats the champion",
+        },
+        "version 4 registered; champion stays version 2: not better": {
+            "name": "oracle",
+            "version": 4,
+            "promoted": False,
+            "champion": 2,
+            "reason": "not better than the champion by more than the noise",
+        },
+    }
+    for expected, record in cases.items():
+        said = decision_sentence("oracle", record)
+        assert expected in said and said.count("same files") <= 1, said
+    assert registry.reaches(0.3, None) and registry.reaches(0.5, 0.5)
+    assert not registry.reaches(0.4, 0.5) and not registry.reaches(None, 0.5)

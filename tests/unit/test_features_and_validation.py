@@ -95,7 +95,7 @@ def test_validation_budget_names_the_sensor_and_the_param():
         "test_rows": 0,
         "purged_rows": 0,
     }
-    budgets = validation.Budgets(0.01, 0.05, 0, 0, 0.05)
+    budgets = validation.Budgets(0.01, 0.05, 0, 0, 0.05, 1.0)
     empty = pl.DataFrame(
         schema={
             "batch_id": pl.String,
@@ -154,7 +154,7 @@ def test_test_batches_of_a_crop_never_trained_on_are_reported():
         "test_rows": 2,
         "purged_rows": 0,
     }
-    budgets = validation.Budgets(0.01, 0.05, 0, 0, 0.05)
+    budgets = validation.Budgets(0.01, 0.05, 0, 0, 0.05, 1.0)
     report = validation.validate(
         table(["basil"] * 4, 0), table(["kale", "basil"], 10), checks, budgets
     )

@@ -275,7 +275,10 @@ def test_a_batch_whose_logger_recorded_nothing_is_left_out_within_budget(farm, t
     one_in = 1 / prepared.checks["harvested_batches"]
     for budget, passes in ((one_in * 1.01, True), (one_in * 0.99, False)):
         gate = validation.validate(
-            prepared.train, prepared.test, prepared.checks, validation.Budgets(1, 1, 1, 1, budget)
+            prepared.train,
+            prepared.test,
+            prepared.checks,
+            validation.Budgets(1, 1, 1, 1, budget, 1.0),
         )
         said = " ".join(gate["problems"])
         assert ("max_batches_without_telemetry" not in said) == passes, said
@@ -298,6 +301,10 @@ def test_weights_exported_in_kilograms_fail_the_gate_naming_the_crop(farm):
     assert not gate["passed"] and "min_median_fresh_weight_g" in said and "kilograms" in said
     for crop in prepared.train["crop"].unique():
         assert f"crop '{crop}'" in said
+    # an export that turned to kg lately: only the latest batches, the test split
+    lately = validation.validate(prepared.train, kilos[1], prepared.checks, budgets)
+    said = " ".join(lately["problems"])
+    assert not lately["passed"] and "in the test batches" in said, said
 
 
 def test_csv_ids_keep_their_leading_zeros_as_in_parquet(farm, tmp_path):

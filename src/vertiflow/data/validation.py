@@ -26,7 +26,7 @@ class Budgets:
     min_test_rows: int
     max_batches_without_telemetry: float  # share of harvested batches left out
     # below it a crop's weights are most likely kilograms, not grams per plant
-    min_median_fresh_weight_g: float = 1.0
+    min_median_fresh_weight_g: float
 
 
 def absent_features(*frames: pl.DataFrame) -> list[str]:
@@ -72,19 +72,22 @@ def _schema_problems(name: str, frame: pl.DataFrame, absent: list[str]) -> list[
 
 def _weight_problems(train: pl.DataFrame, test: pl.DataFrame, least: float) -> list[str]:
     """Weights exported in kg pass every range check (a lettuce of 0.15) and every metric
-    that ignores scale (R2), then make Cortex optimise for a crop that weighs nothing."""
-    columns = ["crop", "fresh_weight_g"]
-    if not all(c in f.columns for f in (train, test) for c in columns):
-        return []  # a schema problem, reported as such
-    both = pl.concat([train.select(columns), test.select(columns)])
-    medians = both.group_by("crop").agg(pl.col("fresh_weight_g").median()).sort("crop")
-    return [
-        f"harvests: column 'fresh_weight_g' of crop '{crop}' has a median of {median:.4g}, "
-        f"below validate.min_median_fresh_weight_g ({least:g}): it holds grams per plant "
-        "(README, Data schema); are these kilograms? For a crop this light, lower the param."
-        for crop, median in medians.iter_rows()
-        if median is not None and median < least
-    ]
+    that ignores scale (R2), then make Cortex optimise for a crop that weighs nothing.
+    Each split on its own: an export that turned to kg lately has its test split in kg."""
+    problems = []
+    for name, split in (("training", train), ("test", test)):
+        if not {"crop", "fresh_weight_g"} <= set(split.columns):
+            continue  # a schema problem, reported as such
+        medians = split.group_by("crop").agg(pl.col("fresh_weight_g").median()).sort("crop")
+        problems += [
+            f"harvests: column 'fresh_weight_g' of crop '{crop}' has a median of {median:.4g} "
+            f"in the {name} batches, below validate.min_median_fresh_weight_g ({least:g}): it "
+            "holds grams per plant (README, Data schema); are these kilograms? For a crop "
+            "this light, lower the param."
+            for crop, median in medians.iter_rows()
+            if median is not None and median < least
+        ]
+    return problems
 
 
 def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Budgets) -> dict:

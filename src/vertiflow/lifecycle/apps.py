@@ -84,7 +84,7 @@ class ModelRegistry:
         all_params = _params()
         section = all_params["register"]
         found = [float(metrics[k]) for k in MAP50_KEYS if k in metrics]
-        passes = bool(found) and found[0] >= section["gates"]["yolo_map50"]
+        passes = registry.reaches(found[0] if found else None, section["gates"]["yolo_map50"])
         loss = _validation_loss(all_params)
         tags = {**(tags or {}), **({"description": description} if description else {})}
         if use_active_run and mlflow.active_run() is not None:

@@ -28,6 +28,8 @@ from scipy import stats
 from vertiflow.lifecycle import tracking
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+FLOORS = "the floors in params (register.gates)"
+NO_SKILL = "to beat the no-skill baseline (each crop's training mean or grade shares)"
 # Registered names: the tabular models by role, the detector by the name the skin app uses.
 NAMES = {"oracle": "oracle", "classifier": "classifier", "yolo": "YOLO-SkinDetection"}
 
@@ -82,8 +84,9 @@ def paired_bootstrap(
 
 
 def _figure(x: float) -> float:
-    """Six significant digits: the last ones of a mean loss differ between machines (the
-    order of floating-point sums), and registry.json's hash in dvc.lock should not."""
+    """Six significant digits: the last ones of a mean loss can differ between runs and
+    machines (the order of floating-point sums); rounded, registry.json's hash in dvc.lock
+    changes only when a figure sits on a rounding boundary."""
     return float(f"{float(x):.6g}")
 
 
@@ -153,13 +156,18 @@ def _drop_alias(client, name: str, alias: str) -> None:
             raise
 
 
+def reaches(value: float | None, floor: float | None) -> bool:
+    """A metric against a floor in register.gates; a floor of None is no floor."""
+    return floor is None or (value is not None and value >= floor)
+
+
 def decide(
     key: str,
     version,
     passes_gate: bool,
     comparison: Comparison | None,
     min_improvement: float,
-    gate: str = "the absolute quality gate in params (register.gates)",
+    gate: str = FLOORS,
 ) -> dict[str, Any]:
     """Set the aliases for a version just judged and say why; returns the decision record.
     `gate`: what a version that fails the gate failed."""
@@ -187,7 +195,7 @@ def decide(
     elif comparison.ci_low > min_improvement:
         promote, why = True, "beats the champion: the whole interval is above min_improvement"
         if not passes_gate:  # the champion, on these rows, is worse still
-            why += " (below the absolute quality gate, but the champion is worse on these rows)"
+            why += f" (it fails {gate}, but the champion is worse on these rows)"
     else:
         promote, why = False, "not better than the champion by more than the noise"
     _set_alias(client, name, CHALLENGER, version.version)
@@ -246,13 +254,13 @@ def register_and_promote(
         n, confidence, seed = (section[k] for k in ("bootstrap_samples", "confidence", "seed"))
         return paired_bootstrap(reference, own, int(n), float(confidence), int(seed))
 
-    gate = "the absolute quality gate in params (register.gates)"
+    gate = FLOORS
     skill = None
     if baseline is not None and own is not None:
         skill = against(baseline)
         if passes_gate and skill.ci_low <= 0:
             passes_gate = False
-            gate = "to beat the no-skill baseline (each crop's training mean or grade shares)"
+            gate = NO_SKILL
     comparison = None
     if champion is not None and own is not None:
         comparison = against(loss(f"models:/{NAMES[key]}/{champion.version}"))
@@ -263,9 +271,7 @@ def register_and_promote(
         record["over_no_skill"] = asdict(skill)
     if not is_new:
         record["reused"] = True
-        record["reason"] = (
-            f"same files as version {version.version}, judged again: " + (record["reason"])
-        )
+        record["reason"] = "judged again: " + record["reason"]
     return record
 
 
@@ -358,9 +364,6 @@ def promote_all(
     o, c, y = reports["oracle"], reports["classifier"], reports["yolo"]
     baselines = no_skill_losses(train, test) if gates["beat_no_skill"] else {}
 
-    def floor(value: float, key: str) -> bool:
-        return gates[key] is None or value >= gates[key]
-
     def yolo_loss(uri: str) -> np.ndarray:
         return detector_errors(uri, yolo_pairs, yolo_section)
 
@@ -370,7 +373,7 @@ def promote_all(
             models / "oracle",
             "sklearn",
             {k: o[k] for k in ("r2", "mae", "rmse")},
-            floor(o["r2"], "oracle_r2"),
+            reaches(o["r2"], gates["oracle_r2"]),
             lambda uri: _squared_errors(mlflow.sklearn.load_model(uri), test, yield_g),
             section,
             tags["oracle"],
@@ -381,7 +384,7 @@ def promote_all(
             models / "classifier",
             "sklearn",
             {k: c[k] for k in ("accuracy", "f1_macro", "roc_auc_ovr", "log_loss")},
-            floor(c["accuracy"], "classifier_accuracy"),
+            reaches(c["accuracy"], gates["classifier_accuracy"]),
             lambda uri: _log_losses(mlflow.sklearn.load_model(uri), test, grade),
             section,
             tags["classifier"],
@@ -390,7 +393,7 @@ def promote_all(
         "yolo": register_detector(
             models / "yolo" / "best.pt",
             {k: y[k] for k in ("mAP50", "mAP50-95", "precision", "recall", "f1")},
-            floor(y["mAP50"], "yolo_map50"),
+            reaches(y["mAP50"], gates["yolo_map50"]),
             yolo_loss,
             section,
             tags["yolo"],

@@ -296,8 +296,10 @@ def decision_sentence(key: str, d: dict) -> str:
     )
     if d.get("promoted"):
         text += " and promoted to champion"
+    elif d.get("champion") is None:
+        text += "; no champion yet"
     else:
-        text += f"; champion stays version {d.get('champion')}"
+        text += f"; champion stays version {d['champion']}"
     text += f": {d.get('reason', '')}"
     if c := d.get("comparison"):
         text += (
