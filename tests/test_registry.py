@@ -298,6 +298,20 @@ def test_each_decision_reads_as_one_sentence():
             "champion": 2,
             "reason": "not better than the champion by more than the noise",
         },
+        "(loss reduction +9,206, 95% interval [+7,237, +11,220] over 125 rows)": {
+            "name": "oracle",
+            "version": 2,
+            "promoted": True,
+            "champion": 2,
+            "reason": "beats the champion",
+            "comparison": {
+                "improvement": 9206.2,
+                "ci_low": 7237.4,
+                "ci_high": 11220.0,
+                "confidence": 0.95,
+                "rows": 125,
+            },
+        },
     }
     for expected, record in cases.items():
         said = decision_sentence("oracle", record)

@@ -302,11 +302,17 @@ def decision_sentence(key: str, d: dict) -> str:
         text += f"; champion stays version {d['champion']}"
     text += f": {d.get('reason', '')}"
     if c := d.get("comparison"):
+        low, high = (_loss(c[k]) for k in ("ci_low", "ci_high"))
         text += (
-            f" (loss reduction {c['improvement']:+.4g}, {c['confidence']:.0%} interval "
-            f"[{c['ci_low']:+.4g}, {c['ci_high']:+.4g}] over {c['rows']} rows)"
+            f" (loss reduction {_loss(c['improvement'])}, {c['confidence']:.0%} interval "
+            f"[{low}, {high}] over {c['rows']} rows)"
         )
     return text + "."
+
+
+def _loss(x: float) -> str:
+    """Four significant digits below 1,000, whole numbers above (`:g` wrote 1.122e+04)."""
+    return f"{x:+,.0f}" if abs(x) >= 1e3 else f"{x:+.4g}"
 
 
 def _fit(lines: list[str], details: list[str], plots: list[str], limit: int) -> list[str]:
