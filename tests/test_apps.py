@@ -7,6 +7,7 @@ their results are checked here against the pipeline's own store, files and logs.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import textwrap
 from pathlib import Path
@@ -203,6 +204,7 @@ def test_a_bare_champion_hands_its_alias_to_its_servable_twin(small_copy, monkey
 
     repo = small_copy
     monkeypatch.chdir(repo)
+    shutil.rmtree(repo / ".mlflow")  # no pyfunc twin yet: the registry holds the bare file
     mlflow.set_tracking_uri(f"sqlite:///{repo / '.mlflow' / 'mlflow.db'}")
     client = mlflow.MlflowClient()
     section = {"min_improvement": {"yolo": 0.0}}
@@ -214,3 +216,9 @@ def test_a_bare_champion_hands_its_alias_to_its_servable_twin(small_copy, monkey
     assert record["promoted"] and "pyfunc" in record["reason"], record
     champion = client.get_model_version_by_alias("YOLO-SkinDetection", "champion")
     assert int(champion.version) == record["version"] == int(bare.version) + 1
+    # With the twin registered already, the alias goes to it: no third version.
+    client.set_registered_model_alias("YOLO-SkinDetection", "champion", bare.version)
+    with mlflow.start_run():
+        again = registry.register_detector(weights, {"mAP50": 0.5}, True, None, section, {})
+    assert again["promoted"] and again["version"] == record["version"], again
+    assert len(client.search_model_versions("name = 'YOLO-SkinDetection'")) == 2
