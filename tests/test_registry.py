@@ -67,6 +67,7 @@ def test_a_version_come_back_to_is_judged_again_and_wins_its_alias_back(tmp_path
     client = mlflow.MlflowClient()
     assert len(client.search_model_versions("name = 'oracle'")) == 2
     assert int(client.get_model_version_by_alias("oracle", "champion").version) == 1
+    assert client.get_model_version("oracle", "1").tags["judged_again_run"]  # which run, last
     again = _judge(tmp_path, "g", "g")
     assert again["unchanged"] and not again["promoted"]
     worse = _judge(tmp_path, "kg", "g", passes_gate=False)  # below the gate, and worse

@@ -210,6 +210,18 @@ def decide(
     return record
 
 
+def _mark_judged_again(name: str, version, tags: dict[str, str]) -> None:
+    """A version judged again keeps the tags of the run that registered it; these say
+    which run and commit judged it last."""
+    client = mlflow.MlflowClient()
+    run = mlflow.active_run()
+    latest = {"judged_again_run": run.info.run_id if run else None}
+    latest["judged_again_commit"] = tags.get("git_commit")
+    for k, v in latest.items():
+        if v:
+            client.set_model_version_tag(name, str(version), k, v)
+
+
 def register_and_promote(
     key: str,
     model_dir: Path,
@@ -272,6 +284,7 @@ def register_and_promote(
     if not is_new:
         record["reused"] = True
         record["reason"] = "judged again: " + record["reason"]
+        _mark_judged_again(NAMES[key], version.version, tags)
     return record
 
 
