@@ -108,8 +108,15 @@ def test_the_no_skill_baseline_knows_each_crops_mean_and_grade_shares():
     )
     losses = evaluation.no_skill_losses(train, test)
     assert losses["oracle"].tolist() == [0.0, 100.0, 0.0]  # a new crop: the farm's mean
-    # add-one shares: a's PREMIUM 3/5; b's REJECT 2/5; the farm's STANDARD 2/7
-    assert losses["classifier"] == pytest.approx(-np.log([3 / 5, 2 / 5, 2 / 7]))
+    # the farm's shares P 1/2, S 1/4, R 1/4 smooth each crop's by one batch: a's PREMIUM
+    # (2 + 1/2) / 3, b's REJECT (1 + 1/4) / 3; a new crop has the farm's STANDARD 1/4
+    assert losses["classifier"] == pytest.approx(-np.log([2.5 / 3, 1.25 / 3, 1 / 4]))
+    # A grade the farm never recorded costs the baseline what it costs a model trained on
+    # the farm (which gives it 0): one such test batch alone kept a first champion out.
+    never = train.filter(pl.col("quality_grade") != "REJECT")
+    rejected = evaluation.no_skill_losses(never, test.head(2))["classifier"][1]
+    model = evaluation.log_losses(np.array([[0.5, 0.5, 0.0]]), ["REJECT"])[0]
+    assert rejected == pytest.approx(model)
 
 
 def _aliases(repo, name):

@@ -155,24 +155,25 @@ def log_losses(proba: np.ndarray, actual: list[str]) -> np.ndarray:
 
 def no_skill_losses(train: pl.DataFrame, test: pl.DataFrame) -> dict[str, np.ndarray]:
     """Per held-out batch, the losses of knowing only its crop: the crop's mean training
-    yield (Oracle), the crop's training grade shares (Classifier; add-one smoothed, so an
-    unseen grade is not an infinite loss). The registry's first champion must clearly
-    beat these on the same rows, a bar that means the same on any farm."""
+    yield (Oracle), the crop's training grade shares (Classifier). The registry's first
+    champion must clearly beat these on the same rows, a bar that means the same on any
+    farm. A crop's shares are smoothed by one batch's worth of the farm's shares: a grade
+    the crop never had but the farm did is not an infinite loss, and a grade the farm
+    never recorded costs the baseline what it costs any model trained on the farm."""
     overall = float(train["fresh_weight_g"].mean())
     means = dict(train.group_by("crop").agg(pl.col("fresh_weight_g").mean()).iter_rows())
-    counts = {g: 1 for g in GRADES}
-    by_crop: dict[str, dict[str, int]] = {}
-    for crop, grade, n in train.group_by("crop", "quality_grade").len().iter_rows():
-        by_crop.setdefault(crop, dict.fromkeys(GRADES, 1))[grade] += n
-        counts[grade] += n
-
-    def shares(crop: str) -> list[float]:
-        c = by_crop.get(crop, counts)  # a crop the training rows lack: the farm's shares
-        return [c[g] / sum(c.values()) for g in GRADES]
+    counts = train.group_by("crop", "quality_grade").len()
+    farm = np.array([counts.filter(pl.col("quality_grade") == g)["len"].sum() for g in GRADES])
+    prior = farm / farm.sum()
+    shares = {}
+    for crop in train["crop"].unique().to_list():
+        own = counts.filter(pl.col("crop") == crop)
+        n = np.array([own.filter(pl.col("quality_grade") == g)["len"].sum() for g in GRADES])
+        shares[crop] = (n + prior) / (n.sum() + 1)
 
     crops = test["crop"].to_list()
     predicted = np.array([means.get(c, overall) for c in crops], dtype=float)
-    proba = np.array([shares(c) for c in crops], dtype=float).reshape(-1, len(GRADES))
+    proba = np.array([shares.get(c, prior) for c in crops], dtype=float).reshape(-1, len(GRADES))
     return {
         "oracle": squared_errors(predicted, test["fresh_weight_g"].to_numpy()),
         "classifier": log_losses(proba, test["quality_grade"].to_list()),
