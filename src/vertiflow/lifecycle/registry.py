@@ -7,8 +7,9 @@ version is then judged again instead. The version judged takes the alias `challe
 it takes `champion` only when it beats the current champion on the *same* held-out rows
 by more than the noise: a paired bootstrap of the per-row loss difference whose whole
 confidence interval lies above `min_improvement`. The first champion must also pass the
-absolute quality gate. This is the farm's A/B gate; its decision, statistic and interval
-go to `metrics/registry.json` and the evaluate run.
+gate: clearly beat the no-skill baseline, and reach any floor in params. This is the
+farm's A/B gate; its decision, statistic and interval go to `metrics/registry.json` and
+the evaluate run.
 """
 
 from __future__ import annotations
@@ -213,13 +214,14 @@ def decide(
 def _mark_judged_again(name: str, version, tags: dict[str, str]) -> None:
     """A version judged again keeps the tags of the run that registered it; these say
     which run and commit judged it last."""
-    client = mlflow.MlflowClient()
     run = mlflow.active_run()
-    latest = {"judged_again_run": run.info.run_id if run else None}
-    latest["judged_again_commit"] = tags.get("git_commit")
-    for k, v in latest.items():
+    judged = {
+        "judged_again_run": run and run.info.run_id,
+        "judged_again_commit": tags.get("git_commit"),
+    }
+    for k, v in judged.items():
         if v:
-            client.set_model_version_tag(name, str(version), k, v)
+            mlflow.MlflowClient().set_model_version_tag(name, str(version), k, v)
 
 
 def register_and_promote(

@@ -162,14 +162,11 @@ def no_skill_losses(train: pl.DataFrame, test: pl.DataFrame) -> dict[str, np.nda
     never recorded costs the baseline what it costs any model trained on the farm."""
     overall = float(train["fresh_weight_g"].mean())
     means = dict(train.group_by("crop").agg(pl.col("fresh_weight_g").mean()).iter_rows())
-    counts = train.group_by("crop", "quality_grade").len()
-    farm = np.array([counts.filter(pl.col("quality_grade") == g)["len"].sum() for g in GRADES])
-    prior = farm / farm.sum()
-    shares = {}
-    for crop in train["crop"].unique().to_list():
-        own = counts.filter(pl.col("crop") == crop)
-        n = np.array([own.filter(pl.col("quality_grade") == g)["len"].sum() for g in GRADES])
-        shares[crop] = (n + prior) / (n.sum() + 1)
+    counts = pd.crosstab(train["crop"].to_numpy(), train["quality_grade"].to_numpy())
+    counts = counts.reindex(columns=list(GRADES), fill_value=0)
+    prior = counts.sum().to_numpy() / counts.to_numpy().sum()
+    rows = zip(counts.index, counts.to_numpy(), strict=True)
+    shares = {crop: (n + prior) / (n.sum() + 1) for crop, n in rows}
 
     crops = test["crop"].to_list()
     predicted = np.array([means.get(c, overall) for c in crops], dtype=float)
