@@ -484,3 +484,20 @@ def test_the_row_of_a_cell_that_cannot_be_read_is_named(farm, tmp_path):
         DataError, match=r"telemetry\.csv: .*n/a\?.*'air_humidity'.* Data row 12000\."
     ):
         dataset.build(rawdata.load(tmp_path), 0.2)
+
+
+def test_an_export_without_energy_per_batch_prepares(farm, tmp_path):
+    """Many farms meter energy per building, not per module: an export without
+    energy_kwh (or with it empty) was refused, though nothing trains on it."""
+    _copy(farm, tmp_path)
+    harvests = pl.read_csv(farm / "harvests.csv")
+    harvests.drop("energy_kwh").write_csv(tmp_path / "harvests.csv")
+    reference = dataset.build(rawdata.load(farm), 0.2)
+    prepared = dataset.build(rawdata.load(tmp_path), 0.2)
+    assert prepared.train["energy_kwh"].null_count() == prepared.train.height
+    assert prepared.train.drop("energy_kwh").equals(reference.train.drop("energy_kwh"))
+    blank = harvests.with_columns(
+        pl.when(pl.int_range(pl.len()) < 3).then(None).otherwise("energy_kwh").alias("energy_kwh")
+    )
+    blank.write_csv(tmp_path / "harvests.csv")
+    assert rawdata.load(tmp_path).harvests["energy_kwh"].null_count() == 3

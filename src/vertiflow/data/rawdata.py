@@ -424,6 +424,10 @@ def read_frame(path: Path, dates: bool = True) -> pl.DataFrame:
 def read_table(path: Path, schema: pa.DataFrameSchema) -> pl.DataFrame:
     """Read a whole small table and validate it against its schema."""
     frame = read_frame(path, dates=False)  # its dates are parsed here, each column as a whole
+    left_out = [c for c in schemas.OPTIONAL_COLUMNS if c in schema.columns]
+    frame = frame.with_columns(
+        pl.lit(None, pl.Float64).alias(c) for c in left_out if c not in frame.columns
+    )
     missing = [c for c in schema.columns if c not in frame.columns]
     if missing:
         raise DataError(

@@ -62,10 +62,14 @@ HARVESTS = pa.DataFrameSchema(
             pl.Float64, pa.Check.in_range(0.0, 2000.0, include_min=False), coerce=True
         ),
         "quality_grade": pa.Column(pl.String, pa.Check.isin(list(GRADES))),
-        "energy_kwh": _num(0.0, 1e6),
+        "energy_kwh": _num(0.0, 1e6, nullable=True),
     },
     name="harvests",
 )
+# Columns an export may leave out: read as empty. A farm that meters energy per building,
+# not per module, has no energy_kwh; nothing trains on it (Cortex's energy cost comes
+# from params), so refusing such an export would stop the pipeline for no reason.
+OPTIONAL_COLUMNS = ("energy_kwh",)
 
 # Telemetry is streamed, never validated whole: `rawdata.scan_telemetry` checks these
 # columns and their types, and `features.summarise_telemetry` screens each reading
@@ -153,7 +157,7 @@ PREPARED = pa.DataFrameSchema(
         "n_readings": pa.Column(pl.Int64, pa.Check.ge(1), coerce=True),
         "fresh_weight_g": pa.Column(pl.Float64, pa.Check.gt(0.0)),
         "quality_grade": pa.Column(pl.String, pa.Check.isin(list(GRADES))),
-        "energy_kwh": pa.Column(pl.Float64, pa.Check.ge(0.0)),
+        "energy_kwh": pa.Column(pl.Float64, pa.Check.ge(0.0), nullable=True),
     },
     name="prepared",
 )
