@@ -501,3 +501,13 @@ def test_an_export_without_energy_per_batch_prepares(farm, tmp_path):
     )
     blank.write_csv(tmp_path / "harvests.csv")
     assert rawdata.load(tmp_path).harvests["energy_kwh"].null_count() == 3
+
+
+def test_table_files_are_found_whatever_their_case_and_others_are_named(farm, tmp_path):
+    """A Windows export writes `Harvests.CSV`; a spreadsheet user leaves `batches.xlsx`."""
+    _copy(farm, tmp_path)
+    (tmp_path / "harvests.csv").rename(tmp_path / "Harvests.CSV")
+    assert rawdata.load(tmp_path).harvests.equals(rawdata.load(farm).harvests)
+    (tmp_path / "batches.csv").rename(tmp_path / "batches.xlsx")
+    with pytest.raises(DataError, match=r"no batches.parquet or batches.csv.*Found batches.xlsx"):
+        rawdata.load(tmp_path)

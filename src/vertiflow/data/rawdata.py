@@ -58,7 +58,9 @@ class RawData:
 
 
 def find_table(raw_dir: Path, name: str, *, required: bool = True) -> Path | None:
-    found = [p for p in (raw_dir / f"{name}.parquet", raw_dir / f"{name}.csv") if p.exists()]
+    """`<name>.parquet` or `<name>.csv`, in any case (`Batches.CSV` from a Windows tool)."""
+    wanted = {f"{name}.parquet", f"{name}.csv"}
+    found = sorted(p for p in raw_dir.iterdir() if p.name.lower() in wanted and p.is_file())
     if len(found) > 1:
         raise DataError(f"{raw_dir}: both {found[0].name} and {found[1].name} exist; keep one.")
     if not found:
@@ -66,22 +68,39 @@ def find_table(raw_dir: Path, name: str, *, required: bool = True) -> Path | Non
             raise DataError(
                 f"{raw_dir}: no {name}.parquet or {name}.csv found; the raw data needs "
                 f"{', '.join(t + '.parquet/.csv' for t in TABLES)} (see README, 'Data schema')."
+                f"{_other_formats(raw_dir, name)}"
             )
         return None
     return found[0]
+
+
+def _is_csv(path: Path) -> bool:
+    return path.suffix.lower() == ".csv"
+
+
+def _other_formats(raw_dir: Path, name: str) -> str:
+    """Files that look like the table in a form not read (a spreadsheet, a compressed or
+    renamed copy): what to do with them."""
+    like = sorted(p.name for p in raw_dir.iterdir() if p.name.lower().startswith(name))
+    if not like:
+        return ""
+    return (
+        f" Found {', '.join(like[:3])}: save it as {name}.csv (UTF-8, one header row) or "
+        f"{name}.parquet, uncompressed and named exactly so."
+    )
 
 
 def read_error(path: Path, exc: Exception) -> DataError:
     """The error for a file that cannot be read, with the CSV row at fault, which
     polars' message does not name: a row with more fields than the header, or a cell
     that is no number."""
-    fmt = "CSV" if path.suffix == ".csv" else "Parquet"
+    fmt = "CSV" if _is_csv(path) else "Parquet"
     message = _first_line(exc)
     row = ""
     unparsed = re.search(r"could not parse `(.*)` as dtype .* at column '(.*)'", message)
-    if path.suffix == ".csv" and unparsed:
+    if _is_csv(path) and unparsed:
         row = _unparsed_row(path, *unparsed.groups())
-    elif path.suffix == ".csv" and "more fields than defined" in message:
+    elif _is_csv(path) and "more fields than defined" in message:
         row = _ragged_row(path)
     return DataError(f"{path}: cannot be read as {fmt}: {message}.{row}")
 
@@ -138,7 +157,7 @@ def _one_column_hint(columns: list[str]) -> str:
 
 def _check_not_empty(path: Path) -> None:
     if path.stat().st_size == 0:
-        kind = "a CSV file with a header row" if path.suffix == ".csv" else "a Parquet file"
+        kind = "a CSV file with a header row" if _is_csv(path) else "a Parquet file"
         raise DataError(f"{path}: the file is empty (0 bytes); expected {kind}.")
 
 
@@ -162,7 +181,7 @@ def csv_dialect(sample: str) -> tuple[str, bool]:
 
 def _dialect(path: Path) -> tuple[str, bool]:
     """`csv_dialect` of a file (Parquet: no separator to guess, no decimal comma)."""
-    if path.suffix != ".csv":
+    if not _is_csv(path):
         return ",", False
     with path.open(encoding="utf-8", errors="replace") as f:
         return csv_dialect(f.read(65_536))
@@ -210,7 +229,7 @@ def _scan(path: Path, dates: bool = True) -> pl.LazyFrame:
     """`dates=False`: date columns stay text, for `parse_dates` (polars would read
     03/04/2024 as 3 April on its own, whatever the rest of the column says)."""
     _check_not_empty(path)
-    if path.suffix == ".csv":
+    if _is_csv(path):
         separator, decimal_comma = _dialect(path)
 
         def scan(overrides: dict[str, pl.DataType] | None = None) -> pl.LazyFrame:
