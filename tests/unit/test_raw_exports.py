@@ -4,6 +4,7 @@ harvests in the future), numbered ids, grades in any case, a sensor the farm lac
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import polars as pl
@@ -511,3 +512,19 @@ def test_table_files_are_found_whatever_their_case_and_others_are_named(farm, tm
     (tmp_path / "batches.csv").rename(tmp_path / "batches.xlsx")
     with pytest.raises(DataError, match=r"no batches.parquet or batches.csv.*Found batches.xlsx"):
         rawdata.load(tmp_path)
+
+
+def test_long_form_telemetry_is_told_how_to_pivot(farm, tmp_path):
+    """IoT platforms export one row per sensor reading; the advice must work as given."""
+    _copy(farm, tmp_path)
+    wide = pl.read_parquet(farm / "telemetry.parquet")
+    sensors = [c for c in wide.columns if c not in ("batch_id", "module_id", "timestamp")]
+    long = wide.unpivot(sensors, index=["batch_id", "timestamp"], variable_name="Sensor")
+    long.write_csv(tmp_path / "telemetry.csv")
+    (tmp_path / "telemetry.parquet").unlink()
+    with pytest.raises(DataError, match=r"long-form telemetry.*pivot\(on='Sensor'") as error:
+        rawdata.load(tmp_path)
+    advice = re.search(r"(pl\.read_csv\(path\)\.pivot\(.*\))\.$", str(error.value)).group(1)
+    path = tmp_path / "telemetry.csv"
+    eval(advice, {"pl": pl, "path": path}).write_csv(path)  # the advice, as given
+    assert rawdata.load(tmp_path).telemetry.collect().height == wide.height

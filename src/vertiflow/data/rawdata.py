@@ -155,6 +155,37 @@ def _one_column_hint(columns: list[str]) -> str:
     )
 
 
+# Column names of telemetry in long form (one row per reading of one sensor), as IoT
+# platforms and time-series databases export it.
+LONG_NAMES = (
+    {"sensor", "metric", "variable", "measurement", "parameter", "field", "tag"},
+    {"value", "reading", "val", "measured_value"},
+)
+
+
+def _long_form_hint(path: Path) -> str:
+    """Telemetry with a sensor-name column and a value column: how to make it wide."""
+    try:
+        if _is_csv(path):
+            header = pl.scan_csv(path, separator=_dialect(path)[0], n_rows=1, infer_schema=False)
+            columns = header.collect_schema().names()
+        else:
+            columns = list(pl.read_parquet_schema(path))
+    except READ_ERRORS:
+        return ""
+    names = {c.strip().lstrip("\ufeff").lower(): c for c in columns}
+    sensor = next((names[n] for n in sorted(LONG_NAMES[0]) if n in names), None)
+    value = next((names[n] for n in sorted(LONG_NAMES[1]) if n in names), None)
+    if sensor is None or value is None:
+        return ""
+    read = "pl.read_csv(path)" if _is_csv(path) else "pl.read_parquet(path)"
+    return (
+        f" It looks like long-form telemetry, one row per sensor reading ({sensor!r}, "
+        f"{value!r}): pivot it to one column per sensor, each named as above, e.g. "
+        f"{read}.pivot(on={sensor!r}, index=['batch_id', 'timestamp'], values={value!r})."
+    )
+
+
 def _check_not_empty(path: Path) -> None:
     if path.stat().st_size == 0:
         kind = "a CSV file with a header row" if _is_csv(path) else "a Parquet file"
@@ -478,8 +509,8 @@ def scan_telemetry(path: Path) -> pl.LazyFrame:
     missing = [c for c in schemas.TELEMETRY.columns if c not in columns]
     if missing:
         needed = [c for c in missing if c in schemas.RECIPE_SENSORS]
-        absent_sensor = ""
-        if set(missing) <= set(schemas.SENSORS):
+        absent_sensor = _long_form_hint(path)
+        if set(missing) <= set(schemas.SENSORS) and not absent_sensor:
             absent_sensor = (
                 f" {', '.join(needed)} measure(s) what a recipe sets: the models and Cortex "
                 "need it."
