@@ -520,6 +520,7 @@ def test_long_form_telemetry_is_told_how_to_pivot(farm, tmp_path):
     wide = pl.read_parquet(farm / "telemetry.parquet")
     sensors = [c for c in wide.columns if c not in ("batch_id", "module_id", "timestamp")]
     long = wide.unpivot(sensors, index=["batch_id", "timestamp"], variable_name="Sensor")
+    long = pl.concat([long, long.head(3)])  # a reading sent twice, as loggers do
     long.write_csv(tmp_path / "telemetry.csv")
     (tmp_path / "telemetry.parquet").unlink()
     with pytest.raises(DataError, match=r"long-form telemetry.*pivot\(on='Sensor'") as error:
@@ -527,4 +528,4 @@ def test_long_form_telemetry_is_told_how_to_pivot(farm, tmp_path):
     advice = re.search(r"(pl\.read_csv\(path\)\.pivot\(.*\))\.$", str(error.value)).group(1)
     path = tmp_path / "telemetry.csv"
     eval(advice, {"pl": pl, "path": path}).write_csv(path)  # the advice, as given
-    assert rawdata.load(tmp_path).telemetry.collect().height == wide.height
+    assert rawdata.load(tmp_path).telemetry.collect().height == wide.height  # the twice-sent once

@@ -86,7 +86,7 @@ def _other_formats(raw_dir: Path, name: str) -> str:
         return ""
     return (
         f" Found {', '.join(like[:3])}: save it as {name}.csv (UTF-8, one header row) or "
-        f"{name}.parquet, uncompressed and named exactly so."
+        f"{name}.parquet (uncompressed; the name's case does not matter)."
     )
 
 
@@ -182,7 +182,8 @@ def _long_form_hint(path: Path) -> str:
     return (
         f" It looks like long-form telemetry, one row per sensor reading ({sensor!r}, "
         f"{value!r}): pivot it to one column per sensor, each named as above, e.g. "
-        f"{read}.pivot(on={sensor!r}, index=['batch_id', 'timestamp'], values={value!r})."
+        f"{read}.pivot(on={sensor!r}, index=['batch_id', 'timestamp'], values={value!r}, "
+        "aggregate_function='first')."
     )
 
 
