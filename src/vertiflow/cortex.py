@@ -290,19 +290,32 @@ def grown_recipes(train: pl.DataFrame, crop: str) -> np.ndarray:
     return rows.select(list(RECIPE.values())).to_numpy()
 
 
+def grown_range(
+    crop: str, train: pl.DataFrame, quantiles: tuple[float, float]
+) -> dict[str, tuple[float, float]]:
+    """What the farm grew of each recipe variable (and DLI): the training quantiles."""
+    rows = train.filter(pl.col("crop") == crop)
+    if rows.height == 0:
+        raise VertiflowError(f"optimise_cortex: no training batches of crop '{crop}'.")
+    values = {name: rows[column] for name, column in RECIPE.items()}
+    # the DLI a recipe implies, as Cortex computes it for its own recipes
+    values["dli"] = pl.Series(
+        agronomy.dli(values["ppfd"].to_numpy(), values["photoperiod"].to_numpy())
+    )
+    return {name: tuple(float(v.quantile(q)) for q in quantiles) for name, v in values.items()}
+
+
 def search_bounds(
     crop: str, bounds: dict[str, list[float]], train: pl.DataFrame, quantiles: tuple[float, float]
 ) -> list[tuple[float, float]]:
     """Params bounds narrowed to the crop's training range; refuses an empty box."""
-    rows = train.filter(pl.col("crop") == crop)
-    if rows.height == 0:
-        raise VertiflowError(f"optimise_cortex: no training batches of crop '{crop}'.")
+    grown = grown_range(crop, train, quantiles)
     box = []
     for name, column in RECIPE.items():
         if name not in bounds or len(bounds[name]) != 2:
             raise VertiflowError(f"params.yaml: optimise_cortex.bounds.{name} must be [low, high].")
         lo, hi = (float(b) for b in bounds[name])
-        seen_lo, seen_hi = (float(rows[column].quantile(q)) for q in quantiles)
+        seen_lo, seen_hi = grown[name]
         low, high = max(lo, seen_lo), min(hi, seen_hi)
         if not low < high:
             raise VertiflowError(
@@ -346,12 +359,21 @@ def _check_dli_reachable(
         )
 
 
-def on_bounds(recipe: np.ndarray, box: list[tuple[float, float]]) -> list[str]:
-    """Variables whose optimum sits at an edge of the search box (1 % of its width)."""
+def on_bounds(
+    recipe: np.ndarray,
+    box: list[tuple[float, float]],
+    dli_bounds: tuple[float, float] | None = None,
+) -> list[str]:
+    """Variables whose optimum sits at an edge of the search box (1 % of its width), and
+    `dli` when the recipe's DLI sits at a limit of `dli_bounds`."""
     names = []
     for name, value, (lo, hi) in zip(RECIPE, recipe, box, strict=True):
         if min(value - lo, hi - value) <= 0.01 * (hi - lo):
             names.append(name)
+    if dli_bounds is not None:
+        light, (lo, hi) = float(agronomy.dli(recipe[3], recipe[4])), dli_bounds
+        if min(abs(light - lo), abs(hi - light)) <= 0.01 * (hi - lo):
+            names.append("dli")
     return names
 
 
@@ -415,7 +437,7 @@ def optimise(
         iterations=int(result.nit),
         evaluations=evaluations,
         trace=trace,
-        on_bound=on_bounds(recipe, box),
+        on_bound=on_bounds(recipe, box, dli_bounds),
         success=bool(result.success),
         message=str(result.message),
     )
@@ -569,6 +591,9 @@ def recommend(
     recipe["search_box"] = {
         n: [round(lo, 3), round(hi, 3)] for n, (lo, hi) in zip(RECIPE, box, strict=True)
     }
+    recipe["search_box"]["dli"] = [float(b) for b in dli_bounds]
+    grown = grown_range(crop, train, tuple(section["training_quantiles"]))
+    recipe["grown_range"] = {n: [round(lo, 3), round(hi, 3)] for n, (lo, hi) in grown.items()}
     parts = model(opt.recipe.reshape(-1, 1))
     mean_parts = {k: v.mean(axis=0) for k, v in parts.items()}
     recipe["predicted"] = _summary(ctx.cycle_days, mean_parts)
@@ -600,12 +625,32 @@ def notices(section: dict[str, Any], recipes: dict[str, dict]) -> list[str]:
                     f"crop '{crop}' has no entry in optimise_cortex.{key}: its '{DEFAULT}' "
                     "entry is used; add the crop's own figures for a margin you can use"
                 )
+        said += _binding_params_bounds(crop, recipe)
         margin = recipe["predicted"]["margin_per_m2_day"]
         if margin < 0:
             said.append(
                 f"crop '{crop}': the best recipe found loses money (predicted margin "
                 f"{margin:.3g} per m2 per day): check optimise_cortex's prices and costs, and "
                 "that harvests' fresh_weight_g is grams per plant"
+            )
+    return said
+
+
+def _binding_params_bounds(crop: str, recipe: dict[str, Any]) -> list[str]:
+    """Edges of the search that params set inside what the farm grew and the recipe sits
+    on: the params' limits (the brief's, for basil and lettuce), not the farm's evidence,
+    chose that part of the recipe."""
+    said = []
+    for name in recipe.get("on_bound", []):
+        (lo, hi), (grown_lo, grown_hi) = recipe["search_box"][name], recipe["grown_range"][name]
+        value = recipe[name]
+        edge = lo if abs(value - lo) <= abs(hi - value) else hi
+        if grown_lo < edge < grown_hi:  # the farm grew past this edge
+            key = "dli_bounds" if name == "dli" else f"bounds.{name}"
+            said.append(
+                f"crop '{crop}': its recipe sits on optimise_cortex.{key}'s limit {edge:g}, "
+                f"inside what the farm grew ({grown_lo:.3g}-{grown_hi:.3g}): widen the limit "
+                "if the farm may go past it"
             )
     return said
 

@@ -174,3 +174,30 @@ def test_the_margin_interval_covers_a_new_draw_as_often_as_it_says():
     ]
     assert np.mean(inside) == pytest.approx(0.9, abs=0.015)
     assert cortex.margin_interval(np.array([2.0]), 0.9) == (2.0, 2.0)
+
+
+def test_a_recipe_on_a_params_limit_inside_what_the_farm_grew_is_said():
+    """A kale farm grew DLI up to 29; the recipe sat on dli_bounds' 20 (the brief's limit
+    for basil) with `on_bound` empty and not a word."""
+    recipe = np.array([[20.0], [60.0], [900.0], [463.0], [12.0], [1.2]])  # DLI 20.0
+    box = [(18, 28), (50, 80), (400, 1400), (150, 550), (12, 20), (1.2, 2.5)]
+    assert cortex.on_bounds(recipe[:, 0], box, (10, 20)) == ["photoperiod", "ec", "dli"]
+    assert cortex.on_bounds(recipe[:, 0], box) == ["photoperiod", "ec"]
+    section = params.load(REPO / "params.yaml")["optimise_cortex"]
+    kale = {
+        "predicted": {"margin_per_m2_day": 3.0},
+        "on_bound": ["photoperiod", "ec", "dli"],
+        **{n: float(v) for n, v in zip(cortex.RECIPE, recipe[:, 0], strict=True)},
+        "dli": 20.0,
+        "search_box": {**dict(zip(cortex.RECIPE, box, strict=True)), "dli": [10, 20]},
+        "grown_range": {
+            **dict(zip(cortex.RECIPE, box, strict=True)),
+            "photoperiod": [12, 20],  # the farm's own edge: nothing to say
+            "ec": [0.9, 2.8],  # params' 1.2 cut into what it grew
+            "dli": [6.1, 29.0],
+        },
+    }
+    said = [s for s in cortex.notices(section, {"Kale": kale}) if "sits on" in s]
+    assert len(said) == 2, said
+    assert "dli_bounds's limit 20" in said[1] and "6.1-29" in said[1]
+    assert "bounds.ec's limit 1.2" in said[0]
