@@ -645,7 +645,8 @@ def _binding_params_bounds(crop: str, recipe: dict[str, Any]) -> list[str]:
         (lo, hi), (grown_lo, grown_hi) = recipe["search_box"][name], recipe["grown_range"][name]
         value = recipe[name]
         edge = lo if abs(value - lo) <= abs(hi - value) else hi
-        if grown_lo < edge < grown_hi:  # the farm grew past this edge
+        slack = 0.01 * (hi - lo)  # as `on_bounds`: a measured 11.99 h is the farm's 12 h
+        if grown_lo < edge - slack and edge + slack < grown_hi:  # the farm grew past it
             key = "dli_bounds" if name == "dli" else f"bounds.{name}"
             said.append(
                 f"crop '{crop}': its recipe sits on optimise_cortex.{key}'s limit {edge:g}, "
