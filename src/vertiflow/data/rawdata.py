@@ -510,9 +510,9 @@ def scan_telemetry(path: Path) -> pl.LazyFrame:
     missing = [c for c in schemas.TELEMETRY.columns if c not in columns]
     if missing:
         needed = [c for c in missing if c in schemas.RECIPE_SENSORS]
-        absent_sensor = _long_form_hint(path)
-        if set(missing) <= set(schemas.SENSORS) and not absent_sensor:
-            absent_sensor = (
+        advice = _long_form_hint(path)
+        if set(missing) <= set(schemas.SENSORS) and not advice:
+            advice = (
                 f" {', '.join(needed)} measure(s) what a recipe sets: the models and Cortex "
                 "need it."
                 if needed
@@ -521,7 +521,7 @@ def scan_telemetry(path: Path) -> pl.LazyFrame:
             )
         raise DataError(
             f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; "
-            f"expected columns {', '.join(schemas.TELEMETRY.columns)}.{absent_sensor}"
+            f"expected columns {', '.join(schemas.TELEMETRY.columns)}.{advice}"
             f"{_one_column_hint(columns.names())}"
         )
     wrong = {
