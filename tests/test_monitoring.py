@@ -114,3 +114,37 @@ def test_monitor_command_exits_2_on_critical_drift_and_0_when_quiet(small_copy, 
     proc = run(["vertiflow", "monitor", "--batch", str(bad), *ref], small_copy, check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "lacks column(s)" in proc.stderr
+
+
+def test_a_logged_request_with_text_or_null_does_not_stop_the_check(reference, tmp_path):
+    """One app request with a null (logged as text) broke `monitor --from-log` for good:
+    the merged log's column became text and the check ended in a TypeError."""
+    batch = monitor.simulated_batch("none", 5).select(COLUMNS)
+    monitor.log_predictions("oracle", "1", batch, np.zeros(batch.height), root=tmp_path)
+    odd = batch.head(1).with_columns(pl.lit("not a number").alias("temp_mean"))
+    monitor.log_predictions("oracle", "1", odd, [0.0], root=tmp_path)
+    log = monitor.read_predictions("oracle", root=tmp_path)
+    assert log["temp_mean"].dtype == pl.String  # as the app left it
+    report = drift.detect(reference, log, COLUMNS, THRESHOLDS)
+    temp = report["features"]["temp_mean"]
+    assert temp["missing_current"] == pytest.approx(1 / log.height, abs=1e-6)
+    assert report["severity"] == "ok", report["drifted"]
+
+
+def test_a_crop_never_trained_on_is_named():
+    """An app asked about 'tomato': answered without a word, and the chi-squared p of 4e-6
+    stayed 'ok' (its PSI under the warning level)."""
+    rng = np.random.default_rng(0)
+    reference = pl.DataFrame({"crop": rng.choice(["basil", "lettuce"], 2000)})
+    current = pl.DataFrame({"crop": ["tomato"] * 3 + list(rng.choice(["basil", "lettuce"], 97))})
+    report = drift.detect(reference, current, ["crop"], THRESHOLDS)
+    crop = report["features"]["crop"]
+    assert crop["severity"] == "warning" and crop["unseen"] == {"tomato": 3}
+    assert "new: tomato (3 rows)" in monitor.markdown(monitor._stamped(report, THRESHOLDS), {})
+
+
+def test_a_move_away_from_a_constant_reference_is_scored():
+    """Every training image was 128 px wide: the deciles made one bin and 640 px scored
+    PSI 0 (KS p 1.6e-57, severity ok)."""
+    assert drift.psi_numeric(np.full(500, 128.0), np.full(50, 640.0)) > 1
+    assert drift.psi_numeric(np.full(500, 128.0), np.full(50, 128.0)) == pytest.approx(0)

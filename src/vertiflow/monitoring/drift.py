@@ -36,6 +36,9 @@ class Thresholds:
 
 def psi_numeric(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
     edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)))
+    if len(edges) < 3:  # (nearly) one value, e.g. every training image 128 px wide: the
+        # deciles make one bin and any move scored 0; below it, at it, above it instead
+        edges = np.array([edges[0], np.nextafter(edges[-1], np.inf), np.inf])
     edges[0], edges[-1] = -np.inf, np.inf
     ref = np.histogram(reference, edges)[0] / len(reference)
     cur = np.histogram(current, edges)[0] / len(current)
@@ -55,6 +58,14 @@ def _count_levels(reference: pl.Series, current: pl.Series) -> tuple[np.ndarray,
     return np.array([ref.get(v, 0) for v in levels]), np.array([cur.get(v, 0) for v in levels])
 
 
+def unseen_levels(reference: pl.Series, current: pl.Series, top: int = 5) -> dict[str, int]:
+    """Categories of `current` absent from `reference`, with their rows (the `top` most)."""
+    seen = set(reference.cast(pl.String).unique().to_list())
+    counts = current.cast(pl.String).value_counts(sort=True)
+    new = counts.filter(~pl.col(counts.columns[0]).is_in(list(seen)))
+    return dict(new.head(top).iter_rows())
+
+
 def _psi(ref: np.ndarray, cur: np.ndarray) -> float:
     ref, cur = np.clip(ref, EPS, None), np.clip(cur, EPS, None)
     return float(np.sum((cur - ref) * np.log(cur / ref)))
@@ -70,6 +81,10 @@ def compare_feature(
     reference: pl.Series, current: pl.Series, alpha: float, t: Thresholds
 ) -> dict[str, Any]:
     """One feature's drift record: PSI, test p-value, missing-value change, severity."""
+    if current.dtype != reference.dtype:  # a logged request that sent text or null (an
+        # app's JSON) must not stop the check: read as the reference's type, what cannot be
+        # read as missing
+        current = current.cast(reference.dtype, strict=False)
     missing_ref = reference.null_count() / max(len(reference), 1)
     missing_cur = current.null_count() / max(len(current), 1)
     numeric = reference.dtype.is_numeric()
@@ -83,10 +98,16 @@ def compare_feature(
         ref_counts, cur_counts = _count_levels(ref, cur)
         psi = _psi(ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum())
         p = _chi2_p(ref_counts, cur_counts)
+    # a category the models never saw (a new crop): their answers for it are guesses
+    unseen = {} if numeric else unseen_levels(ref, cur)
     severity = "ok"
     if p < alpha and psi >= t.psi_critical:
         severity = "critical"
-    elif (p < alpha and psi >= t.psi_warning) or missing_cur - missing_ref >= t.missing_increase:
+    elif (
+        (p < alpha and psi >= t.psi_warning)
+        or missing_cur - missing_ref >= t.missing_increase
+        or unseen
+    ):
         severity = "warning"
     record: dict[str, Any] = {
         "kind": "numeric" if numeric else "categorical",
@@ -97,6 +118,8 @@ def compare_feature(
         "missing_current": round(missing_cur, 6),
         "severity": severity,
     }
+    if unseen:
+        record["unseen"] = unseen
     if numeric and len(cur):
         record["mean_reference"] = round(float(ref.mean()), 6)
         record["mean_current"] = round(float(cur.mean()), 6)

@@ -252,7 +252,7 @@ def markdown(report: dict[str, Any], plots: dict[str, str]) -> str:
         f"rows at {report['checked_at']}. Flagged when PSI and the test agree "
         f"(p < {report['alpha_per_feature']:.2g} per feature, Bonferroni).",
         "",
-        "| feature | severity | PSI | test | p-value | mean (train -> now) "
+        "| feature | severity | PSI | test | p-value | mean (train -> now) or new values "
         "| missing (train -> now) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -262,6 +262,8 @@ def markdown(report: dict[str, Any], plots: dict[str, str]) -> str:
         means = (
             f"{f['mean_reference']:.4g} -> {f['mean_current']:.4g}" if "mean_current" in f else ""
         )
+        if f.get("unseen"):  # a category never trained on: named, with its rows
+            means = "new: " + ", ".join(f"{v} ({n} rows)" for v, n in f["unseen"].items())
         lines.append(
             f"| {name} | {f['severity']} | {f['psi']:.3f} | {f['test']} | {f['p_value']:.3g} | "
             f"{means} | {f['missing_reference']:.1%} -> {f['missing_current']:.1%} |"
