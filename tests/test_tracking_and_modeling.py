@@ -96,7 +96,11 @@ def test_saved_model_is_skops_with_pinned_requirements_and_predicts(
     requirements = (tmp_path / "clf" / "requirements.txt").read_text()
     assert "scikit-learn==" in requirements and "skops==" in requirements
     loaded = mlflow.pyfunc.load_model(str(tmp_path / "clf"))
-    assert list(loaded.predict(x.head(5))) == list(model.predict(x.head(5)))
+    answered = loaded.predict(x.head(5))
+    assert list(answered) == list(model.predict(x.head(5)))
+    # the signature declares what the served model answers: one grade per row
+    outputs = loaded.metadata.get_output_schema().to_dict()
+    assert [o["type"] for o in outputs] == ["string"] and isinstance(answered[0], str), outputs
     assert not (tmp_path / ".clf.saving").exists()
     if estimator == "ordinal_boosting":  # our class: the served environment needs the package
         assert "vertiflow==" in requirements

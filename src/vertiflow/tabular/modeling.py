@@ -254,12 +254,16 @@ def fit(model: Any, x: pd.DataFrame, y: pd.Series) -> float:
     return time.perf_counter() - start
 
 
+def _answers(predicted: np.ndarray) -> Any:
+    """Grades (an object array, which MLflow would declare a tensor) as a string column."""
+    return [str(v) for v in predicted] if predicted.dtype == object else predicted
+
+
 def _model_kwargs(model: Any, x_example: pd.DataFrame) -> dict[str, Any]:
     # Imported here, once the stage has set runtime.skip_imports: skops walks every
     # scikit-learn module when imported, and one of them imports torch (seconds, unused).
     import skops.io
 
-    predict = model.predict_proba if hasattr(model, "predict_proba") else model.predict
     x_example = x_example.head(100)
     trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
     needs = [
@@ -270,7 +274,9 @@ def _model_kwargs(model: Any, x_example: pd.DataFrame) -> dict[str, Any]:
         "serialization_format": "skops",
         "skops_trusted_types": trusted,
         "pip_requirements": [f"{name}=={version(name)}" for name in needs],
-        "signature": infer_signature(x_example, predict(x_example)),
+        # what the served model answers: pyfunc's predict, the grades for a classifier (an
+        # output declared from predict_proba told apps of three floats; they got a string)
+        "signature": infer_signature(x_example, _answers(model.predict(x_example))),
         "input_example": x_example.head(3),
     }
 
