@@ -102,7 +102,9 @@ def rows(model_input: Any) -> list[Any]:
     if isinstance(model_input, dict):
         if "image" not in model_input:
             raise detector.ImageError("input has no 'image' key.")
-        value = model_input["image"]  # {"inputs": {"image": [...]}}: one image per element
+        # {"image": [...]} in Python, one image per element (over HTTP MLflow's schema
+        # check refuses {"inputs": {"image": [...]}}: send dataframe_split, as the README)
+        value = model_input["image"]
         return list(value) if isinstance(value, list | tuple | np.ndarray) else [value]
     if isinstance(model_input, np.ndarray) and model_input.ndim == 4:
         return list(model_input)  # N x H x W x C
