@@ -244,6 +244,12 @@ def test_loader_and_mlflow_models_serve_use_the_champion(small_repo, tmp_path):
         ok = requests.post(f"{url}/invocations", json={"dataframe_split": head.to_dict("split")})
         assert ok.status_code == 200, ok.text
         assert np.allclose(ok.json()["predictions"], expected[:20])
+        # the README's curl: the body MLflow saved with the model
+        example = (small_repo / "models" / "oracle" / "serving_input_example.json").read_bytes()
+        readme = requests.post(
+            f"{url}/invocations", data=example, headers={"Content-Type": "application/json"}
+        )
+        assert readme.status_code == 200 and len(readme.json()["predictions"]) == 3, readme.text
 
         missing = head.drop(columns=["temp_dev"])
         bad = requests.post(
