@@ -95,6 +95,15 @@ def test_oracle_json(client):
     assert list((root / "predictions" / "oracle").glob("*.parquet"))
     one = c.post("/ml/oracle/", rows[0], content_type="application/json")
     assert one.status_code == 200 and len(one.json()["predictions"]) == 1
+    # a number sent as text is read as `mlflow models serve` reads it; null is missing
+    text = c.post(
+        "/ml/oracle/",
+        {**rows[0], "temp_mean": str(rows[0]["temp_mean"])},
+        content_type="application/json",
+    )
+    assert text.json()["predictions"] == one.json()["predictions"], text.content
+    empty = c.post("/ml/oracle/", {**rows[0], "temp_mean": None}, content_type="application/json")
+    assert empty.status_code == 200, empty.content
 
     before = logged(root)
     missing = {k: v for k, v in rows[0].items() if k != "temp_dev"}
@@ -103,6 +112,11 @@ def test_oracle_json(client):
         "not rows": ("[1, 2]", "expected a JSON object"),
         "missing": (json.dumps(missing), "temp_dev"),
         "text in a number": (json.dumps({**rows[0], "co2_mean": "high"}), "co2_mean"),
+        "a list in a number": (json.dumps({**rows[0], "temp_mean": [1, 2]}), "temp_mean (row 1)"),
+        "a number as the crop": (
+            json.dumps({**rows[0], "crop": 123}),
+            "crop (row 1): expected text",
+        ),
     }
     for name, (body, problem) in bad.items():
         reply = c.post("/ml/oracle/", body, content_type="application/json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -137,7 +138,9 @@ def oracle(request: HttpRequest) -> JsonResponse:
         return _bad(
             f"missing input(s): {', '.join(missing)} (the Oracle needs {', '.join(wanted)})."
         )
-    frame = pd.DataFrame([{c: r[c] for c in wanted} for r in rows])
+    frame, problem = _typed(rows, predictor.metadata.get_input_schema())
+    if problem:
+        return _bad(problem)
     start = time.perf_counter()
     try:
         predictions = predictor.predict(frame)  # logged with its inputs by the loader
@@ -151,6 +154,36 @@ def oracle(request: HttpRequest) -> JsonResponse:
     latency = time.perf_counter() - start
     monitor.record_event("oracle", latency, root=Path(config()["MONITORING_DIR"]))
     return JsonResponse({"model": "oracle", "predictions": [float(p) for p in predictions]})
+
+
+def _typed(rows: list[dict], schema) -> tuple[pd.DataFrame, str]:
+    """The rows as the model's input types, or the first cell that is not one: its
+    column, row and value (pandas' own words named neither: "Invalid object type at
+    position 0"). Numbers sent as text ("21.5") are read, as `mlflow models serve` does."""
+    columns = {}
+    for spec in schema.inputs:
+        number = spec.type.name in {"double", "float", "long", "integer"}
+        values = []
+        for i, row in enumerate(rows, start=1):
+            value = row[spec.name]
+            if number and isinstance(value, str):
+                with contextlib.suppress(ValueError):
+                    value = float(value)
+            ok = value is None or (
+                isinstance(value, int | float) and not isinstance(value, bool)
+                if number
+                else isinstance(value, str)
+            )
+            if not ok:
+                kind = "a number" if number else "text"
+                return pd.DataFrame(), f"{spec.name} (row {i}): expected {kind}, found {value!r}."
+            values.append(value)
+        columns[spec.name] = values
+    frame = pd.DataFrame(columns)
+    for spec in schema.inputs:  # an all-empty column: its type, not pandas' object
+        if spec.type.name != "string":
+            frame[spec.name] = frame[spec.name].astype(float)
+    return frame, ""
 
 
 @require_GET
