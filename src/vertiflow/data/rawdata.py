@@ -475,16 +475,16 @@ def read_frame(path: Path, dates: bool = True) -> pl.DataFrame:
 def read_table(path: Path, schema: pa.DataFrameSchema) -> pl.DataFrame:
     """Read a whole small table and validate it against its schema."""
     frame = read_frame(path, dates=False)  # its dates are parsed here, each column as a whole
-    left_out = [c for c in schemas.OPTIONAL_COLUMNS if c in schema.columns]
-    frame = frame.with_columns(
-        pl.lit(None, pl.Float64).alias(c) for c in left_out if c not in frame.columns
-    )
-    missing = [c for c in schema.columns if c not in frame.columns]
+    optional = schemas.OPTIONAL_COLUMNS
+    missing = [c for c in schema.columns if c not in frame.columns and c not in optional]
     if missing:
         raise DataError(
             f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; "
             f"expected columns {', '.join(schema.columns)}.{_one_column_hint(frame.columns)}"
         )
+    frame = frame.with_columns(  # an optional column left out: empty
+        pl.lit(None, pl.Float64).alias(c) for c in schema.columns if c not in frame.columns
+    )
     frame = _keys_as_text(frame, schema)
     if "quality_grade" in schema.columns and frame["quality_grade"].dtype == pl.String:
         # "Premium", " standard": the grade's name is what counts, not how it is cased
