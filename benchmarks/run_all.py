@@ -22,6 +22,7 @@ SCRIPTS = [
     "second_world.py",
     "learning_curve.py",
     "size_graded_farm.py",
+    "regret_anatomy.py",
 ]
 
 
@@ -255,6 +256,36 @@ def quality() -> list[str]:
     return lines
 
 
+def regret_anatomy() -> list[str]:
+    """Other Oracles in Cortex's place on one second-world draw (regret_anatomy.json)."""
+    ra = load("regret_anatomy")
+    if not ra:
+        return []
+    lines = [
+        "## Where the second world's regret comes from (regret_anatomy.json)",
+        "",
+        f"Default farm, seed {ra['seed']}; each Oracle with a classifier stacked on it.",
+        "",
+        "| Oracle | R2 of Bayes | regret per crop |",
+        "| --- | --- | --- |",
+    ]
+    for name, v in ra["default"]["oracle_variants"].items():
+        regret = ", ".join(f"{c} {r:.1%}" for c, r in v["regret"].items())
+        lines.append(f"| {name} | {v['r2_of_limit']:.4f} | {regret} |")
+    for farm in ("default", "small"):
+        for crop, d in ra[farm]["decomposition"].items():
+            moves = ", ".join(
+                f"{k.removesuffix('_to_true_best')} {m['from']}->{m['to']}: {m['regret']:.1%}"
+                for k, m in d.items()
+                if k != "regret" and d["regret"] - m["regret"] >= 0.005
+            )
+            lines.append(
+                f"\n{farm} {crop}: regret {d['regret']:.1%}; one variable set to the "
+                f"true best's: {moves or 'none moves it by 0.5 points'}."
+            )
+    return [*lines, ""]
+
+
 def render() -> None:
     machine = next(
         (
@@ -281,6 +312,7 @@ def render() -> None:
         "runs, are in the README (Benchmarks, Status).",
         "",
         *learning_curve(),
+        *regret_anatomy(),
         "## Model quality against the limit (metrics/quality.json)",
         "",
         *quality(),
