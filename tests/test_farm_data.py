@@ -3,8 +3,9 @@ the built-in agronomy does not know (arugula, grown by the second world, with a 
 spinach trial beside it), run `dvc repro` to the end with no params edit beyond raw_dir.
 The export is written as farms write them: CSV as French Excel saves it (`;` and decimal
 commas), numbered batches, UTC dates, the crop under the farm's own name (capitals,
-spaces, brackets), no REJECT grade (rejected batches never recorded), and no
-dissolved-oxygen probe (an empty column)."""
+spaces, brackets), no REJECT grade (rejected batches never recorded), no
+dissolved-oxygen probe (an empty column), no energy per batch, and a file named
+`Harvests.CSV`."""
 
 from __future__ import annotations
 
@@ -33,18 +34,18 @@ def test_readme_steps_on_an_export_of_another_crop(tmp_path):
         (farm / known_only_to_simulators).unlink()  # a real farm's export has neither
     batches, harvests = (pl.read_parquet(farm / f"{t}.parquet") for t in ("batches", "harvests"))
     batches = batches.with_columns(pl.col("crop").replace({"arugula": CROP}))  # farm's name
-    harvests = harvests.filter(pl.col("quality_grade") != "REJECT")
+    harvests = harvests.filter(pl.col("quality_grade") != "REJECT").drop("energy_kwh")
     number = {b: i + 1 for i, b in enumerate(batches["batch_id"])}
-    for name, table, date in (
-        ("batches", batches, "start_date"),
-        ("harvests", harvests, "harvest_date"),
+    for name, table, date, file in (
+        ("batches", batches, "start_date", "batches.csv"),
+        ("harvests", harvests, "harvest_date", "Harvests.CSV"),  # as a Windows tool names it
     ):
         (farm / f"{name}.parquet").unlink()
         table.with_columns(
             pl.col("batch_id").replace_strict(number),
             pl.col(date).dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
             pl.col(pl.Float64).cast(pl.String).str.replace(r"\.", ","),  # French Excel
-        ).write_csv(farm / f"{name}.csv", separator=";")
+        ).write_csv(farm / file, separator=";")
     telemetry = pl.read_parquet(farm / "telemetry.parquet")
     telemetry.with_columns(
         pl.col("batch_id").replace_strict(number),
@@ -72,6 +73,8 @@ def test_readme_steps_on_an_export_of_another_crop(tmp_path):
     assert crops[CROP]["optimum"] is None  # absolute climate features
     # MLflow refuses brackets in keys: the crop's part of keys and file names is sanitised
     assert (repo / "metrics" / "cortex_plots" / "trace_Roquette _Eruca sativa_.csv").is_file()
+    train = pl.read_parquet(repo / "data" / "prepared" / "train.parquet")
+    assert train["energy_kwh"].null_count() == train.height  # metered per building: none
     validation = json.loads((repo / "metrics" / "validation.json").read_text())
     assert validation["grades_absent_from_training"] == ["REJECT"]
     assert validation["features_absent"] == ["dissolved_oxygen_mean"]
