@@ -104,6 +104,10 @@ def test_oracle_json(client):
     assert text.json()["predictions"] == one.json()["predictions"], text.content
     empty = c.post("/ml/oracle/", {**rows[0], "temp_mean": None}, content_type="application/json")
     assert empty.status_code == 200, empty.content
+    assert "warnings" not in one.json()
+    # a crop the model never saw: answered, and said to be a guess
+    tomato = c.post("/ml/oracle/", {**rows[0], "crop": "tomato"}, content_type="application/json")
+    assert tomato.status_code == 200 and "crop 'tomato'" in tomato.json()["warnings"][0]
 
     before = logged(root)
     missing = {k: v for k, v in rows[0].items() if k != "temp_dev"}

@@ -264,6 +264,13 @@ def _model_kwargs(model: Any, x_example: pd.DataFrame) -> dict[str, Any]:
     # scikit-learn module when imported, and one of them imports torch (seconds, unused).
     import skops.io
 
+    # each label column's training values, in the MLmodel file: an app can tell a crop
+    # the model never saw (its answer is a guess from the other crops)
+    categories = {
+        c: sorted(map(str, x_example[c].dropna().unique()))
+        for c in x_example.columns
+        if not pd.api.types.is_numeric_dtype(x_example[c])
+    }
     x_example = x_example.head(100)
     trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
     needs = [
@@ -278,6 +285,7 @@ def _model_kwargs(model: Any, x_example: pd.DataFrame) -> dict[str, Any]:
         # output declared from predict_proba told apps of three floats; they got a string)
         "signature": infer_signature(x_example, _answers(model.predict(x_example))),
         "input_example": x_example.head(3),
+        "metadata": {"trained_categories": categories},
     }
 
 

@@ -153,7 +153,24 @@ def oracle(request: HttpRequest) -> JsonResponse:
         return _failed("oracle", exc)
     latency = time.perf_counter() - start
     monitor.record_event("oracle", latency, root=Path(config()["MONITORING_DIR"]))
-    return JsonResponse({"model": "oracle", "predictions": [float(p) for p in predictions]})
+    answer = {"model": "oracle", "predictions": [float(p) for p in predictions]}
+    unseen = _unseen(frame, predictor.metadata)
+    return JsonResponse({**answer, "warnings": unseen} if unseen else answer)
+
+
+def _unseen(frame: pd.DataFrame, metadata) -> list[str]:
+    """Labels the model was not trained on (a crop it never saw): answered, but guessed."""
+    trained = (getattr(metadata, "metadata", None) or {}).get("trained_categories", {})
+    said = []
+    for column, known in trained.items():
+        new = frame[column].dropna().astype(str)
+        new = new[~new.isin(known)]
+        for value, rows in new.value_counts().items():
+            said.append(
+                f"{column} '{value}' ({rows} row(s)) was never trained on: the prediction is "
+                f"a guess from {', '.join(known)}."
+            )
+    return said
 
 
 def _typed(rows: list[dict], schema) -> tuple[pd.DataFrame, str]:
