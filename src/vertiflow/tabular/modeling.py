@@ -259,7 +259,7 @@ def _answers(predicted: np.ndarray) -> Any:
     return [str(v) for v in predicted] if predicted.dtype == object else predicted
 
 
-def _model_kwargs(model: Any, x_example: pd.DataFrame) -> dict[str, Any]:
+def _model_kwargs(model: Any, x_train: pd.DataFrame) -> dict[str, Any]:
     # Imported here, once the stage has set runtime.skip_imports: skops walks every
     # scikit-learn module when imported, and one of them imports torch (seconds, unused).
     import skops.io
@@ -267,11 +267,11 @@ def _model_kwargs(model: Any, x_example: pd.DataFrame) -> dict[str, Any]:
     # each label column's training values, in the MLmodel file: an app can tell a crop
     # the model never saw (its answer is a guess from the other crops)
     categories = {
-        c: sorted(map(str, x_example[c].dropna().unique()))
-        for c in x_example.columns
-        if not pd.api.types.is_numeric_dtype(x_example[c])
+        c: sorted(map(str, x_train[c].dropna().unique()))
+        for c in x_train.columns
+        if not pd.api.types.is_numeric_dtype(x_train[c])
     }
-    x_example = x_example.head(100)
+    x_example = x_train.head(100)
     trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
     needs = [
         *REQUIREMENTS,
@@ -289,7 +289,7 @@ def _model_kwargs(model: Any, x_example: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def save_and_log(model: Any, path: Path, x_example: pd.DataFrame) -> str:
+def save_and_log(model: Any, path: Path, x_train: pd.DataFrame) -> str:
     """Write the MLflow model directory (the DVC out) and log those same files to the run.
 
     The directory is logged as the run's LoggedModel rather than serialised again with
@@ -298,7 +298,7 @@ def save_and_log(model: Any, path: Path, x_example: pd.DataFrame) -> str:
     """
     staging = path.with_name(f".{path.name}.saving")
     shutil.rmtree(staging, ignore_errors=True)
-    mlflow.sklearn.save_model(model, str(staging), **_model_kwargs(model, x_example))
+    mlflow.sklearn.save_model(model, str(staging), **_model_kwargs(model, x_train))
     pin_model_folder(staging)
     shutil.rmtree(path, ignore_errors=True)  # only once the new model is complete
     staging.rename(path)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import polars as pl
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
@@ -17,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from vertiflow.errors import VertiflowError
 from vertiflow.lifecycle import registry, serving
 from vertiflow.lifecycle.apps import ModelMonitor
-from vertiflow.monitoring import monitor
+from vertiflow.monitoring import drift, monitor
 from vertiflow.vision import detector
 
 DEFAULTS: dict[str, Any] = {
@@ -163,9 +164,8 @@ def _unseen(frame: pd.DataFrame, metadata) -> list[str]:
     trained = (getattr(metadata, "metadata", None) or {}).get("trained_categories", {})
     said = []
     for column, known in trained.items():
-        new = frame[column].dropna().astype(str)
-        new = new[~new.isin(known)]
-        for value, rows in new.value_counts().items():
+        sent = pl.Series(frame[column].dropna().astype(str).tolist(), dtype=pl.String)
+        for value, rows in drift.unseen_levels(pl.Series(known), sent, top=len(frame)).items():
             said.append(
                 f"{column} '{value}' ({rows} row(s)) was never trained on: the prediction is "
                 f"a guess from {', '.join(known)}."
@@ -195,12 +195,9 @@ def _typed(rows: list[dict], schema) -> tuple[pd.DataFrame, str]:
                 kind = "a number" if number else "text"
                 return pd.DataFrame(), f"{spec.name} (row {i}): expected {kind}, found {value!r}."
             values.append(value)
-        columns[spec.name] = values
-    frame = pd.DataFrame(columns)
-    for spec in schema.inputs:  # an all-empty column: its type, not pandas' object
-        if spec.type.name != "string":
-            frame[spec.name] = frame[spec.name].astype(float)
-    return frame, ""
+        # numbers as floats (an all-empty column too: its type, not pandas' object)
+        columns[spec.name] = pd.Series(values, dtype=float if number else object)
+    return pd.DataFrame(columns), ""
 
 
 @require_GET
