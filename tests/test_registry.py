@@ -72,6 +72,12 @@ def test_a_version_come_back_to_is_judged_again_and_wins_its_alias_back(tmp_path
     assert again["unchanged"] and not again["promoted"]
     worse = _judge(tmp_path, "kg", "g", passes_gate=False)  # below the gate, and worse
     assert not worse["promoted"] and worse["champion"] == 1
+    assert int(client.get_model_version_by_alias("oracle", "challenger").version) == 2
+    # The pipeline comes back to the champion's bytes: no candidate is open any more, so an
+    # app shadowing `@challenger` must not keep scoring the rejected kg model.
+    back = _judge(tmp_path, "g", "g")
+    assert back["unchanged"] and back["challenger_dropped"] == 2, back
+    assert "challenger" not in client.get_registered_model("oracle").aliases
 
 
 def test_a_first_champion_must_clearly_beat_the_no_skill_baseline(tmp_path, monkeypatch):

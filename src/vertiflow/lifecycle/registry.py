@@ -3,7 +3,8 @@
 `evaluate` registers each trained model as a new version (tags: its metrics, the DVC
 hash of its training data, the git commit) unless its files are the ones a version
 already holds (a sweep that returns to earlier params trains the same bytes again): that
-version is then judged again instead. The version judged takes the alias `challenger`;
+version is then judged again instead (or, if it is the champion, left as it is and any
+`challenger` alias removed). The version judged takes the alias `challenger`;
 it takes `champion` only when it beats the current champion on the *same* held-out rows
 by more than the noise: a paired bootstrap of the per-row loss difference whose whole
 confidence interval lies above `min_improvement`. The first champion must also pass the
@@ -254,7 +255,7 @@ def register_and_promote(
     version, is_new = register(key, model_dir, model_type, tags, metrics)
     champion = champion_version(key)
     if not is_new and champion is not None and int(champion.version) == int(version.version):
-        return {
+        record = {
             "name": NAMES[key],
             "version": int(version.version),
             "unchanged": True,
@@ -262,6 +263,15 @@ def register_and_promote(
             "promoted": False,
             "reason": f"same files as version {version.version}, the champion: nothing registered",
         }
+        # The pipeline is back on the champion: a challenger left from an earlier run (one
+        # the gate refused) is no candidate any more, and an app shadowing it would keep
+        # scoring the refused model.
+        stale = _alias_version(mlflow.MlflowClient(), NAMES[key], CHALLENGER)
+        if stale is not None:
+            _drop_alias(mlflow.MlflowClient(), NAMES[key], CHALLENGER)
+            record["challenger_dropped"] = int(stale.version)
+            record["reason"] += f"; alias challenger (version {stale.version}) removed"
+        return record
     own = loss(str(model_dir)) if loss is not None else None
 
     def against(reference: np.ndarray) -> Comparison:
