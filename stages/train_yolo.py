@@ -20,6 +20,7 @@ def main(
     section = params.section(all_params, "train_yolo")
     dataset_dir = Path(params.section(all_params, "images")["dataset"])
     dataset = yolo_data.read(dataset_dir)
+    yolo_data.check(dataset)  # as validate_images: `dvc repro -s train_yolo` skips that stage
     yolo.check_args(section)
     with (
         tracking.stage_run("train_yolo", {"train_yolo": section}),
@@ -30,7 +31,7 @@ def main(
             data_yaml, section, Path(tmp), on_epoch=lambda e, m: mlflow.log_metrics(m, step=e)
         )
         report, pr_curve = yolo.report(final)
-        yolo.save_weights(best, out, str(dataset_dir / "data.yaml"))
+        yolo.save_weights(best, out, str(dataset.source))
 
         plots = yolo.write_outputs(metrics, report, table, pr_curve)
         samples = metrics / "yolo_samples.png"

@@ -22,6 +22,13 @@ def main(
         report: dict = {"dataset": str(dataset_dir), "passed": False}
         try:
             report.update(yolo_data.check(yolo_data.read(dataset_dir)), passed=True)
+            if both := report["images_in_both_splits"]:
+                typer.echo(
+                    f"validate_images: warning: {both} image(s) are in both train and val; "
+                    "the validation metrics and the registry's gate then judge the detector "
+                    "on images it learnt from.",
+                    err=True,
+                )
         except DataError as exc:
             report["problem"] = str(exc)
             raise

@@ -308,6 +308,35 @@ def test_bad_dataset_stops_before_training_and_keeps_the_model(small_copy):
     assert tree_digest(repo / "models", repo / "metrics" / "yolo.json") == kept
     report = json.loads((repo / "metrics" / "images_validation.json").read_text())
     assert report["passed"] is False and victim.name in report["problem"]
+    # The stage alone, as `dvc repro -s` runs it, without validate_images: it checks too.
+    proc = run(["dvc", "repro", "-s", "train_yolo"], repo, check=False)
+    assert proc.returncode != 0 and f"{victim.name}, line 1" in proc.stdout + proc.stderr
+    # DVC removed the stage's outputs to run it: the cache and git hold them
+    run(["dvc", "checkout", "train_yolo"], repo)
+    run(["git", "checkout", "--", "metrics"], repo)
+    assert tree_digest(repo / "models", repo / "metrics" / "yolo.json") == kept
+
+
+def test_the_gate_loss_reads_background_images_and_outlines(small_repo, tmp_path):
+    """evaluate's per-image loss read labels with np.loadtxt: a validation image with no
+    label file (a background image, which validation accepts) crashed it."""
+    from vertiflow import params
+    from vertiflow.vision import yolo
+
+    val = sorted((small_repo / "data" / "images" / "images" / "val").glob("*.png"))
+    box = small_repo / "data" / "images" / "labels" / "val" / f"{val[1].stem}.txt"
+    outline = tmp_path / "outline.txt"  # the same boxes, as segmentation outlines
+    lines = []
+    for line in box.read_text().splitlines():
+        c, x, y, w, h = line.split()
+        x0, y0, x1, y1 = (float(x) - float(w) / 2, float(y) - float(h) / 2,
+                          float(x) + float(w) / 2, float(y) + float(h) / 2)  # fmt: skip
+        lines.append(f"{c} {x0} {y0} {x1} {y0} {x1} {y1} {x0} {y1}")
+    outline.write_text("\n".join(lines) + "\n")
+    section = params.section(params.load(small_repo / "params.yaml"), "train_yolo")
+    pairs = [(val[0], tmp_path / "no_label.txt"), (val[1], box), (val[1], outline)]
+    errors = yolo.image_errors(small_repo / "models" / "yolo" / "best.pt", pairs, section)
+    assert len(errors) == 3 and errors[1] == errors[2], errors
 
 
 def _runs(repo: Path):

@@ -124,3 +124,114 @@ def test_detector_answers_in_the_apps_class_ids():
     five = {0: "Acne", 1: "Blackheads", 2: "Dark-Spots", 3: "Wrinkles", 4: "Skin-Redness"}
     assert app_class_ids(five) == {0: 0, 1: 1, 2: 2, 3: 9, 4: 7}
     assert app_class_ids({0: "Mole", 1: "Acne"}) == {0: 0, 1: 1}
+
+
+def _cvat_export(dataset: Path, where: Path) -> Path:
+    """CVAT's YOLO 1.1 export of the same images: obj.names, train.txt listing Darknet
+    paths (data/obj_train_data/...), each label beside its image."""
+    where.mkdir()
+    names = yaml.safe_load((dataset / "data.yaml").read_text())["names"]
+    names = list(names.values()) if isinstance(names, dict) else names
+    (where / "obj.names").write_text("".join(f"{n}\n" for n in names))
+    for split in ("train", "val"):
+        folder = where / f"obj_{split}_data"
+        folder.mkdir()
+        for image in sorted((dataset / "images" / split).glob("*.png")):
+            shutil.copy(image, folder / image.name)
+            shutil.copy(dataset / "labels" / split / f"{image.stem}.txt", folder)
+        listing = "".join(f"data/obj_{split}_data/{p.name}\n" for p in sorted(folder.glob("*.png")))
+        (where / f"{split}.txt").write_text(listing)
+    return where
+
+
+def test_an_export_without_data_yaml_is_told_the_one_to_write(dataset, tmp_path):
+    cvat = _cvat_export(dataset, tmp_path / "cvat")
+    with pytest.raises(DataError) as err:
+        yolo_data.read(cvat)
+    said = str(err.value)
+    assert "it has obj.names" in said and "names: ['Acne', 'Wrinkles']" in said, said
+    with pytest.raises(DataError, match="name the folder holding it"):
+        yolo_data.read(dataset / "data.yaml")  # Ultralytics' data= habit
+
+
+def test_cvat_layout_image_lists_and_labels_beside_images(dataset, tmp_path):
+    """Ultralytics reads a split given as a .txt list, and finds a label beside its image
+    when the path has no `images` folder (img2label_paths)."""
+    cvat = _cvat_export(dataset, tmp_path / "cvat")
+    (cvat / "data.yaml").write_text("names: [Acne, Wrinkles]\ntrain: train.txt\nval: val.txt\n")
+    with pytest.raises(DataError, match=rf"{cvat / 'train.txt'}, line 1: .*drop that leading"):
+        yolo_data.read(cvat)
+    for split in ("train", "val"):  # the README's one-line fix
+        listing = cvat / f"{split}.txt"
+        listing.write_text(listing.read_text().replace("data/obj_", "obj_"))
+    read = yolo_data.read(cvat)
+    image, label = read.pairs["train"][0]
+    assert label == image.with_suffix(".txt") and label.is_file()
+    assert yolo_data.check(read) == yolo_data.check(yolo_data.read(dataset)) | {}
+    staged = yolo_data.stage(read, tmp_path / "staged").parent
+    assert len(list((staged / "labels" / "train").glob("*.txt"))) == TINY.train_images
+
+
+def test_exports_read_as_ultralytics_reads_them(dataset):
+    """A byte-order mark in labels, macOS `._` files, `'0':` name keys, `nc: '2'`, a
+    `validation:` key and a YAML not called data.yaml."""
+    data = yaml.safe_load((dataset / "data.yaml").read_text())
+    (dataset / "data.yaml").unlink()
+    data["validation"] = data.pop("val")
+    data.update(names={"0": "Acne", "1": "Wrinkles"}, nc="2")
+    (dataset / "dataset.yaml").write_text(yaml.safe_dump(data))
+    victim = _labels(dataset, "train")[0]
+    victim.write_bytes(b"\xef\xbb\xbf" + victim.read_bytes())
+    (dataset / "images" / "train" / "._img.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    read = yolo_data.read(dataset)
+    assert read.names == ["Acne", "Wrinkles"] and read.source.name == "dataset.yaml"
+    assert len(read.pairs["train"]) == TINY.train_images
+    assert yolo_data.check(read)["train_objects"] > 0
+
+
+def test_images_ultralytics_would_drop_are_named(dataset):
+    """Pillow's verify() reads headers only: a JPEG cut short passed it, then Ultralytics
+    dropped it from training in silence (and the sample plot crashed on it)."""
+    from PIL import Image
+
+    train = sorted((dataset / "images" / "train").glob("*.png"))
+    cut = train[0].with_suffix(".jpg")
+    Image.open(train[0]).convert("RGB").resize((256, 256)).save(cut, quality=95)
+    cut.write_bytes(cut.read_bytes()[: len(cut.read_bytes()) // 2])
+    tiny = train[1].with_name("tiny.png")
+    Image.new("RGB", (8, 8)).save(tiny)
+    gif = train[2].with_name("animated.jpg")
+    Image.new("RGB", (32, 32)).save(gif, format="GIF")
+    for image in (cut, tiny, gif):
+        train[0].parent.parent.parent.joinpath("labels", "train", f"{image.stem}.txt").touch()
+    train[0].unlink()
+    with pytest.raises(DataError) as err:
+        yolo_data.check(yolo_data.read(dataset))
+    said = str(err.value)
+    assert f"{cut}: unreadable image" in said and "truncated" in said, said
+    assert f"{tiny}: 8 x 8 px" in said and f"{gif}: a GIF image" in said
+
+
+def test_a_split_holding_no_usable_image_says_what_it_found(dataset):
+    for image in (dataset / "images" / "val").glob("*.png"):
+        image.rename(image.with_suffix(".heic"))
+    with pytest.raises(
+        DataError, match=r"val folder .* holds no images \(looked for .*found \.heic"
+    ):
+        yolo_data.read(dataset)
+
+
+def test_the_same_images_in_train_and_val_are_counted(dataset):
+    _yaml(dataset, val="images/train")
+    assert yolo_data.check(yolo_data.read(dataset))["images_in_both_splits"] == TINY.train_images
+
+
+def test_true_boxes_are_what_training_reads(tmp_path):
+    """The registry's per-image loss read labels with np.loadtxt: a background image (no
+    label file) crashed evaluate, and outlines were misread."""
+    assert yolo_data.true_boxes(tmp_path / "none.txt").shape == (0, 5)
+    label = tmp_path / "a.txt"
+    label.write_text("1 0.2 0.3 0.4 0.3 0.3 0.6\n0 0.95 0.5 0.100004 0.2\n")
+    boxes = yolo_data.true_boxes(label)
+    assert boxes[0] == pytest.approx([1, 0.3, 0.45, 0.2, 0.3])
+    assert boxes[1][1] + boxes[1][3] / 2 == pytest.approx(1.0)  # clipped at the border

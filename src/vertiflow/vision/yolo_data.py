@@ -7,16 +7,24 @@ height`, normalised to the image. Paths in the YAML are resolved against the dat
 folder (`path:` first, when given), never the current directory, and must stay inside it:
 the folder is what DVC versions, so it must be what trains. The common export layouts are
 accepted: `images/train` + `labels/train`, `train/images` + `train/labels`, a `valid/`
-split standing for `val`, and `../train/images`-style entries (Ultralytics' own fallback:
-the leading `../` is dropped when the path does not exist as written).
+split standing for `val`, `../train/images`-style entries (Ultralytics' own fallback:
+the leading `../` is dropped when the path does not exist as written), a split given as a
+`.txt` list of images, and labels beside their images where the path has no `images`
+folder (CVAT's and Darknet's layout; Ultralytics' `img2label_paths` does the same).
 
-Label rounding is tolerated as Ultralytics tolerates it: a box edge up to 0.01 past the
-image border is clipped to it (in the staged copy; counted in the report), not refused.
+Label rounding is tolerated: a box edge up to 0.01 past the image border is clipped to it
+(in the staged copy; counted in the report), not refused. Ultralytics checks only that
+x, y, w and h lie in [-0.01, 1.01] and clips any box at training; a box reaching further
+out is refused here, because it is most often a corner-format label (x1 y1 x2 y2) read as
+centre and size. Images are checked as Ultralytics' `check_image` checks them (decoded
+in full, at least 10 px a side, a format it reads), so no image that validation passed is
+dropped at training.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +35,14 @@ from PIL import Image, UnidentifiedImageError
 
 from vertiflow.errors import DataError
 
-IMAGE_SUFFIXES = {".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"}
+IMAGE_SUFFIXES = {".bmp", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp"}
+# Pillow's names of those formats: a `.jpg` that is really a GIF is refused, as Ultralytics
+# refuses it (after validation passed, it would be dropped from training in silence).
+IMAGE_FORMATS = {"BMP", "JPEG", "MPO", "PNG", "TIFF", "WEBP"}
+MIN_SIDE = 10  # pixels; Ultralytics ignores smaller images
 SPLITS = ("train", "val")
 MAX_PROBLEMS = 10
-EDGE_TOLERANCE = 0.01  # Ultralytics accepts normalised coordinates in [-0.01, 1.01]
+EDGE_TOLERANCE = 0.01  # label rounding past the border; Ultralytics bounds x, y, w, h by as much
 # Where exports put each split when data.yaml does not name it (first found wins).
 CONVENTIONAL = {
     "train": ("images/train", "train/images"),
@@ -42,6 +54,14 @@ CONVENTIONAL = {
 class Dataset:
     names: list[str]
     pairs: dict[str, list[tuple[Path, Path]]]  # split -> [(image, label)]
+    source: Path | None = None  # the data YAML read
+
+    @property
+    def in_both_splits(self) -> int:
+        """Images that are in train and val: the validation metrics (and the registry's
+        gate) then judge on images the model learnt from."""
+        train = {image for image, _ in self.pairs["train"]}
+        return sum(image in train for image, _ in self.pairs["val"])
 
 
 @dataclass
@@ -71,19 +91,27 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def label_path(image: Path) -> Path:
-    """Ultralytics' rule: the last `images` folder in the path becomes `labels`."""
-    parts = list(image.parts)
-    idx = len(parts) - 1 - parts[::-1].index("images")
-    parts[idx] = "labels"
-    return Path(*parts).with_suffix(".txt")
+def label_path(image: Path, within: Path | None = None) -> Path:
+    """Ultralytics' rule: the last `images` folder in the path becomes `labels`; a path
+    with none has its label beside the image. Only folders inside `within` (the dataset)
+    count: an `images` folder above the dataset is not part of its layout."""
+    inner = image.relative_to(within) if within is not None else image
+    parts = list(inner.parts[:-1])
+    if "images" in parts:
+        parts[len(parts) - 1 - parts[::-1].index("images")] = "labels"
+    base = within if within is not None else Path()
+    return (base / Path(*parts, inner.name)).with_suffix(".txt")
 
 
 def _names(data: dict[str, Any], source: Path) -> list[str]:
     """Class names; with only `nc`, Ultralytics' own `class_0`, `class_1`, ..."""
     names, nc = data.get("names"), data.get("nc")
+    if isinstance(nc, str) and nc.strip().isdigit():  # `nc: '2'`, as Ultralytics reads it
+        nc = int(nc)
     if names is None and isinstance(nc, int) and not isinstance(nc, bool) and nc > 0:
         return [f"class_{i}" for i in range(nc)]
+    if isinstance(names, dict) and all(str(k).strip().isdigit() for k in names):
+        names = {int(k): v for k, v in names.items()}  # `'0': acne` as well as `0: acne`
     if isinstance(names, dict) and sorted(names) == list(range(len(names))):
         names = [names[i] for i in range(len(names))]
     if not (isinstance(names, list) and names):
@@ -108,13 +136,48 @@ def _inside(folder: Path, dataset_dir: Path, source: Path, what: str) -> Path:
     return resolved
 
 
-def _split_folders(
+def _images_in(folder: Path) -> list[Path]:
+    """Image files under a folder, hidden ones left out as Ultralytics' glob leaves them
+    (macOS's `._photo.jpg` beside every photo copied from a Mac is no image)."""
+    return [
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    ]
+
+
+def _listed_images(listing: Path, dataset_dir: Path) -> list[Path]:
+    """A split given as a text file of image paths, one per line (Ultralytics' form),
+    relative to the list's own folder (`./img.jpg` or `img.jpg`) or absolute."""
+    images = []
+    text = listing.read_text(encoding="utf-8-sig")
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        image = listing.parent / line.strip()
+        where = f"{listing}, line {lineno}"
+        if not image.is_file():
+            raise DataError(
+                f"{where}: image {line.strip()!r} not found at {image} (paths in an image "
+                "list are read relative to the list's own folder; CVAT's YOLO 1.1 export "
+                "writes them relative to Darknet's folder, as data/obj_train_data/...: drop "
+                f"that leading 'data/', e.g. sed -i 's#^data/##' {listing})."
+            )
+        # The folder resolved, not the file: DVC may link a file into its cache.
+        _inside(image.parent, dataset_dir, where, f"image {line.strip()!r}")
+        images.append(image.parent.resolve() / image.name)
+    return images
+
+
+def _split_images(
     data: dict[str, Any], split: str, root: Path, dataset_dir: Path, source: Path
 ) -> list[Path]:
-    """The image folders of one split: as data.yaml names them, or where exports put them."""
+    """The images of one split: as data.yaml names them (folders or .txt lists), or where
+    exports put them."""
     value = data.get(split)
     if value is None and split == "val":
-        value = data.get("valid")
+        value = next((data[k] for k in ("validation", "valid") if data.get(k)), None)
     if value is None:
         found = [root / c for c in CONVENTIONAL[split] if (root / c).is_dir()]
         if not found:
@@ -122,52 +185,95 @@ def _split_folders(
                 f"{source}: '{split}' must name a folder of images (none given, and none of "
                 f"{', '.join(CONVENTIONAL[split])} exists under {root})."
             )
-        return [_inside(found[0], dataset_dir, source, f"the {split} folder")]
+        return _images_in(_inside(found[0], dataset_dir, source, f"the {split} folder"))
     entries = value if isinstance(value, list) else [value]
     if not entries or not all(isinstance(e, str) for e in entries):
         raise DataError(f"{source}: '{split}' must name a folder of images (or a list of them).")
-    folders = []
+    images = []
     for entry in entries:
-        folder = root / entry
-        if not folder.exists() and entry.startswith("../"):
-            folder = root / entry[3:]  # Ultralytics' fallback for Roboflow-style exports
-        folder = _inside(folder, dataset_dir, source, f"{split} ({entry!r})")
-        if not folder.is_dir() or "images" not in folder.parts:
+        path = root / entry
+        if not path.exists() and entry.startswith("../"):
+            path = root / entry[3:]  # Ultralytics' fallback for Roboflow-style exports
+        path = _inside(path, dataset_dir, source, f"{split} ({entry!r})")
+        if path.is_dir():
+            found = _images_in(path)
+            if not found:
+                others = sorted({p.suffix.lower() for p in path.rglob("*.*") if p.is_file()})
+                raise DataError(
+                    f"{source}: {split} folder {path} holds no images (looked for "
+                    f"{', '.join(sorted(IMAGE_SUFFIXES))}; found "
+                    f"{', '.join(others) if others else 'no files'})."
+                )
+            images += found
+        elif path.is_file() and path.suffix.lower() == ".txt":
+            images += _listed_images(path, dataset_dir)
+        else:
             raise DataError(
-                f"{source}: {split} folder {root / entry} does not exist or has no 'images' "
-                "folder in its path (labels are found by replacing 'images' with 'labels')."
+                f"{source}: {split} folder {path} ({entry!r}) does not exist (nor is it a "
+                ".txt list of images)."
             )
-        folders.append(folder)
-    return folders
+    return images
+
+
+def _data_yaml(dataset_dir: Path) -> Path:
+    """The dataset's YAML: data.yaml, or the one YAML file at its top (`dataset.yaml`);
+    a clear error for a YAML file given instead of its folder, or for an export that
+    has none (CVAT's obj.names, Label Studio's classes.txt), with one to write."""
+    if dataset_dir.is_file():
+        raise DataError(
+            f"images.dataset is the file {dataset_dir}; name the folder holding it "
+            f"({dataset_dir.parent}): DVC versions the folder."
+        )
+    source = dataset_dir / "data.yaml"
+    found = sorted([*dataset_dir.glob("*.yaml"), *dataset_dir.glob("*.yml")])
+    if source.is_file() or not found:
+        if not source.is_file():
+            raise DataError(f"{source}: not found; {_write_a_data_yaml(dataset_dir)}")
+        return source
+    if len(found) > 1:
+        raise DataError(
+            f"{source}: not found, and {dataset_dir} holds {len(found)} YAML files "
+            f"({', '.join(p.name for p in found)}); name the dataset's one data.yaml."
+        )
+    return found[0]
+
+
+def _write_a_data_yaml(dataset_dir: Path) -> str:
+    """What to do when a dataset has no YAML: the data.yaml to write, names filled in
+    from a class list an export left (`obj.names`, `classes.txt`)."""
+    lists = [dataset_dir / n for n in ("obj.names", "classes.txt") if (dataset_dir / n).is_file()]
+    if not lists:
+        return "images.dataset must name a folder holding a YOLO data.yaml."
+    names = [n.strip() for n in lists[0].read_text(encoding="utf-8-sig").splitlines() if n.strip()]
+    return (
+        f"{dataset_dir} looks like an export without one (it has {lists[0].name}). Write "
+        f"{dataset_dir / 'data.yaml'} naming the classes and two different image splits "
+        "(folders, or .txt lists of images relative to the dataset folder); labels are found "
+        "beside each image, or in the 'labels' folder matching its 'images' folder:\n"
+        f"  names: {names}\n  train: train.txt   # or a folder, e.g. images/train\n"
+        "  val: val.txt       # images kept out of training, about a fifth"
+    )
 
 
 def read(dataset_dir: Path) -> Dataset:
     """Find every image and its label file; the YAML's structure errors come first."""
-    source = dataset_dir / "data.yaml"
+    source = _data_yaml(dataset_dir)
     try:
-        data = yaml.safe_load(source.read_text())
-    except FileNotFoundError:
-        raise DataError(
-            f"{source}: not found; images.dataset must name a folder holding a YOLO data.yaml."
-        ) from None
+        data = yaml.safe_load(source.read_text(encoding="utf-8-sig"))
     except yaml.YAMLError as exc:
         raise DataError(f"{source}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise DataError(f"{source}: expected a mapping with names, train and val.")
     names = _names(data, source)
     root = _inside(dataset_dir / str(data.get("path") or "."), dataset_dir, source, "'path:'")
+    home = dataset_dir.resolve()
     pairs = {}
     for split in SPLITS:
-        images = sorted(
-            p
-            for folder in _split_folders(data, split, root, dataset_dir, source)
-            for p in folder.rglob("*")
-            if p.suffix.lower() in IMAGE_SUFFIXES
-        )
+        images = sorted(set(_split_images(data, split, root, dataset_dir, source)))
         if not images:
-            raise DataError(f"{source}: {split} folder(s) of {split!r} hold no images.")
-        pairs[split] = [(img, label_path(img)) for img in images]
-    return Dataset(names, pairs)
+            raise DataError(f"{source}: {split} ({data.get(split)!r}) lists no images.")
+        pairs[split] = [(img, label_path(img, home)) for img in images]
+    return Dataset(names, pairs, source)
 
 
 def parse_label(label: Path, n_classes: int) -> Label:
@@ -178,7 +284,7 @@ def parse_label(label: Path, n_classes: int) -> Label:
     """
     parsed = Label([], [], 0)
     try:
-        text = label.read_text()
+        text = label.read_text(encoding="utf-8-sig")  # a byte-order mark, as Ultralytics
     except UnicodeDecodeError:
         parsed.problems.append(f"{label}: not a text file")
         return parsed
@@ -236,14 +342,62 @@ def parse_label(label: Path, n_classes: int) -> Label:
     return parsed
 
 
-def clipped_text(boxes: list[tuple[int, float, float, float, float]]) -> str:
-    """Label lines with every box clipped to the image (edges in 0..1)."""
-    lines = []
+def clipped(boxes: list[tuple[int, float, float, float, float]]) -> list[tuple]:
+    """Each box (class, x, y, w, h) clipped to the image (edges in 0..1)."""
+    out = []
     for cls, x, y, w, h in boxes:
         x0, y0 = max(x - w / 2, 0.0), max(y - h / 2, 0.0)
         x1, y1 = min(x + w / 2, 1.0), min(y + h / 2, 1.0)
-        lines.append(f"{cls} {(x0 + x1) / 2:.6f} {(y0 + y1) / 2:.6f} {x1 - x0:.6f} {y1 - y0:.6f}")
-    return "".join(line + "\n" for line in lines)
+        out.append((cls, (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0))
+    return out
+
+
+def clipped_text(boxes: list[tuple[int, float, float, float, float]]) -> str:
+    """Label lines with every box clipped to the image."""
+    return "".join(f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in clipped(boxes))
+
+
+def true_boxes(label: Path) -> np.ndarray:
+    """A checked label's boxes as training reads them, rows (class, x, y, w, h): no file
+    is no box (a background image), an outline is its box, edges are clipped."""
+    if not label.is_file():
+        return np.zeros((0, 5))
+    return np.array(clipped(parse_label(label, sys.maxsize).boxes), float).reshape(-1, 5)
+
+
+def image_problem(image: Path) -> str | None:
+    """Why Ultralytics' `check_image` would drop this image from training, or None.
+
+    `verify()` alone reads only the headers: a JPEG cut short in a copy passed it, was
+    dropped by Ultralytics at training, and crashed the sample plot after it."""
+    try:
+        with Image.open(image) as im:
+            im.verify()
+        with Image.open(image) as im:  # verify() leaves the image unusable: open it again
+            kind, size = im.format, im.size
+            im.load()
+    # Once Ultralytics is imported, Image.open answers a file Pillow cannot identify
+    # by looking for the pi-heif plugin (offline: not installed, ModuleNotFoundError).
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ImportError,
+        ValueError,
+        Image.DecompressionBombError,
+    ) as exc:
+        return f"{image}: unreadable image (Pillow cannot identify or decode it: {exc})"
+    if kind not in IMAGE_FORMATS:
+        return (
+            f"{image}: a {kind} image; Ultralytics trains on "
+            f"{', '.join(sorted(IMAGE_FORMATS))} only (convert it, e.g. to PNG)"
+        )
+    if min(size) < MIN_SIDE:
+        return (
+            f"{image}: {size[0]} x {size[1]} px; Ultralytics drops images under "
+            f"{MIN_SIDE} px a side from training"
+        )
+    return None
 
 
 def check(dataset: Dataset) -> dict[str, Any]:
@@ -255,13 +409,8 @@ def check(dataset: Dataset) -> dict[str, Any]:
         objects = background = 0
         before = len(problems)
         for image, label in pairs:
-            try:
-                with Image.open(image) as im:
-                    im.verify()
-            # Once Ultralytics is imported, Image.open answers a file Pillow cannot identify
-            # by looking for the pi-heif plugin (offline: not installed, ModuleNotFoundError).
-            except (UnidentifiedImageError, OSError, SyntaxError, ImportError):
-                problems.append(f"{image}: unreadable image (Pillow cannot identify or decode it)")
+            if problem := image_problem(image):
+                problems.append(problem)
             if not label.is_file():  # Ultralytics' rule: no label file, no object
                 background += 1
                 continue
@@ -280,8 +429,8 @@ def check(dataset: Dataset) -> dict[str, Any]:
         if not objects and len(problems) == before:  # this split's labels parsed, yet empty
             problems.append(
                 f"the {split} split has no labelled object in its {len(pairs)} image(s): "
-                f"expected label files such as {label_path(pairs[0][0])} (the image's path "
-                "with its last 'images' folder replaced by 'labels', and .txt)"
+                f"expected label files such as {pairs[0][1]} (the image's path with its "
+                "last 'images' folder replaced by 'labels', or beside it, and .txt)"
             )
         counts[f"{split}_images"] = len(pairs)
         counts[f"{split}_objects"] = objects
@@ -289,6 +438,7 @@ def check(dataset: Dataset) -> dict[str, Any]:
         counts[f"{split}_labels_without_image"] = len(orphans)
     counts["boxes_clipped"] = clipped  # within EDGE_TOLERANCE of the border: rounding
     counts["outlines_as_boxes"] = polygons  # segmentation outlines, trained as their boxes
+    counts["images_in_both_splits"] = dataset.in_both_splits
     if problems:
         shown = "\n  - ".join(problems[:MAX_PROBLEMS])
         more = (
