@@ -8,6 +8,8 @@ of the draw that a fixed number would carry.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -77,7 +79,25 @@ def _rounded(metrics: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 6) for k, v in metrics.items()}
 
 
-def oracle_report(test: pl.DataFrame, predicted: np.ndarray, truth: pl.DataFrame) -> dict:
+def _per_crop(test: pl.DataFrame, report: Callable[[pl.DataFrame, np.ndarray], dict]) -> dict:
+    """Each crop's own figures, for a farm of several: pooled over crops of 1 g and 300 g
+    a plant, an R2 looks good while a small crop's is poor (a four-crop farm's trial:
+    0.986 pooled, its microgreens 0.683)."""
+    crops = sorted(test["crop"].unique().to_list())
+    if len(crops) < 2:
+        return {}
+    column = test["crop"].to_numpy()
+    per_crop = {}
+    for crop in crops:
+        mask = column == crop
+        rows = test.filter(pl.Series(mask))
+        per_crop[str(crop)] = report(rows, mask) if mask.sum() >= 2 else {"n_test": 1}
+    return {"per_crop": per_crop}
+
+
+def oracle_report(
+    test: pl.DataFrame, predicted: np.ndarray, truth: pl.DataFrame, by_crop: bool = True
+) -> dict:
     actual = test["fresh_weight_g"].to_numpy()
     report = {"n_test": test.height, **_rounded(regression_metrics(actual, predicted))}
     if truth.height:
@@ -88,10 +108,14 @@ def oracle_report(test: pl.DataFrame, predicted: np.ndarray, truth: pl.DataFrame
         report["bayes"] = _rounded(limit)
         report["r2_gap"] = round(limit["r2"] - report["r2"], 6)
         report["r2_of_limit"] = round(report["r2"] / limit["r2"], 6)
+    if by_crop:
+        report |= _per_crop(test, lambda rows, m: oracle_report(rows, predicted[m], truth, False))
     return report
 
 
-def classifier_report(test: pl.DataFrame, proba: np.ndarray, truth: pl.DataFrame) -> dict:
+def classifier_report(
+    test: pl.DataFrame, proba: np.ndarray, truth: pl.DataFrame, by_crop: bool = True
+) -> dict:
     actual = test["quality_grade"].to_numpy()
     report = {"n_test": test.height, **_rounded(classification_metrics(actual, proba))}
     if truth.height:
@@ -103,6 +127,8 @@ def classifier_report(test: pl.DataFrame, proba: np.ndarray, truth: pl.DataFrame
         limit = classification_metrics(actual, best.to_numpy())
         report["bayes"] = _rounded(limit)
         report["accuracy_gap"] = round(limit["accuracy"] - report["accuracy"], 6)
+    if by_crop:
+        report |= _per_crop(test, lambda rows, m: classifier_report(rows, proba[m], truth, False))
     return report
 
 
