@@ -130,6 +130,7 @@ def breakdown(
         "nutrients": nutrients,
         "margin": revenue - energy - co2_cost - nutrients,
         "kg_per_m2_cycle": kg_per_m2,
+        "fresh_weight_g": np.asarray(yield_g, float),
     }
 
 
@@ -546,6 +547,7 @@ def _summary(days: float, parts: dict[str, np.ndarray]) -> dict[str, float]:
         "co2_cost_per_m2_day": round(row["co2"], 4),
         "nutrient_cost_per_m2_day": round(row["nutrients"], 4),
         "kg_per_m2_cycle": round(row["kg_per_m2_cycle"], 4),
+        "fresh_weight_g": round(row["fresh_weight_g"], 3),
         "cost_per_kg": round(cost * days / max(row["kg_per_m2_cycle"], 1e-9), 4),
     }
 
@@ -602,6 +604,8 @@ def recommend(
     low, high = margin_interval(parts["margin"][:, 0], trust["interval"])
     recipe["predicted"]["margin_interval"] = [round(low, 4), round(high, 4)]
     recipe["predicted"]["margin_lower_bound"] = round(centre - trust["kappa"] * spread, 4)
+    heaviest = train.filter(pl.col("crop") == crop)["fresh_weight_g"].max()
+    recipe["heaviest_harvest_g"] = round(float(heaviest), 3)
     distance = float(region.distance(opt.recipe.reshape(-1, 1))[0])
     recipe["distance_to_grown"] = round(distance, 4)
     recipe["trust_radius"] = round(region.radius, 4)
@@ -615,8 +619,9 @@ def trace_table(trace: list[float]) -> pd.DataFrame:
 
 def notices(section: dict[str, Any], recipes: dict[str, dict]) -> list[str]:
     """What a farm should know about its recipes before trusting their margins: a crop
-    priced by the `default` entries, and a best recipe that still loses money (prices or
-    costs not the farm's, or weights that are not grams per plant)."""
+    priced by the `default` entries, a limit of params that binds, a predicted yield above
+    any harvest, and a best recipe that still loses money (prices or costs not the farm's,
+    or weights that are not grams per plant)."""
     said = []
     for crop, recipe in recipes.items():
         for key in ("prices_mad_per_kg", "plants_per_m2"):
@@ -626,6 +631,17 @@ def notices(section: dict[str, Any], recipes: dict[str, dict]) -> list[str]:
                     "entry is used; add the crop's own figures for a margin you can use"
                 )
         said += _binding_params_bounds(crop, recipe)
+        grams, heaviest = (
+            recipe["predicted"].get("fresh_weight_g"),
+            recipe.get("heaviest_harvest_g"),
+        )
+        if grams is not None and heaviest is not None and grams > heaviest:
+            said.append(
+                f"crop '{crop}': its recipe's predicted yield, {grams:.4g} g per plant, is above "
+                f"every harvest the farm recorded (heaviest {heaviest:.4g} g): the models "
+                "extrapolate there, and the margin's interval (their disagreement) does not "
+                "measure that; grow it on a few modules before the whole farm"
+            )
         margin = recipe["predicted"]["margin_per_m2_day"]
         if margin < 0:
             said.append(
@@ -761,7 +777,8 @@ def crops_to_optimise(
         _check_key_names(list(section["crops"]))
         return list(section["crops"]), {}
     skipped = {
-        crop: f"{counts[crop]} training batches; optimise_cortex.min_training_batches is {least}"
+        crop: f"{counts[crop]} training batches (its test-split batches are not counted); "
+        f"optimise_cortex.min_training_batches is {least}: lower it to optimise the crop anyway"
         for crop in in_data
         if counts[crop] < least
     }
