@@ -269,8 +269,9 @@ def test_cortex_cli_answers_without_rerunning_the_pipeline(small_copy):
     assert bad.returncode == 1 and "Traceback" not in bad.stderr and "kale" in bad.stderr
     unnamed = run(["vertiflow", "cortex"], small_copy, check=False)  # two crops: which?
     assert unnamed.returncode == 1 and "basil, lettuce" in unnamed.stderr
-    table = run(["vertiflow", "cortex", "--crop", "basil"], small_copy)  # the README's form
+    table = run(["vertiflow", "cortex", "--crop", "Basil"], small_copy)  # any case, as params
     assert "margin_interval" in table.stdout and "Traceback" not in table.stderr
+    assert "Cortex recipe for basil" in table.stdout
 
 
 def test_dvc_metrics_hold_numbers_only(default_repo):
