@@ -36,6 +36,15 @@ def main(
                 "their held-out metrics measure the models' guess for a new crop.",
                 err=True,
             )
+        if gaps := report["telemetry"]["batches_with_gaps"]:
+            typer.echo(
+                f"validate: {gaps} batch(es) have fewer than {validation.GAP_SHARE:.0%} of the "
+                f"farm's usual {report['telemetry']['usual_readings_per_day']:g} readings per "
+                f"cycle day (a logger down for days; e.g. "
+                f"{', '.join(report['telemetry']['gap_examples'])}): their features average "
+                "what was logged.",
+                err=True,
+            )
         if not report["passed"]:
             listed = "\n  - ".join(report["problems"])
             raise DataError(f"validation failed ({report_path}):\n  - {listed}")

@@ -159,3 +159,17 @@ def test_test_batches_of_a_crop_never_trained_on_are_reported():
         table(["basil"] * 4, 0), table(["kale", "basil"], 10), checks, budgets
     )
     assert report["test_batches_of_untrained_crops"] == {"kale": 1}
+
+
+def test_batches_with_days_of_telemetry_missing_are_counted():
+    """A trial farm's loggers were down 3-5 days in some cycles: 72-84 % of the readings,
+    and nothing said so (dropouts count empty rows, not rows that never came)."""
+    frame = pl.DataFrame(
+        {
+            "batch_id": ["B3", "B1", "B2", "B4"],
+            "n_readings": [96 * 28, 96 * 21, 2096, 96 * 25],  # B2: 78 %
+            "cycle_days": [28.0, 21.0, 28.0, 25.0],
+        }
+    )
+    gaps = validation.telemetry_gaps(frame.head(2), frame.tail(2))
+    assert gaps == {"usual_readings_per_day": 96.0, "batches_with_gaps": 1, "gap_examples": ["B2"]}

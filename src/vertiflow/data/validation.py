@@ -59,6 +59,29 @@ def untrained_crops(train: pl.DataFrame, test: pl.DataFrame) -> dict[str, int]:
     return dict(new.group_by("crop").len().sort("crop").iter_rows())
 
 
+GAP_SHARE = 0.9  # a batch with fewer readings a day than this share of the farm's usual
+
+
+def telemetry_gaps(*frames: pl.DataFrame) -> dict[str, Any]:
+    """Batches logged for less than GAP_SHARE of the farm's usual readings per cycle day
+    (a logger down for days). Reported, with no budget: their features average what was
+    logged, which the models take for the whole cycle. Dropouts are rows with no value,
+    so they do not show here; a gap is rows that never came."""
+    columns = ("batch_id", "n_readings", "cycle_days")
+    tables = [f.select(columns) for f in frames if set(columns) <= set(f.columns)]
+    rows = pl.concat(tables) if tables else pl.DataFrame()
+    if rows.is_empty():
+        return {"usual_readings_per_day": None, "batches_with_gaps": 0, "gap_examples": []}
+    rate = rows["n_readings"] / rows["cycle_days"].clip(lower_bound=1e-9)
+    usual = float(rate.median())
+    short = rows.filter(rate < GAP_SHARE * usual).sort("batch_id")
+    return {
+        "usual_readings_per_day": round(usual, 2),
+        "batches_with_gaps": short.height,
+        "gap_examples": short["batch_id"].head(5).to_list(),
+    }
+
+
 def _schema_problems(name: str, frame: pl.DataFrame, absent: list[str]) -> list[str]:
     missing = [c for c in PREPARED.columns if c not in frame.columns]
     if missing:
@@ -162,6 +185,7 @@ def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Bud
             # per sensor, readings it left empty while another sensor had a value (a probe
             # down, installed late, or not logged): no budget, the models take what there is
             "missing_fraction": {s: round(checks["missing"][s] / rows, 6) for s in SENSORS},
+            **telemetry_gaps(train, test),
         },
         "grades_absent_from_training": [g for g in GRADES if g not in seen],  # predicted 0
         "features_absent": absent,  # no probe on the farm: left out of the models
