@@ -25,6 +25,7 @@ CASES = [
     ("validate.min_test_rows", 0, "greater than or equal to 1"),
     ("validate.max_batches_without_telemetry", 1.5, "less than or equal to 1"),
     ("validate.min_median_fresh_weight_g", -1, "greater than or equal to 0"),
+    ("validate.min_median_fresh_weight_g", {"microgreens": 0.3}, "a 'default' entry"),
     ("train_oracle.estimator", "xgboost", "'auto', 'hist_gradient_boosting', 'random_forest'"),
     ("train_oracle.seed", DELETE, "missing"),
     ("train_oracle.log_target", "maybe", "a valid boolean"),

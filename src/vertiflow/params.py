@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -76,13 +77,35 @@ class Prepare(Section):
     crop_optima: dict[str, CropOptimum] = {}  # crops not listed keep absolute *_dev values
 
 
+def _bar_per_crop(value: Any) -> Any:
+    """One number is every crop's bar: the `default` of a per-crop mapping."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"default": value}
+    if not isinstance(value, dict):
+        raise ValueError("a number of grams, or a mapping crop -> grams with a 'default'")
+    return value
+
+
+def _has_default(bars: dict[str, float]) -> dict[str, float]:
+    """Per crop, a crop left out would have no kilogram check at all."""
+    if "default" not in bars:
+        raise ValueError(
+            "a 'default' entry for the crops not named, e.g. "
+            f"{{default: 1.0, {next(iter(bars), 'microgreens')}: 0.3}}"
+        )
+    return bars
+
+
 class Validate(Section):
     max_glitch_fraction: Share
     max_dropout_fraction: Share
     min_train_rows: Count
     min_test_rows: Count
     max_batches_without_telemetry: Share
-    min_median_fresh_weight_g: NonNegative
+    # one bar for every crop, or per crop with a `default` (microgreens weigh under 1 g)
+    min_median_fresh_weight_g: Annotated[
+        dict[str, NonNegative], BeforeValidator(_bar_per_crop), AfterValidator(_has_default)
+    ]
 
 
 class Features(Section):
@@ -308,8 +331,8 @@ def _describe(path: Path, err: ValidationError) -> VertiflowError:
         if len(wanted) > 1 and all("valid integer" in w or "valid number" in w for w in wanted):
             wanted = ["a number"]
         shown = "nothing" if value is None else repr(value)
-        if isinstance(value, dict):  # a rule over the whole section: its keys are named above
-            shown = f"the section's {len(value)} keys"
+        if isinstance(value, dict):  # a rule over a mapping (a section): name its keys
+            shown = f"a mapping of {', '.join(map(str, value)) or 'no keys'}"
         lines.append(f"{path}: {key}: expected {' or '.join(wanted)}; found {shown}")
     return VertiflowError("\n".join(lines))
 

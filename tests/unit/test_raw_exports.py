@@ -306,6 +306,13 @@ def test_weights_exported_in_kilograms_fail_the_gate_naming_the_crop(farm):
     lately = validation.validate(prepared.train, kilos[1], prepared.checks, budgets)
     said = " ".join(lately["problems"])
     assert not lately["passed"] and "in the test batches" in said, said
+    # A crop that light on purpose (microgreens) gets its own bar; the others keep theirs.
+    light, *others = sorted(prepared.train["crop"].unique())
+    assert others
+    assert f"{{default: 1.0, {light}: " in said, said
+    own = validation.Budgets(1, 1, 1, 1, 1, {"default": 1.0, light.upper(): 0.001})
+    said = " ".join(validation.validate(*kilos, prepared.checks, own)["problems"])
+    assert f"crop '{light}'" not in said and all(f"crop '{c}'" in said for c in others), said
 
 
 def test_csv_ids_keep_their_leading_zeros_as_in_parquet(farm, tmp_path):

@@ -16,6 +16,7 @@ import polars as pl
 from vertiflow.data.schemas import OPTIONAL_FEATURES, PREPARED, SENSORS
 from vertiflow.errors import describe_schema_errors
 from vertiflow.farm.agronomy import GRADES
+from vertiflow.params import by_crop
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,15 @@ class Budgets:
     min_train_rows: int
     min_test_rows: int
     max_batches_without_telemetry: float  # share of harvested batches left out
-    # below it a crop's weights are most likely kilograms, not grams per plant
-    min_median_fresh_weight_g: float
+    # below it a crop's weights are most likely kilograms, not grams per plant; per crop
+    # (with a `default`) for a farm of crops of very different weights
+    min_median_fresh_weight_g: float | dict[str, float]
+
+    def least_weight(self, crop: str) -> float:
+        bar = self.min_median_fresh_weight_g
+        if not isinstance(bar, dict):
+            return bar
+        return by_crop(bar, crop, bar.get("default", 0.0))
 
 
 def absent_features(*frames: pl.DataFrame) -> list[str]:
@@ -93,7 +101,7 @@ def _schema_problems(name: str, frame: pl.DataFrame, absent: list[str]) -> list[
     return []
 
 
-def _weight_problems(train: pl.DataFrame, test: pl.DataFrame, least: float) -> list[str]:
+def _weight_problems(train: pl.DataFrame, test: pl.DataFrame, budgets: Budgets) -> list[str]:
     """Weights exported in kg pass every range check (a lettuce of 0.15) and every metric
     that ignores scale (R2), then make Cortex optimise for a crop that weighs nothing.
     Each split on its own: an export that turned to kg lately has its test split in kg."""
@@ -104,11 +112,12 @@ def _weight_problems(train: pl.DataFrame, test: pl.DataFrame, least: float) -> l
         medians = split.group_by("crop").agg(pl.col("fresh_weight_g").median()).sort("crop")
         problems += [
             f"harvests: column 'fresh_weight_g' of crop '{crop}' has a median of {median:.4g} "
-            f"in the {name} batches, below validate.min_median_fresh_weight_g ({least:g}): it "
-            "holds grams per plant (README, Data schema); are these kilograms? For a crop "
-            "this light, lower the param."
+            f"in the {name} batches, below validate.min_median_fresh_weight_g "
+            f"({budgets.least_weight(crop):g}): it holds grams per plant (README, Data "
+            "schema); are these kilograms? For a crop this light, give it its own bar: "
+            f"min_median_fresh_weight_g: {{default: 1.0, {crop}: {median / 2:.2g}}}."
             for crop, median in medians.iter_rows()
-            if median is not None and median < least
+            if median is not None and median < budgets.least_weight(crop)
         ]
     return problems
 
@@ -144,7 +153,7 @@ def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Bud
             f"classifier needs batches of at least two of {', '.join(GRADES)}."
         )
 
-    problems += _weight_problems(train, test, budgets.min_median_fresh_weight_g)
+    problems += _weight_problems(train, test, budgets)
 
     rows = max(checks["telemetry_rows"], 1)
     glitch_fraction = {s: checks["glitches"][s] / rows for s in SENSORS}
