@@ -202,7 +202,12 @@ def test_images_ultralytics_would_drop_are_named(dataset):
     Image.new("RGB", (8, 8)).save(tiny)
     gif = train[2].with_name("animated.jpg")
     Image.new("RGB", (32, 32)).save(gif, format="GIF")
-    for image in (cut, tiny, gif):
+    heic = train[3].with_name("iphone.HEIC")
+    heic.write_bytes(b"\x00\x00\x00\x18ftypheic")
+    # Formats Ultralytics trains on, which were left out of the dataset in silence
+    for fmt, suffix in (("AVIF", ".avif"), ("JPEG2000", ".jp2")):
+        Image.open(train[4]).convert("RGB").save(train[4].with_suffix(suffix), format=fmt)
+    for image in (cut, tiny, gif, heic):
         train[0].parent.parent.parent.joinpath("labels", "train", f"{image.stem}.txt").touch()
     train[0].unlink()
     with pytest.raises(DataError) as err:
@@ -210,13 +215,16 @@ def test_images_ultralytics_would_drop_are_named(dataset):
     said = str(err.value)
     assert f"{cut}: unreadable image" in said and "truncated" in said, said
     assert f"{tiny}: 8 x 8 px" in said and f"{gif}: a GIF image" in said
+    assert f"{heic}: a HEIC photo" in said and "convert it to JPEG" in said
+    found = {image.suffix for image, _ in yolo_data.read(dataset).pairs["train"]}
+    assert {".avif", ".jp2"} <= found and ".avif" not in said and ".jp2" not in said
 
 
 def test_a_split_holding_no_usable_image_says_what_it_found(dataset):
     for image in (dataset / "images" / "val").glob("*.png"):
-        image.rename(image.with_suffix(".heic"))
+        image.rename(image.with_suffix(".gif"))  # not a format Ultralytics trains on
     with pytest.raises(
-        DataError, match=r"val folder .* holds no images \(looked for .*found \.heic"
+        DataError, match=r"val folder .* holds no images \(looked for .*found \.gif"
     ):
         yolo_data.read(dataset)
 
@@ -235,3 +243,19 @@ def test_true_boxes_are_what_training_reads(tmp_path):
     boxes = yolo_data.true_boxes(label)
     assert boxes[0] == pytest.approx([1, 0.3, 0.45, 0.2, 0.3])
     assert boxes[1][1] + boxes[1][3] / 2 == pytest.approx(1.0)  # clipped at the border
+    # A line repeated (an export glitch): Ultralytics trains and scores it once; as two
+    # objects, a perfect detector's gate loss was 0.2 instead of 0.
+    label.write_text("0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.1 0.1\n")
+    assert len(yolo_data.true_boxes(label)) == 2
+    assert yolo_data.parse_label(label, 2).duplicates == 1
+
+
+def test_repeated_label_lines_are_counted_and_staged_once(dataset, tmp_path):
+    victim = _labels(dataset, "train")[0]
+    victim.write_text(victim.read_text() * 2)
+    read = yolo_data.read(dataset)
+    distinct = len(set(victim.read_text().splitlines()))
+    assert yolo_data.check(read)["duplicate_labels_dropped"] == distinct
+    staged = yolo_data.stage(read, tmp_path / "staged").parent
+    (copy,) = (staged / "labels" / "train").glob(f"*_{victim.stem}.txt")
+    assert len(copy.read_text().splitlines()) == distinct

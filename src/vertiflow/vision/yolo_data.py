@@ -35,10 +35,15 @@ from PIL import Image, UnidentifiedImageError
 
 from vertiflow.errors import DataError
 
-IMAGE_SUFFIXES = {".bmp", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp"}
-# Pillow's names of those formats: a `.jpg` that is really a GIF is refused, as Ultralytics
-# refuses it (after validation passed, it would be dropped from training in silence).
-IMAGE_FORMATS = {"BMP", "JPEG", "MPO", "PNG", "TIFF", "WEBP"}
+# Ultralytics' IMG_FORMATS. HEIC/HEIF and DNG need plugins no offline install has: they
+# are found, then named as unreadable, rather than left out of the dataset in silence.
+IMAGE_SUFFIXES = {
+    *(".avif", ".bmp", ".dng", ".heic", ".heif", ".jp2", ".jpeg", ".jpg", ".mpo", ".png"),
+    *(".tif", ".tiff", ".webp"),
+}
+# Pillow's names of the formats it reads: a `.jpg` that is really a GIF is refused, as
+# Ultralytics refuses it (after validation passed, it would be dropped from training).
+IMAGE_FORMATS = {"AVIF", "BMP", "JPEG", "JPEG2000", "MPO", "PNG", "TIFF", "WEBP"}
 MIN_SIDE = 10  # pixels; Ultralytics ignores smaller images
 SPLITS = ("train", "val")
 MAX_PROBLEMS = 10
@@ -72,11 +77,12 @@ class Label:
     problems: list[str]
     clipped: int  # boxes past the border by at most EDGE_TOLERANCE
     polygons: int = 0  # segmentation outlines, read as their bounding boxes
+    duplicates: int = 0  # lines repeating an earlier one: dropped, as Ultralytics drops them
 
     @property
     def rewritten(self) -> bool:
-        """Staged as plain, clipped boxes rather than linked as written."""
-        return bool(self.clipped or self.polygons)
+        """Staged as plain, clipped, distinct boxes rather than linked as written."""
+        return bool(self.clipped or self.polygons or self.duplicates)
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -277,7 +283,8 @@ def read(dataset_dir: Path) -> Dataset:
 
 
 def parse_label(label: Path, n_classes: int) -> Label:
-    """Parse a label file; boxes up to EDGE_TOLERANCE past the border are counted, kept.
+    """Parse a label file; boxes up to EDGE_TOLERANCE past the border are counted, kept;
+    a line repeating an earlier one is counted and dropped (Ultralytics' np.unique).
 
     A line `class x1 y1 x2 y2 x3 y3 ...` is a segmentation outline (exports of segmentation
     projects): Ultralytics' detector trains on its bounding box, and so does ours.
@@ -335,6 +342,8 @@ def parse_label(label: Path, n_classes: int) -> Label:
                 f"are normalised: centre +- half size must lie in 0..1, to within "
                 f"{EDGE_TOLERANCE} for rounding)"
             )
+        elif (cls, x, y, w, h) in parsed.boxes:  # a detector cannot find one object twice
+            parsed.duplicates += 1
         else:
             parsed.clipped += int(low < 0 or high > 1)
             parsed.polygons += int(polygon)
@@ -370,6 +379,11 @@ def image_problem(image: Path) -> str | None:
 
     `verify()` alone reads only the headers: a JPEG cut short in a copy passed it, was
     dropped by Ultralytics at training, and crashed the sample plot after it."""
+    if image.suffix.lower() in {".heic", ".heif", ".dng"}:
+        return (
+            f"{image}: a {image.suffix[1:].upper()} photo; reading it needs a plugin (pi-heif, "
+            "rawpy) that this offline install does not have: convert it to JPEG"
+        )
     try:
         with Image.open(image) as im:
             im.verify()
@@ -404,7 +418,7 @@ def check(dataset: Dataset) -> dict[str, Any]:
     """Every image readable, every label present and sane; raises DataError listing them."""
     problems: list[str] = []
     counts: dict[str, Any] = {"classes": len(dataset.names)}
-    clipped = polygons = 0
+    clipped = polygons = duplicates = 0
     for split, pairs in dataset.pairs.items():
         objects = background = 0
         before = len(problems)
@@ -421,6 +435,7 @@ def check(dataset: Dataset) -> dict[str, Any]:
                 background += int(not parsed.boxes)
                 clipped += parsed.clipped
                 polygons += parsed.polygons
+                duplicates += parsed.duplicates
         # A label file with no image is ignored, as Ultralytics ignores it (an export often
         # keeps the labels of images removed by hand); counted, so a wrong suffix shows.
         labels = {lbl for _, lbl in pairs}
@@ -438,6 +453,7 @@ def check(dataset: Dataset) -> dict[str, Any]:
         counts[f"{split}_labels_without_image"] = len(orphans)
     counts["boxes_clipped"] = clipped  # within EDGE_TOLERANCE of the border: rounding
     counts["outlines_as_boxes"] = polygons  # segmentation outlines, trained as their boxes
+    counts["duplicate_labels_dropped"] = duplicates  # as Ultralytics drops them
     counts["images_in_both_splits"] = dataset.in_both_splits
     if problems:
         shown = "\n  - ".join(problems[:MAX_PROBLEMS])
