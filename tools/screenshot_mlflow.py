@@ -12,8 +12,8 @@ The README's picture is the README's 2x2 classifier sweep on the default pipelin
 checkout whose outputs are all committed (so only the swept stages run):
 
     dvc exp run --queue -S train_classifier.estimator=hist_gradient_boosting \\
-                        -S 'train_classifier.hyperparams.max_iter=100,200' \\
-                        -S 'train_classifier.hyperparams.learning_rate=0.1,0.15'
+                        -S '++train_classifier.hyperparams.max_iter=100,200' \\
+                        -S '++train_classifier.hyperparams.learning_rate=0.1,0.15'
     OMP_NUM_THREADS=1 dvc queue start -j 2      # then wait for `dvc queue status`
     python tools/screenshot_mlflow.py --sort classifier_accuracy \\
         --params train_classifier.hyperparams.max_iter \\
@@ -44,7 +44,7 @@ from chromium import OFFLINE_FLAGS, throwaway_profile
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = "vertiflow-models"
 VIEW = "vertiflow-sweep"
-METRICS = ["oracle_r2", "oracle_gap", "classifier_accuracy", "cortex_max_regret", "yolo_mAP50"]
+METRICS = ["oracle_r2", "oracle_r2_gap", "classifier_accuracy", "cortex_max_regret", "yolo_mAP50"]
 FLAGS = [*OFFLINE_FLAGS, "--remote-debugging-pipe"]
 # Closes MLflow's assistant side panel if it is open (it would cover the table).
 CLOSE_ASSISTANT = """(() => {

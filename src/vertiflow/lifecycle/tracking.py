@@ -228,9 +228,12 @@ def stage_run(stage: str, params: dict[str, Any], experiment: str | None = None)
         tags["pipeline_mlflow_run_id"] = pipeline
         if experiment == EXPERIMENT:
             tags["mlflow.parentRunId"] = pipeline  # nested in the UI
+    # In a model's own experiment every run is this stage: name it after the execution, as
+    # its pipeline run is, so the runs table tells the sweep's experiments apart.
+    name = stage if experiment == EXPERIMENT or not pipeline else execution_name(tags)
     status = "FAILED"
     try:
-        with mlflow.start_run(experiment_id=ids[experiment], run_name=stage, tags=tags) as run:
+        with mlflow.start_run(experiment_id=ids[experiment], run_name=name, tags=tags) as run:
             mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
             yield run
         status = "FINISHED"
@@ -253,6 +256,11 @@ def _changed(current: dict[str, Any]) -> list[str]:
     return sorted(k for k, v in current.items() if baseline.get(k) != v)
 
 
+def execution_name(tags: dict[str, str]) -> str:
+    """The DVC experiment's name, or `repro@<commit>` for a plain `dvc repro`."""
+    return os.environ.get("DVC_EXP_NAME") or f"repro@{tags.get('git_commit', 'workspace')[:7]}"
+
+
 def pipeline_run(experiment_id: str, dvc: psutil.Process | None = None) -> str:
     """The id of this pipeline execution's run, created by its first stage.
 
@@ -271,7 +279,7 @@ def pipeline_run(experiment_id: str, dvc: psutil.Process | None = None) -> str:
     tags = {k: v for k, v in run_tags("pipeline").items() if k != "stage"}
     # Its process is DVC's: close_orphaned_runs marks it KILLED once DVC is gone for good.
     tags["pid"] = str(dvc.pid if dvc else os.getpid())
-    name = os.environ.get("DVC_EXP_NAME") or f"repro@{tags.get('git_commit', 'workspace')[:7]}"
+    name = execution_name(tags)
     try:
         params = flatten(read_yaml(Path("params.yaml")) or {})
     except VertiflowError:
@@ -292,7 +300,10 @@ def headline_metrics(
     """Every model's headline held-out metrics and gap to its limit, from its metrics file.
 
     The files are what DVC holds now: fresh from a stage that ran, or restored from the
-    cache (the last metrics) for one that did not.
+    cache (the last metrics) for one that did not. The gaps are the models' own
+    (`oracle_r2_gap`, `classifier_accuracy_gap`: the limit less the model's figure), not
+    summarise's table: when DVC restores summarise from its run-cache no stage runs after
+    evaluate to log that table, and a sweep's rows lost their gaps.
     """
     out: dict[str, float] = {}
 
@@ -301,7 +312,7 @@ def headline_metrics(
             out[key] = float(value)
 
     reports = {}
-    for name in (*HEADLINE, "quality"):
+    for name in HEADLINE:
         if name in skip:  # a file its stage has yet to rewrite (`stale_outputs`)
             continue
         with contextlib.suppress(OSError, ValueError):
@@ -313,9 +324,6 @@ def headline_metrics(
         if isinstance(values, dict):
             for key in CORTEX_PER_CROP:
                 number(f"cortex_{key_part(crop)}_{key}", values.get(key))
-    for name, row in reports.get("quality", {}).items():
-        if isinstance(row, dict):
-            number(f"{name}_gap", row.get("gap"))
     return out
 
 
