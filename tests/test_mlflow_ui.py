@@ -110,6 +110,7 @@ def test_one_pipeline_run_holds_params_and_every_headline_metric(small_repo):
     (pipeline,) = c.search_runs([models], "tags.run_kind = 'pipeline'")
     assert pipeline.info.status == "FINISHED"
     assert pipeline.info.run_name.startswith("repro@")
+    assert pipeline.data.tags["mlflow.source.name"] == "dvc repro"  # the UI's Source column
     assert pipeline.data.params["train_oracle.hyperparams.max_iter"] == "100"
     assert "train_oracle.hyperparams.max_iter" in pipeline.data.tags["changed_params"]
     assert set(HEADLINE) <= set(pipeline.data.metrics), sorted(pipeline.data.metrics)

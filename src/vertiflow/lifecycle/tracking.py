@@ -19,6 +19,7 @@ that owns that copy, so queued runs land in the same store as `dvc repro`.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import hashlib
 import json
 import os
@@ -286,6 +287,11 @@ def pipeline_run(experiment_id: str, dvc: psutil.Process | None = None) -> str:
         params = {}
     changed = _changed(params)
     tags.update(run_kind="pipeline", changed_params=", ".join(changed)[:5000] or "none")
+    # The UI's "Created by" and "Source" columns (a run made by the client has neither)
+    tags["mlflow.source.name"] = "dvc exp run" if os.environ.get("DVC_EXP_NAME") else "dvc repro"
+    tags["mlflow.source.type"] = "LOCAL"
+    with contextlib.suppress(Exception):  # no user name in some containers
+        tags["mlflow.user"] = getpass.getuser()
     run = client.create_run(experiment_id, run_name=name, tags=tags)
     client.log_batch(
         run.info.run_id,
