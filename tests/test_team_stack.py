@@ -226,6 +226,30 @@ def test_unreachable_tracking_server_fails_fast_and_keeps_earlier_outputs(small_
     assert "up to date" in status
 
 
+@pytest.mark.reliability
+def test_loading_a_model_from_a_dead_server_fails_fast_naming_it(tmp_path):
+    """An app's load_model against a server that is down sat 8 minutes in MLflow's
+    retries before a traceback; the stages had failed in seconds all along."""
+    import os
+    import sys
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    code = "from vertiflow.lifecycle.serving import load_model; load_model('oracle')"
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "MLFLOW_TRACKING_URI": dead},
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert time.monotonic() - start < 60
+    assert (
+        proc.returncode != 0 and f"server at {dead}" in proc.stderr and "unreachable" in proc.stderr
+    )
+
+
 def test_credentials_file_is_ignored_and_the_remote_named():
     """Where credentials go (.dvc/config.local) git ignores; tests/test_secrets.py scans
     every tracked file with detect-secrets."""

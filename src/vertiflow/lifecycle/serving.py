@@ -66,7 +66,10 @@ def use_pipeline_store() -> str:
 
 
 def _from_registry(key: str, alias: str, version: int | None) -> tuple[str, str]:
-    use_pipeline_store()
+    from vertiflow.lifecycle import tracking
+
+    # A server that is down: one line in seconds, not 8 minutes of MLflow's retries.
+    tracking.check_reachable(use_pipeline_store())
     client = mlflow.MlflowClient()
     name = registry.NAMES[key]
     try:
