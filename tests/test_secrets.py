@@ -1,8 +1,8 @@
 """No credentials in tracked files, by a real secret scanner (detect-secrets).
 
-Hash-bearing lock files (dvc.lock, requirements/*.lock, package-lock.json) hold hashes by
-design and are left out; a test value that looks like a secret carries detect-secrets'
-own `pragma: allowlist secret` comment, visible in review.
+Hash-bearing files (dvc.lock, the `.dvc` files `dvc add` writes, requirements/*.lock,
+package-lock.json) hold hashes by design and are left out; a test value that looks like a
+secret carries detect-secrets' own `pragma: allowlist secret` comment, visible in review.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from vertiflow.testing import REPO
 
-EXCLUDE = r"(^|/)(dvc\.lock|package-lock\.json|[^/]*\.lock)$"
+EXCLUDE = r"(^|/)(dvc\.lock|package-lock\.json|[^/]*\.lock|[^/]*\.dvc)$"
 
 
 def scan(cwd: Path, *paths: str) -> dict[str, list]:
@@ -43,7 +43,13 @@ def test_the_secret_scan_finds_a_committed_key(tmp_path):
     leak = repo / "src" / "vertiflow" / "settings.py"
     key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYz" + "EXAMPLEKEY"  # pragma: allowlist secret
     leak.write_text(f'AWS_ACCESS_KEY_ID = "AKIA{"Q3EGRT7NBVXW5HPL"}"\naws_secret = "{key}"\n')
+    # What `dvc add extra.txt` writes: an md5, not a secret (a user's `dvc add` failed it)
+    (repo / "extra.txt.dvc").write_text(
+        "outs:\n- md5: b1946ac92492d2347c6235b4d2611184\n  size: 6\n  hash: md5\n"
+        "  path: extra.txt\n"
+    )
     subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
     found = scan(repo)
+    assert "extra.txt.dvc" not in found, found
     assert "src/vertiflow/settings.py" in found, found
     assert "AWS Access Key" in {s["type"] for s in found["src/vertiflow/settings.py"]}
