@@ -37,6 +37,23 @@ def test_dvc_experiment_env_becomes_tags(monkeypatch):
     assert tags["pipeline_run_id"] == "run-7" and tags["stage"] == "train_oracle"
 
 
+def test_the_pipeline_run_is_running_while_a_stage_runs(tmp_path, monkeypatch):
+    """Mid-sweep, a pipeline run showed FINISHED (its last stage's end) while its next
+    stage was still running."""
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("VERTIFLOW_PIPELINE_RUN_ID", "run-8")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".mlflow").mkdir()
+    for stage in ("simulate", "prepare"):
+        with tracking.stage_run(stage, {}) as run:
+            client = mlflow.MlflowClient()
+            pipeline = client.get_run(run.data.tags["pipeline_mlflow_run_id"])
+            assert pipeline.info.status == "RUNNING", stage
+    assert client.get_run(pipeline.info.run_id).info.status == "FINISHED"
+
+
 def test_flatten_gives_dotted_names():
     assert params.flatten({"a": {"b": 1, "c": {"d": [1, 2]}}}) == {"a.b": 1, "a.c.d": [1, 2]}
     # a crop added to the prices under the farm's name: MLflow refuses brackets in keys

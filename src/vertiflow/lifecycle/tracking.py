@@ -226,6 +226,9 @@ def stage_run(stage: str, params: dict[str, Any], experiment: str | None = None)
         pipeline = pipeline_run(ids[EXPERIMENT], dvc)
     tags = run_tags(stage)
     if pipeline:
+        # RUNNING while a stage runs: the last stage's end had marked it FINISHED, and the
+        # UI showed a green tick on a row still filling in
+        mlflow.MlflowClient().update_run(pipeline, status="RUNNING")
         tags["pipeline_mlflow_run_id"] = pipeline
         if experiment == EXPERIMENT:
             tags["mlflow.parentRunId"] = pipeline  # nested in the UI
