@@ -48,10 +48,8 @@ def cortex(
     if crop is None:  # the farm's one crop, trial crops aside
         optimised, _ = cx.crops_to_optimise({**section, "crops": "all"}, train, sorted(contexts))
         crop = optimised[0] if len(optimised) == 1 else None
-    if crop not in contexts:  # `Pak Choi` for the data's `pak choi`, as params match crops
-        crop = (
-            next((c for c in contexts if c.casefold() == crop.casefold()), crop) if crop else crop
-        )
+    if crop and crop not in contexts:  # `Pak Choi` for the data's `pak choi`, as params do
+        crop = next((c for c in contexts if c.casefold() == crop.casefold()), crop)
     if crop not in contexts:
         raise VertiflowError(
             f"--crop {crop}: the training data has no batches of it; its crops are "
