@@ -266,9 +266,10 @@ def register_and_promote(
         # The pipeline is back on the champion: a challenger left from an earlier run (one
         # the gate refused) is no candidate any more, and an app shadowing it would keep
         # scoring the refused model.
-        stale = _alias_version(mlflow.MlflowClient(), NAMES[key], CHALLENGER)
+        client = mlflow.MlflowClient()
+        stale = _alias_version(client, NAMES[key], CHALLENGER)
         if stale is not None:
-            _drop_alias(mlflow.MlflowClient(), NAMES[key], CHALLENGER)
+            _drop_alias(client, NAMES[key], CHALLENGER)
             record["challenger_dropped"] = int(stale.version)
             record["reason"] += f"; alias challenger (version {stale.version}) removed"
         return record

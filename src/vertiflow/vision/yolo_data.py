@@ -97,16 +97,15 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def label_path(image: Path, within: Path | None = None) -> Path:
+def label_path(image: Path, within: Path) -> Path:
     """Ultralytics' rule: the last `images` folder in the path becomes `labels`; a path
     with none has its label beside the image. Only folders inside `within` (the dataset)
     count: an `images` folder above the dataset is not part of its layout."""
-    inner = image.relative_to(within) if within is not None else image
-    parts = list(inner.parts[:-1])
-    if "images" in parts:
-        parts[len(parts) - 1 - parts[::-1].index("images")] = "labels"
-    base = within if within is not None else Path()
-    return (base / Path(*parts, inner.name)).with_suffix(".txt")
+    inner = image.relative_to(within)
+    folders = list(inner.parts[:-1])
+    if "images" in folders:
+        folders[len(folders) - 1 - folders[::-1].index("images")] = "labels"
+    return (within / Path(*folders, inner.name)).with_suffix(".txt")
 
 
 def _names(data: dict[str, Any], source: Path) -> list[str]:
