@@ -7,6 +7,12 @@ its `utc_time_created` (every flavour), and, in a skops file (a zip), each objec
 which is its memory address (`id()`), used as an entry name, plus each entry's time. Ids
 are renumbered in order of first appearance (shared references keep sharing one id),
 entries get the zip epoch, and the uuid becomes a digest of the model's own bytes.
+
+The environment files also name the machine: its Python patch release (3.11.7) and the pip
+that release shipped with. They name the series (3.11) and an unpinned pip instead, so a
+fresh machine's Python 3.11.x saves the same bytes. MLflow itself compares only
+major.minor when loading, and its virtualenv manager installs the newest 3.11.x for
+"3.11"; the libraries stay pinned in `requirements.txt`.
 """
 
 from __future__ import annotations
@@ -18,11 +24,14 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import yaml
 from mlflow.models import Model
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 CREATED = "1980-01-01 00:00:00"  # MLmodel's time: the run that logs the model has the real one
 NPY = re.compile(r"^(\d+)\.npy$")
+PATCH = re.compile(r"^(\d+\.\d+)\.\d+\S*$")  # 3.11.7 -> 3.11
+PIP = re.compile(r"^pip(\W|$)")  # pip==23.2.1, pip<=23.2.1
 
 
 def _renumber(node: Any, ids: dict[int, int]) -> Any:
@@ -74,7 +83,37 @@ def pin_mlmodel(folder: Path, model_file: Path, size_change: int = 0) -> None:
     mlmodel.utc_time_created = CREATED
     if mlmodel.model_size_bytes is not None:
         mlmodel.model_size_bytes += size_change
+    pyfunc = mlmodel.flavors.get("python_function", {})
+    if "python_version" in pyfunc:
+        pyfunc["python_version"] = _series(pyfunc["python_version"])
     mlmodel.save(folder / "MLmodel")
+    _series_environment(folder)
+
+
+def _series(version: str) -> str:
+    match = PATCH.match(str(version))
+    return match[1] if match else str(version)
+
+
+def _series_environment(folder: Path) -> None:
+    """python_env.yaml and conda.yaml with the Python series and an unpinned pip."""
+    python_env = folder / "python_env.yaml"
+    if python_env.is_file():
+        env = yaml.safe_load(python_env.read_text())
+        env["python"] = _series(env["python"])
+        env["build_dependencies"] = [_dependency(dep) for dep in env["build_dependencies"]]
+        python_env.write_text(yaml.safe_dump(env, sort_keys=False))
+    conda = folder / "conda.yaml"
+    if conda.is_file():
+        env = yaml.safe_load(conda.read_text())
+        env["dependencies"] = [_dependency(dep) for dep in env["dependencies"]]
+        conda.write_text(yaml.safe_dump(env, default_flow_style=False))
+
+
+def _dependency(dep: object) -> object:
+    if isinstance(dep, str) and dep.startswith("python="):  # conda's form
+        return f"python={_series(dep.removeprefix('python='))}"
+    return "pip" if isinstance(dep, str) and PIP.match(dep) else dep
 
 
 def pin_model_folder(folder: Path) -> None:
