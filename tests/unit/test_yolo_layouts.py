@@ -189,6 +189,14 @@ def test_exports_read_as_ultralytics_reads_them(dataset):
     assert yolo_data.check(read)["train_objects"] > 0
 
 
+def test_a_utf16_label_file_is_named_with_its_encoding(dataset):
+    """Notepad's 'Unicode' save is UTF-16, which Ultralytics cannot read either."""
+    victim = _labels(dataset, "train")[0]
+    victim.write_bytes(victim.read_text().encode("utf-16"))
+    with pytest.raises(DataError, match=rf"{victim.name}: UTF-16 text .* save it as UTF-8"):
+        yolo_data.check(yolo_data.read(dataset))
+
+
 def test_images_ultralytics_would_drop_are_named(dataset):
     """Pillow's verify() reads headers only: a JPEG cut short passed it, then Ultralytics
     dropped it from training in silence (and the sample plot crashed on it)."""

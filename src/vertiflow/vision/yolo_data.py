@@ -292,7 +292,13 @@ def parse_label(label: Path, n_classes: int) -> Label:
     try:
         text = label.read_text(encoding="utf-8-sig")  # a byte-order mark, as Ultralytics
     except UnicodeDecodeError:
-        parsed.problems.append(f"{label}: not a text file")
+        utf16 = label.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")  # its byte-order mark
+        parsed.problems.append(
+            f"{label}: UTF-16 text (Windows' 'Unicode'); save it as UTF-8, as Ultralytics "
+            "reads labels"
+            if utf16
+            else f"{label}: not UTF-8 text (a YOLO label file is lines of 5 numbers)"
+        )
         return parsed
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
