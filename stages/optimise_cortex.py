@@ -32,11 +32,12 @@ def main(
         classifier = mlflow.sklearn.load_model(str(models / "classifier"))
         results = cortex.recommend_all(section, train, oracle, classifier, crops, world)
 
+        said = cortex.attach_notices(section, results["recipes"])
         write_json(out / "recipes.json", results["recipes"])
         write_json(out / "skipped.json", results["skipped"])  # crops given no recipe, and why
         for crop, why in results["skipped"].items():
             typer.echo(f"optimise_cortex: no recipe for crop '{crop}': {why}.", err=True)
-        for notice in cortex.notices(section, results["recipes"]):
+        for notice in said:
             typer.echo(f"optimise_cortex: {notice}.", err=True)
         write_json(metrics / "cortex.json", results["metrics"])
         for crop, trace in results["traces"].items():

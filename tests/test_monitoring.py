@@ -115,6 +115,18 @@ def test_monitor_command_exits_2_on_critical_drift_and_0_when_quiet(small_copy, 
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "lacks column(s)" in proc.stderr
 
+    # An app logs what it sends the served Oracle: that model's inputs, not the classifier's
+    import mlflow.sklearn
+
+    from vertiflow.tabular.modeling import frame
+
+    oracle = mlflow.sklearn.load_model(str(small_copy / "models" / "oracle"))
+    sent = monitor.simulated_batch("none", seed=2).select(list(oracle.feature_names_in_))
+    answers = oracle.predict(frame(sent, oracle.feature_names_in_))
+    monitor.log_predictions("oracle", "1", sent, answers, root=small_copy / ".monitoring")
+    logged = run(["vertiflow", "monitor", "--from-log", "oracle", *ref], small_copy, check=False)
+    assert logged.returncode == 0 and "drift: ok" in logged.stdout, logged.stderr
+
 
 def test_a_logged_request_with_text_or_null_does_not_stop_the_check(reference, tmp_path):
     """One app request with a null (logged as text) broke `monitor --from-log` for good:
@@ -148,3 +160,38 @@ def test_a_move_away_from_a_constant_reference_is_scored():
     PSI 0 (KS p 1.6e-57, severity ok)."""
     assert drift.psi_numeric(np.full(500, 128.0), np.full(50, 640.0)) > 1
     assert drift.psi_numeric(np.full(500, 128.0), np.full(50, 128.0)) == pytest.approx(0)
+
+
+def test_a_feature_empty_on_both_sides_is_not_drift_and_the_report_is_strict_json():
+    """A farm of crops without optima (empty `*_dev` features) or without a dissolved-oxygen
+    probe: every check, even of the training data against itself, was CRITICAL with
+    PSI `Infinity` (not JSON), so a scheduled monitor failed on every run."""
+    rng = np.random.default_rng(0)
+    empty = pl.Series([None] * 200, dtype=pl.Float64)
+    reference = pl.DataFrame({"temp_mean": rng.normal(22, 1, 200), "temp_dev": empty})
+    current = pl.DataFrame({"temp_mean": rng.normal(22, 1, 100), "temp_dev": empty[:100]})
+    report = monitor._stamped(
+        drift.detect(reference, current, ["temp_mean", "temp_dev"], THRESHOLDS), THRESHOLDS
+    )
+    assert report["severity"] == "ok", report["features"]["temp_dev"]
+    assert report["features"]["temp_dev"]["note"] == "no values on either side"
+    json.dumps(report, allow_nan=False)
+    assert "| temp_dev | ok | - | - | - | no values on either side |" in monitor.markdown(
+        report, {}
+    )
+
+    # a probe that stopped reporting: the models were trained on its values
+    gone = current.with_columns(temp_mean=pl.lit(None, dtype=pl.Float64))
+    dead = drift.detect(reference, gone, ["temp_mean"], THRESHOLDS)["features"]["temp_mean"]
+    assert dead["severity"] == "critical" and dead["psi"] is None
+    # a probe added since training: nothing the models use, so no alarm
+    added = drift.detect(
+        reference.with_columns(temp_dev=empty),
+        current.with_columns(temp_dev=pl.lit(1.0)),
+        ["temp_dev"],
+        THRESHOLDS,
+    )
+    assert (
+        added["severity"] == "ok"
+        and "no values in training" in added["features"]["temp_dev"]["note"]
+    )

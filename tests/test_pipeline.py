@@ -272,6 +272,15 @@ def test_cortex_cli_answers_without_rerunning_the_pipeline(small_copy):
     table = run(["vertiflow", "cortex", "--crop", "Basil"], small_copy)  # any case, as params
     assert "margin_interval" in table.stdout and "Traceback" not in table.stderr
     assert "Cortex recipe for basil" in table.stdout
+    # the stage's notices, also here: energy at 1000 MAD/kWh makes every recipe lose money
+    ruin = ["--peak-price", "1000", "--offpeak-price", "1000", "--json"]
+    lost = run(["vertiflow", "cortex", "--crop", "basil", *ruin], small_copy)
+    assert "cortex: crop 'basil': the best recipe found loses money" in lost.stderr
+    assert json.loads(lost.stdout)["notices"] == [
+        line.removeprefix("cortex: ").removesuffix(".")
+        for line in lost.stderr.splitlines()
+        if line.startswith("cortex: ")
+    ]
 
 
 def test_dvc_metrics_hold_numbers_only(default_repo):

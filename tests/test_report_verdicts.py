@@ -29,12 +29,12 @@ stages:
 """
 
 
-def _write(repo, accuracy: float, losses: np.ndarray) -> None:
+def _write(repo, accuracy: float, losses: np.ndarray, first: int = 0) -> None:
     (repo / "metrics").mkdir(exist_ok=True)
     (repo / "metrics/classifier.json").write_text(json.dumps({"accuracy": accuracy}))
     pd.DataFrame(
         {
-            "batch_id": [f"B{i:04d}" for i in range(len(losses))],
+            "batch_id": [f"B{i:04d}" for i in range(first, first + len(losses))],
             "oracle_squared_error": np.ones(len(losses)),
             "classifier_log_loss": losses,
         }
@@ -96,3 +96,11 @@ def test_the_report_fits_a_github_comment_and_says_when_it_shortened(repo):
     out = run(["vertiflow", "report", "--base", "HEAD", "--out", "pr/report.md"], path).stdout
     assert len(out) <= 65_536
     assert "shortened:" in out
+
+
+def test_a_figure_on_other_held_out_batches_is_not_called_better(repo):
+    """A farm's next export gives a new test split: accuracy 0.673 -> 0.824 read as
+    'better' while the Bayes accuracy of the new batches had risen as much."""
+    path, base = repo
+    _write(path, 0.80, base, first=len(base))
+    assert _verdict(path) == "not comparable: other held-out batches"

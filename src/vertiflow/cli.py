@@ -75,6 +75,8 @@ def cortex(
         cx.Economics.from_params(section),
         contexts[crop],
     )
+    for notice in cx.attach_notices(section, {crop: recipe}):  # as the stage says them
+        typer.echo(f"cortex: {notice}.", err=True)
     if as_json:
         typer.echo(json.dumps(recipe, indent=2))
         return
@@ -215,8 +217,10 @@ def monitor(
             )
         predicted = monitor.PREDICTION_COLUMN[from_log]
         current = monitor.read_predictions(from_log, root).rename({"prediction": predicted})
-        drift.require_columns(current, columns)
-        checked = [*columns, predicted]
+        # what that model reads (an app logs the inputs it sends to it, no more)
+        inputs = list({"oracle": oracle, "classifier": classifier}[from_log].feature_names_in_)
+        drift.require_columns(current, inputs)
+        checked = [*inputs, predicted]
     else:
         current = rawdata.read_frame(batch) if batch else monitor.simulated_batch(scenario, seed)
         drift.require_columns(current, columns)

@@ -652,6 +652,16 @@ def notices(section: dict[str, Any], recipes: dict[str, dict]) -> list[str]:
     return said
 
 
+def attach_notices(section: dict[str, Any], recipes: dict[str, dict]) -> list[str]:
+    """Each recipe's notices, kept in the recipe itself (an app reading recipes.json, or
+    `vertiflow cortex --json`, gets the caveats with the numbers), and all of them."""
+    said = []
+    for crop, recipe in recipes.items():
+        recipe["notices"] = notices(section, {crop: recipe})
+        said += recipe["notices"]
+    return said
+
+
 def _binding_params_bounds(crop: str, recipe: dict[str, Any]) -> list[str]:
     """Edges of the search that params set inside what the farm grew and the recipe sits
     on: the params' limits (the brief's, for basil and lettuce), not the farm's evidence,

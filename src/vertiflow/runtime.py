@@ -34,6 +34,20 @@ def configure() -> None:
     # Ultralytics' settings (and its font copy) in the checkout's ignored folder, so a
     # user's own settings file is never rewritten by a pipeline run.
     os.environ.setdefault("YOLO_CONFIG_DIR", str(checkout_root() / ".ultralytics"))
+    one_blas_thread()
+
+
+def one_blas_thread() -> None:
+    """BLAS splits a sum across its threads, one per core: the same fit on a 1-core and a
+    2-core machine differed in the last bits (model md5s in dvc.lock, a CV score in its
+    5th digit). Our matrices are small, so one thread costs little. Libraries loaded
+    later read the variable; those already loaded are limited now."""
+    if "OPENBLAS_NUM_THREADS" in os.environ:  # the user's choice wins
+        return
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
 
 
 class _Skip(importlib.abc.MetaPathFinder, importlib.abc.Loader):

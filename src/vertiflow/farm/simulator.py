@@ -183,13 +183,16 @@ def _tables(
             "energy_kwh": np.round(energy_kwh, 2),
         }
     )
+    # Rounded far below any effect: numpy's exp/log differ in the last bit between
+    # AVX-512 and AVX2 machines, which changed truth.parquet's md5 (nothing else in
+    # the export: its readings are already rounded as a sensor's are).
     truth = pd.DataFrame(
         {
             "batch_id": batches["batch_id"],
-            "yield_expected_g": mu,
-            "p_premium": probs[:, 0],
-            "p_standard": probs[:, 1],
-            "p_reject": probs[:, 2],
+            "yield_expected_g": np.round(mu, 6),  # micrograms
+            "p_premium": np.round(probs[:, 0], 9),
+            "p_standard": np.round(probs[:, 1], 9),
+            "p_reject": np.round(probs[:, 2], 9),
         }
     )
     return batches, harvests, truth, real

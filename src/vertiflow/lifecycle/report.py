@@ -45,6 +45,8 @@ HEADLINES = {
     "YOLO": ("metrics/yolo.json", "mAP50", None, True),
 }
 LOSSES = "metrics/heldout_losses.csv"
+# New data, new test split: a figure on other batches is neither better nor worse
+OTHER_BATCHES = "different held-out batches: not comparable"
 COMMENT_LIMIT = 65_536  # GitHub's limit on one comment
 
 
@@ -223,7 +225,7 @@ def paired_change(repo: Path, base: str, column: str, bootstrap: dict):
         pd.read_csv(io.StringIO(now_text)), on="batch_id", suffixes=("_base", "_now")
     )
     if len(both) < 2:
-        return None, "different held-out batches: not comparable"
+        return None, OTHER_BATCHES
     comparison = paired_bootstrap(
         both[f"{column}_base"].to_numpy(),
         both[f"{column}_now"].to_numpy(),
@@ -264,6 +266,8 @@ def verdict_table(repo: Path, base: str, bootstrap: dict) -> list[str]:
             said = verdict(comparison)
         elif before is not None and before == value:
             interval, said = "-", "unchanged"
+        elif why == OTHER_BATCHES:  # new data: the registry's gate compares on shared rows
+            interval, said = "-", "not comparable: other held-out batches"
         else:
             better = (value > before) == higher_is_better if before is not None else None
             direction = {True: "better", False: "worse", None: "new"}[better]

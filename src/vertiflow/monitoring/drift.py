@@ -89,9 +89,9 @@ def compare_feature(
     missing_cur = current.null_count() / max(len(current), 1)
     numeric = reference.dtype.is_numeric()
     ref, cur = reference.drop_nulls(), current.drop_nulls()
-    if len(cur) == 0:
-        psi, p = float("inf"), 0.0
-    elif numeric:
+    if len(ref) == 0 or len(cur) == 0:
+        return _unmeasured(numeric, len(ref), len(cur), missing_ref, missing_cur)
+    if numeric:
         ref, cur = ref.to_numpy(), cur.to_numpy()
         psi, p = psi_numeric(ref, cur), float(stats.ks_2samp(ref, cur).pvalue)
     else:
@@ -124,6 +124,31 @@ def compare_feature(
         record["mean_reference"] = round(float(ref.mean()), 6)
         record["mean_current"] = round(float(cur.mean()), 6)
     return record
+
+
+def _unmeasured(
+    numeric: bool, ref_values: int, cur_values: int, missing_ref: float, missing_cur: float
+) -> dict[str, Any]:
+    """A feature with no values on one side: there is nothing to compare. None on either
+    side (a farm without that probe; a crop without optima, whose `*_dev` features are
+    empty) is no drift. Values gone that the models were trained on is critical. Values
+    training never had cannot move the models' answers: reported, not alarmed."""
+    if not ref_values and not cur_values:
+        severity, note = "ok", "no values on either side"
+    elif ref_values:
+        severity, note = "critical", "no values now; the models were trained on them"
+    else:
+        severity, note = "ok", "no values in training, so none the models use"
+    return {
+        "kind": "numeric" if numeric else "categorical",
+        "psi": None,
+        "p_value": None,
+        "test": None,
+        "missing_reference": round(missing_ref, 6),
+        "missing_current": round(missing_cur, 6),
+        "severity": severity,
+        "note": note,
+    }
 
 
 def require_columns(current: pl.DataFrame, columns: list[str]) -> None:

@@ -264,9 +264,11 @@ def markdown(report: dict[str, Any], plots: dict[str, str]) -> str:
         )
         if f.get("unseen"):  # a category never trained on: named, with its rows
             means = "new: " + ", ".join(f"{v} ({n} rows)" for v, n in f["unseen"].items())
+        psi, p = (f"{f['psi']:.3f}", f"{f['p_value']:.3g}") if f["test"] else ("-", "-")
         lines.append(
-            f"| {name} | {f['severity']} | {f['psi']:.3f} | {f['test']} | {f['p_value']:.3g} | "
-            f"{means} | {f['missing_reference']:.1%} -> {f['missing_current']:.1%} |"
+            f"| {name} | {f['severity']} | {psi} | {f['test'] or '-'} | {p} | "
+            f"{f.get('note', means)} | {f['missing_reference']:.1%} -> "
+            f"{f['missing_current']:.1%} |"
         )
     for name, image in plots.items():
         lines += ["", f"## {name}", "", f"![{name}]({image})"]

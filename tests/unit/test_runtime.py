@@ -1,0 +1,36 @@
+"""The process settings a stage runs under (`runtime.configure`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+BLAS_THREADS = """
+import json, numpy, scipy.linalg
+from threadpoolctl import threadpool_info
+from vertiflow import runtime
+runtime.configure()
+import sklearn.linear_model  # loaded after configure: reads the variable
+print(json.dumps([i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]))
+"""
+
+
+def _blas_threads(**env: str) -> list[int]:
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    proc = subprocess.run(
+        [sys.executable, "-c", BLAS_THREADS],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(proc.stdout)
+
+
+def test_blas_runs_one_thread_unless_the_user_says_otherwise():
+    """BLAS splits sums by thread: the same fit on 1 and 2 cores gave other model md5s and
+    a CV score that differed in its 5th digit."""
+    assert set(_blas_threads()) == {1}
+    assert set(_blas_threads(OPENBLAS_NUM_THREADS="2")) == {2}
