@@ -20,12 +20,30 @@ DEFAULTS = {
     "MPLBACKEND": "Agg",  # plots are written to files; no display
 }
 QUEUE_DIR = "/.dvc/tmp/exps/"
+CHECKOUT_VARIABLE = "VERTIFLOW_CHECKOUT"
 
 
 def checkout_root(cwd: Path | None = None) -> Path:
-    """The user's checkout, also when running inside a queued experiment's temp copy."""
+    """The user's checkout, also when running inside a queued experiment's temp copy, or
+    the one VERTIFLOW_CHECKOUT names (an app that calls us from its own folder)."""
+    if cwd is None and os.environ.get(CHECKOUT_VARIABLE):
+        return Path(os.environ[CHECKOUT_VARIABLE]).resolve()
     path = (cwd or Path.cwd()).resolve().as_posix()
     return Path(path.split(QUEUE_DIR)[0])
+
+
+def require_checkout() -> Path:
+    """The checkout, or one clear error for an app run from its own folder (which would
+    otherwise meet 'params.yaml not found' or a new, empty tracking store)."""
+    root = checkout_root()
+    if not ((root / "dvc.yaml").is_file() and (root / "params.yaml").is_file()):
+        from vertiflow.errors import VertiflowError
+
+        raise VertiflowError(
+            f"{root}: not a VertiFlow checkout (no dvc.yaml and params.yaml here). Run from "
+            f"the pipeline's checkout, or set {CHECKOUT_VARIABLE}=/path/to/the/checkout."
+        )
+    return root
 
 
 def configure() -> None:

@@ -16,6 +16,7 @@ own default `./mlflow.db`). Files live under `.monitoring/` as the apps expect.
 from __future__ import annotations
 
 import json
+import re
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,36 @@ MAP50_KEYS = ("mAP50", "mAP", "map50", "metrics/mAP50(B)")
 def _params() -> dict[str, Any]:
     from vertiflow import params
 
-    return params.load(runtime.checkout_root() / "params.yaml")
+    return params.load(runtime.require_checkout() / "params.yaml")
+
+
+def _metric_name(key: str) -> str:
+    """Ultralytics' `metrics/mAP50(B)` as MLflow allows a metric or tag name."""
+    return re.sub(r"[^\w\-. :/]", "_", str(key)).strip("_")
+
+
+def _checked_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """Numbers, under names MLflow accepts, with an mAP at IoU 0.5 in [0, 1]: the gate
+    decides a first champion on it, and a percentage (85) would pass any floor."""
+    clean = {}
+    for key, value in metrics.items():
+        try:
+            clean[_metric_name(key)] = float(value)
+        except (TypeError, ValueError):
+            raise VertiflowError(f"metrics['{key}']: expected a number, found {value!r}.") from None
+    found = [(k, float(metrics[k])) for k in MAP50_KEYS if k in metrics]
+    if not found:
+        raise VertiflowError(
+            f"metrics: no mAP at IoU 0.5 (one of {', '.join(MAP50_KEYS)}); the registry's gate "
+            f"decides on it. Found: {', '.join(map(str, metrics)) or 'nothing'}."
+        )
+    key, value = found[0]
+    if not 0 <= value <= 1:
+        raise VertiflowError(
+            f"metrics['{key}'] = {value:g}: expected a fraction in [0, 1] "
+            f"(a percentage? give {value / 100:g})."
+        )
+    return clean
 
 
 class ModelRegistry:
@@ -81,25 +111,25 @@ class ModelRegistry:
             raise VertiflowError(
                 f"{weights}: not Ultralytics YOLO weights ({type(exc).__name__})."
             ) from None
+        clean = _checked_metrics(metrics)
         all_params = _params()
         section = all_params["register"]
-        found = [float(metrics[k]) for k in MAP50_KEYS if k in metrics]
-        passes = registry.reaches(found[0] if found else None, section["gates"]["yolo_map50"])
+        map50 = next(float(metrics[k]) for k in MAP50_KEYS if k in metrics)
+        passes = registry.reaches(map50, section["gates"]["yolo_map50"])
         loss = _validation_loss(all_params)
         tags = {**(tags or {}), **({"description": description} if description else {})}
         if use_active_run and mlflow.active_run() is not None:
             context = nullcontext()  # the caller's run (the seed's use_active_run)
         elif self.tracking_uri:
+            tracking.check_reachable(self.tracking_uri)  # seconds, not MLflow's retries
             mlflow.set_tracking_uri(self.tracking_uri)
             context = mlflow.start_run(run_name="register_yolo_model")
         else:  # the stages' store and experiment
             context = tracking.stage_run("register_yolo_model", {"model_path": str(path)})
         with context:
-            mlflow.log_metrics(
-                {k.replace("(", "_").replace(")", ""): v for k, v in metrics.items()}
-            )
+            mlflow.log_metrics(clean)
             self.last_decision = registry.register_detector(
-                weights, metrics, passes, loss, section, tags
+                weights, clean, passes, loss, section, tags
             )
         return int(self.last_decision["version"])
 
@@ -127,7 +157,16 @@ class ModelLoader:
         self.models: dict[str, Any] = {}
 
     def load_all_models(self) -> dict[str, Any]:
-        self.models = serving.load_all_models(alias=self.alias, use_registry=self.use_registry)
+        """The models there are (one missing is left out with a warning naming it)."""
+        import os
+
+        if not (self.use_registry and os.environ.get("MLFLOW_TRACKING_URI")):
+            runtime.require_checkout()  # the local store and models/ are the checkout's
+        self.models = serving.load_all_models(
+            alias=self.alias,
+            use_registry=self.use_registry,
+            models_dir=runtime.checkout_root() / "models",
+        )
         return self.models
 
 

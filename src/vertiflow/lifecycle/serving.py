@@ -12,6 +12,7 @@ weights). Tabular predictions are appended to the prediction log that
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -121,4 +122,19 @@ def load_model(
 
 
 def load_all_models(**kwargs) -> dict[str, Any]:
-    return {key: load_model(key, **kwargs) for key in registry.NAMES}
+    """Every model there is. One that is not there is left out with a warning naming it
+    and why: Skin-Twin-AI registers only its detector and has no farm models. None at
+    all is an error."""
+    models, missing = {}, {}
+    for key in registry.NAMES:
+        try:
+            models[key] = load_model(key, **kwargs)
+        except VertiflowError as exc:
+            missing[key] = str(exc)
+    if not models:
+        raise VertiflowError(
+            "no model could be loaded:\n" + "\n".join(f"  {k}: {why}" for k, why in missing.items())
+        )
+    for key, why in missing.items():
+        logging.getLogger("vertiflow").warning("model '%s' not loaded: %s", key, why)
+    return models
