@@ -165,6 +165,20 @@ def test_a_farm_without_a_sensor_is_told_how_to_say_so(farm, tmp_path):
     rawdata.load(tmp_path)  # the advice works
 
 
+def test_a_renamed_column_is_named_with_what_came_instead(farm, tmp_path):
+    """The error named the missing `air_humidity`, not the `relative_humidity` found."""
+    _copy(farm, tmp_path)
+    telemetry = pl.read_parquet(farm / "telemetry.parquet")
+    renamed = telemetry.rename({"air_humidity": "relative_humidity"})
+    renamed.write_parquet(tmp_path / "telemetry.parquet")
+    with pytest.raises(DataError, match=r"'air_humidity'.* Found instead: 'relative_humidity'"):
+        rawdata.load(tmp_path)
+    harvests = pl.read_csv(farm / "harvests.csv").rename({"fresh_weight_g": "weight"})
+    harvests.write_csv(tmp_path / "harvests.csv")
+    with pytest.raises(DataError, match=r"'fresh_weight_g'.* Found instead: 'weight'"):
+        rawdata.load(tmp_path)
+
+
 def test_grades_are_read_whatever_their_case(farm, tmp_path):
     raw = _copy_with(farm, tmp_path, "harvests", "quality_grade", [0], "Premium")
     raw = _copy_with(raw, tmp_path, "harvests", "quality_grade", [1], " standard ")

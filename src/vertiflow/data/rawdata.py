@@ -155,6 +155,21 @@ def _one_column_hint(columns: list[str]) -> str:
     )
 
 
+def _unexpected_hint(columns: list[str], expected: list[str], missing: list[str]) -> str:
+    """A missing column is most often a renamed one: name what came instead, the most
+    alike first."""
+    from difflib import SequenceMatcher
+
+    def likeness(column: str) -> float:
+        return max(SequenceMatcher(None, column.lower(), m.lower()).ratio() for m in missing)
+
+    extra = sorted((c for c in columns if c not in expected), key=likeness, reverse=True)
+    if len(columns) == 1 or not extra:
+        return ""
+    shown = ", ".join(repr(c) for c in extra[:5]) + (" ..." if len(extra) > 5 else "")
+    return f" Found instead: {shown}; rename one if it holds the missing column's values."
+
+
 # Column names of telemetry in long form (one row per reading of one sensor), as IoT
 # platforms and time-series databases export it.
 LONG_NAMES = (
@@ -481,6 +496,7 @@ def read_table(path: Path, schema: pa.DataFrameSchema) -> pl.DataFrame:
         raise DataError(
             f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; "
             f"expected columns {', '.join(schema.columns)}.{_one_column_hint(frame.columns)}"
+            f"{_unexpected_hint(frame.columns, list(schema.columns), missing)}"
         )
     frame = frame.with_columns(  # an optional column left out: empty
         pl.lit(None, pl.Float64).alias(c) for c in schema.columns if c not in frame.columns
@@ -523,6 +539,7 @@ def scan_telemetry(path: Path) -> pl.LazyFrame:
             f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; "
             f"expected columns {', '.join(schemas.TELEMETRY.columns)}.{advice}"
             f"{_one_column_hint(columns.names())}"
+            f"{_unexpected_hint(columns.names(), list(schemas.TELEMETRY.columns), missing)}"
         )
     wrong = {
         name: dtype
