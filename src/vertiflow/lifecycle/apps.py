@@ -265,18 +265,22 @@ class ModelMonitor:
         reference = self.reference_data if reference_data is None else reference_data
         if reference is None:
             raise VertiflowError("detect_data_drift: no reference data (pass reference_data).")
-        current_images, reference_images = (
-            images.as_images(current_data),
-            images.as_images(reference),
-        )
+        current_images = images.as_images(current_data, "current_data")
+        reference_images = images.as_images(reference, "reference_data")
         thresholds = _thresholds()
         if current_images is not None and reference_images is not None:
             report = monitor.check_images(
                 images.features(reference_images), images.features(current_images), thresholds
             )
         elif current_images is None and reference_images is None:
-            current, ref = _frame(current_data), _frame(reference)
+            current, ref = _frame(current_data, "current_data"), _frame(reference, "reference_data")
             columns = columns or [c for c in ref.columns if c in current.columns]
+            if not columns:  # else "ok" having compared nothing
+                raise VertiflowError(
+                    "detect_data_drift: current and reference data share no column, so "
+                    f"nothing can be compared; current_data has {_names(current)}, "
+                    f"reference_data has {_names(ref)}."
+                )
             report = monitor.check(ref, current, columns, thresholds)
         else:
             raise VertiflowError(
@@ -338,12 +342,24 @@ def _thresholds() -> drift.Thresholds:
         return drift.Thresholds()
 
 
-def _frame(data: Any) -> pl.DataFrame:
+def _frame(data: Any, where: str = "input_data") -> pl.DataFrame:
+    """A polars table from a table, a dict of columns, a list or a 1-D/2-D array."""
     if isinstance(data, pl.DataFrame):
         return data
     if isinstance(data, pd.DataFrame):
         return pl.from_pandas(data)
-    return pl.DataFrame(data)
+    try:
+        return pl.DataFrame(data)
+    except Exception as exc:  # polars raises several kinds on what is not a table
+        raise VertiflowError(
+            f"{where}: expected images (arrays, PIL images or image file paths) or a table "
+            f"(DataFrame, dict of columns, list or 1-D/2-D array); found "
+            f"{type(data).__name__} that is neither ({type(exc).__name__})."
+        ) from None
+
+
+def _names(table: pl.DataFrame) -> str:
+    return f"columns {', '.join(table.columns)}" if table.columns else "no columns"
 
 
 def _prediction_values(prediction: Any, rows: int) -> list[Any]:

@@ -20,6 +20,7 @@ of them, flagged only when both agree.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ import polars as pl
 
 from vertiflow.errors import DataError
 from vertiflow.monitoring import drift
+from vertiflow.vision.detector import ImageError
 
 INPUT_FEATURES = (
     "brightness",
@@ -65,26 +67,95 @@ def image_features(image: np.ndarray) -> dict[str, float]:
     }
 
 
-def as_images(data: Any) -> list[np.ndarray] | None:
-    """A list of RGB images from one image (H x W x C) or a batch (N x H x W x C); None
-    when `data` is not image-shaped (a table, a feature matrix)."""
-    if isinstance(data, list | tuple) and data and all(isinstance(d, np.ndarray) for d in data):
-        if all(d.ndim == 3 and d.shape[2] in (1, 3, 4) for d in data):
-            return [_rgb(d) for d in data]
-        return None
-    if not isinstance(data, np.ndarray):
-        return None
-    if data.ndim == 4 and data.shape[3] in (1, 3, 4):
-        return [_rgb(d) for d in data]
-    if data.ndim == 3 and data.shape[2] in (1, 3, 4):
-        return [_rgb(data)]
-    return None
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
-def _rgb(image: np.ndarray) -> np.ndarray:
+def as_images(data: Any, where: str = "input_data") -> list[np.ndarray] | None:
+    """RGB uint8 images from what an app holds, or None when `data` is not images (a
+    table, a feature matrix, a list of numbers or categories).
+
+    Images: one H x W x C array, a batch (N x H x W x C, or N x H x W grayscale), a PIL
+    image, a file path (`Path`, or text ending in an image suffix), or a list of any of
+    these (2-D arrays in a list are grayscale images). Grayscale becomes three equal
+    channels, as OpenCV and Ultralytics read a grayscale file. Float pixels in 0-1 are
+    scaled to 0-255 (a float image cast as is would be logged black); floats outside
+    0-255 are refused. A lone 2-D array stays a feature matrix (its rows the samples).
+    """
+    if isinstance(data, list | tuple):
+        kinds = [_is_image(d, in_list=True) for d in data]
+        if not data or not any(kinds):
+            return None
+        if not all(kinds):
+            bad = kinds.index(False)
+            raise ImageError(
+                f"{where}: item {bad} is {type(data[bad]).__name__}, not an image; a list must "
+                "hold only images (arrays, PIL images or file paths)."
+            )
+        arrays = [_array(d, f"{where}[{i}]") for i, d in enumerate(data)]
+        scale = _float_scale(arrays, where)
+        return [_rgb(a * scale, f"{where}[{i}]") for i, a in enumerate(arrays)]
+    if not _is_image(data, in_list=False):
+        return None
+    if isinstance(data, np.ndarray) and (
+        data.ndim == 4 or (data.ndim == 3 and data.shape[2] not in (1, 3, 4))
+    ):
+        scale = _float_scale([data], where)  # N x H x W x C, or N x H x W grayscale
+        return [_rgb(d * scale, f"{where}[{i}]") for i, d in enumerate(data)]
+    array = _array(data, where)
+    return [_rgb(array * _float_scale([array], where), where)]
+
+
+def _is_image(item: Any, in_list: bool) -> bool:
+    if isinstance(item, np.ndarray):
+        if item.ndim == 2:
+            return in_list  # alone: a feature matrix, not a grayscale picture
+        return item.ndim == 4 or (item.ndim == 3 and min(item.shape[:2]) > 1)
+    if isinstance(item, Path):
+        return True
+    if isinstance(item, str):
+        return item.lower().endswith(IMAGE_SUFFIXES)
+    return _is_pil(item)
+
+
+def _is_pil(item: Any) -> bool:
+    return type(item).__module__.startswith("PIL.") and hasattr(item, "convert")
+
+
+def _array(item: Any, where: str) -> np.ndarray:
+    """An array from a PIL image or a file (RGB), or the array itself."""
+    if _is_pil(item):
+        return np.asarray(item.convert("RGB"))
+    if isinstance(item, str | Path):
+        from vertiflow.vision import detector
+
+        path = Path(item)
+        if not path.is_file():
+            raise ImageError(f"{where}: {path}: no such image file.")
+        return detector.decode(path.read_bytes(), f"{where} ({path})")
+    return np.asarray(item)
+
+
+def _float_scale(arrays: list[np.ndarray], where: str) -> float:
+    """1/255 -> x255 for float images in 0-1; 1 for 0-255 (or integer) images."""
+    floats = [a for a in arrays if np.issubdtype(a.dtype, np.floating) and a.size]
+    if not floats:
+        return 1
+    low = min(float(np.min(a)) for a in floats)
+    high = max(float(np.max(a)) for a in floats)
+    if not (np.isfinite(low) and np.isfinite(high)) or low < 0 or high > 255:
+        raise ImageError(
+            f"{where}: float pixel values from {low:g} to {high:g}; expected 0-1 (scaled to "
+            "0-255) or 0-255."
+        )
+    return 255 if high <= 1 else 1
+
+
+def _rgb(image: np.ndarray, where: str = "image") -> np.ndarray:
     from vertiflow.vision import detector
 
-    return detector.decode(image)
+    if np.issubdtype(image.dtype, np.floating):
+        image = np.rint(image)  # 0.999 * 255 is 255, not 254
+    return detector.decode(image, where)
 
 
 def features(images: list[np.ndarray]) -> pl.DataFrame:
