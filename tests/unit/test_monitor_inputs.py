@@ -11,7 +11,7 @@ from PIL import Image
 
 from vertiflow.errors import VertiflowError
 from vertiflow.lifecycle.apps import ModelMonitor
-from vertiflow.monitoring import images
+from vertiflow.monitoring import images, monitor
 
 SIZE = 64
 
@@ -70,3 +70,65 @@ def test_tables_with_no_shared_column_are_an_error_not_ok(mon):
     # lists of categories are still tables, not file names
     report = mon.detect_data_drift(["basil"] * 40, ["basil", "lettuce"] * 40)
     assert "column_0" in report["features"]
+
+
+def logged(mon, model="yolo"):
+
+    return monitor.read_predictions(model, mon.root).sort("logged_at")
+
+
+def ultralytics_results(img):
+    """A real Ultralytics Results, as `model.predict` returns it (two boxes, timed)."""
+    import torch
+    from ultralytics.engine.results import Results
+
+    boxes = torch.tensor([[4.0, 5.0, 30.0, 40.0, 0.9, 3.0], [10.0, 12.0, 20.0, 22.0, 0.5, 0.0]])
+    names = {0: "Acne", 1: "Blackheads", 2: "Dark-Spots", 3: "Wrinkles", 4: "Skin-Redness"}
+    result = Results(img[..., ::-1], path="upload.png", names=names, boxes=boxes)
+    result.speed = {"preprocess": 1.5, "inference": 20.0, "postprocess": 2.5}
+    return [result]
+
+
+def test_log_prediction_takes_what_an_upload_handler_has(mon, tmp_path):
+    """A PIL image or a path was refused ('found JpegImageFile of shape ?'); a float 0-1
+    image was logged black; the app's own detection dicts were logged with null boxes;
+    Results lost latency, box coordinates and class ids."""
+    import json
+
+    (img,) = pictures(1, 5)
+    file = tmp_path / "upload.png"
+    cv2.imwrite(str(file), img[..., ::-1])
+    app = {
+        "detections": [
+            {"class": "Acne", "confidence": 0.8, "bbox": [1.0, 2.0, 30.0, 40.0]},
+            {"class": "Wrinkles", "confidence": 0.6, "bbox": [5.0, 6.0, 20.0, 22.0]},
+        ],
+        "inference_time": 0.04,
+    }
+    seed = {"model": "yolo", "predictions": [{"class": "Acne", "confidence": 0.7}]}
+    mon.log_prediction(app, input_data=Image.fromarray(img))
+    mon.log_prediction(seed, input_data=str(file))
+    mon.log_prediction(ultralytics_results(img), input_data=img.astype(np.float32) / 255)
+    mon.log_prediction(app, input_data=img[..., 0])  # grayscale H x W
+    log = logged(mon)
+    assert log["n_boxes"].to_list() == [2, 1, 2, 2]
+    assert log["mean_confidence"].to_list() == pytest.approx([0.7, 0.7, 0.7, 0.7])
+    assert log["brightness"][2] == pytest.approx(log["brightness"][0], abs=0.01)  # not black
+    assert log["classes"][2].to_list() == ["Wrinkles", "Acne"]
+    drawn = json.loads(log["prediction"][2])["boxes"][0]
+    assert drawn["class_id"] == 9 and (drawn["x1"], drawn["y2"]) == (4.0, 40.0)
+    assert json.loads(log["prediction"][0])["boxes"][1]["x2"] == 20.0
+
+    events = (mon.root / "performance" / "yolo.jsonl").read_text().splitlines()
+    # the dicts' inference_time, none in the seed's dict, Results.speed (1.5 + 20 + 2.5 ms)
+    assert [json.loads(e)["latency_s"] for e in events] == [0.04, None, 0.024, 0.04]
+    assert mon.performance_metrics()["yolo"]["mean_confidence"] == pytest.approx(0.7)
+
+    mon.log_prediction(app)  # detections without an image: the detector's, not 'unknown'
+    assert logged(mon)["n_boxes"][-1] == 2
+    assert not (mon.root / "predictions" / "unknown").exists()
+
+    with pytest.raises(VertiflowError, match=r"keys 'label', 'score'.*holds no detections"):
+        mon.log_prediction({"label": "Acne", "score": 0.9}, input_data=img)
+    other = mon.log_prediction({"label": "Acne"}, input_data=img, model_name="classifier")
+    assert other.parent.name == "classifier"

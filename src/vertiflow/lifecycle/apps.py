@@ -191,35 +191,52 @@ class ModelMonitor:
     ) -> Path:
         """Log one prediction with what it was made from.
 
-        `input_data` an image (H x W x C array, RGB) or a batch (N x H x W x C): its
-        features (`monitoring.images`) are logged with the detector's outputs read from
-        `prediction` (our detection dicts, or Ultralytics Results), under `yolo` unless
-        `model_name` says otherwise. A table: logged as the tabular models' inputs.
-        Latency: `latency_s`, or the prediction's `inference_time`/`total_inference_time`.
+        `input_data` an image (H x W x C or H x W array, RGB, 0-255 or float 0-1; a PIL
+        image; a file path) or a batch (N x H x W x C array, or a list): its features
+        (`monitoring.images`) are logged with the detector's outputs read from
+        `prediction` (`images.detections_from`: our detection dicts, the app's
+        `{"detections": [{"class", "confidence", "bbox"}]}`, Ultralytics Results), under
+        `yolo` unless `model_name` says otherwise; detections logged without an image go
+        under `yolo` too. A table: logged as the tabular models' inputs.
+        Latency: `latency_s`, or the prediction's `inference_time`/`total_inference_time`,
+        or the Ultralytics Results' own `speed`.
         `conf`: the detector's confidence threshold (the monitor compares at the same one).
         """
-        pictures = images.as_images(input_data) if input_data is not None else None
-        name = model_name or ("yolo" if pictures is not None else "unknown")
-        if latency_s is None and isinstance(prediction, dict):
-            latency_s = prediction.get("inference_time", prediction.get("total_inference_time"))
+        pictures = None
+        if isinstance(input_data, np.ndarray) and input_data.ndim == 2:
+            pictures = images.as_images([input_data], "input_data")  # one grayscale image
+        elif input_data is not None:
+            pictures = images.as_images(input_data, "input_data")
+        found = images.detections_from(prediction)
+        detector = pictures is not None or found is not None
+        name = model_name or ("yolo" if detector else "unknown")
+        if latency_s is None:
+            latency_s = _latency(prediction)
         confidence = None
-        if pictures is not None:
-            table, found = self._image_rows(prediction, pictures)
-            confs = [b["confidence"] for d in found or [] for b in d.get("boxes") or []]
+        if found is not None:
+            confs = [b["confidence"] for d in found for b in d.get("boxes") or []]
             confidence = float(np.mean(confs)) if confs else None
+        if pictures is not None:
+            if found is None and name == "yolo":
+                raise VertiflowError(_no_detections(prediction))
+            table = self._image_rows(found, pictures)
             # one image's own detections per row; else the whole prediction
             values = [json.dumps(_jsonable(v)) for v in found or [prediction] * len(pictures)]
         elif isinstance(input_data, pd.DataFrame | pl.DataFrame):
             table = _frame(input_data)
             values = _prediction_values(prediction, table.height)
+        elif input_data is None and found is not None:  # the detector's answers, no image
+            table = images.output_features(found)
+            values = [json.dumps(_jsonable(d)) for d in found]
         elif input_data is None:
             table = pl.DataFrame({"row": [0]})
             values = [json.dumps(_jsonable(prediction))]
         else:
             raise VertiflowError(
-                "input_data: expected an image (H x W x C), a batch of images (N x H x W x C) "
-                f"or a table; found {type(input_data).__name__} of shape "
-                f"{getattr(input_data, 'shape', '?')}."
+                "input_data: expected an image (H x W x C or H x W array, a PIL image or an "
+                "image file path), a batch of images (N x H x W x C, or a list) or a table; "
+                f"found {type(input_data).__name__}"
+                + (f" of shape {input_data.shape}." if hasattr(input_data, "shape") else ".")
             )
         if conf is not None:
             table = table.with_columns(pl.lit(float(conf)).alias("conf"))
@@ -230,17 +247,16 @@ class ModelMonitor:
         return path
 
     @staticmethod
-    def _image_rows(prediction: Any, pictures: list[np.ndarray]):
+    def _image_rows(found, pictures: list[np.ndarray]) -> pl.DataFrame:
         table = images.features(pictures)
-        found = images.detections_from(prediction)
         if found is None:
-            return table, None
+            return table
         if len(found) != len(pictures):
             raise VertiflowError(
                 f"the prediction holds detections for {len(found)} image(s) but input_data "
                 f"has {len(pictures)}."
             )
-        return pl.concat([table, images.output_features(found)], how="horizontal"), found
+        return pl.concat([table, images.output_features(found)], how="horizontal")
 
     def log_error(self, model_name: str, error: BaseException | str, **context: Any) -> Path:
         """A failed prediction: an alert in `alerts/` and an error in the performance log."""
@@ -362,6 +378,35 @@ def _names(table: pl.DataFrame) -> str:
     return f"columns {', '.join(table.columns)}" if table.columns else "no columns"
 
 
+def _latency(prediction: Any) -> float | None:
+    """Seconds, from the app's dict (`inference_time`, `total_inference_time`) or the
+    Ultralytics Results (`speed`), also inside the dict."""
+    if isinstance(prediction, dict):
+        for key in ("inference_time", "total_inference_time"):
+            if prediction.get(key) is not None:
+                return float(prediction[key])
+        for key in images.DETECTION_KEYS[1:]:
+            if key in prediction and (found := _latency(prediction[key])) is not None:
+                return found
+        return None
+    return images.speed_s(prediction)
+
+
+def _no_detections(prediction: Any) -> str:
+    """Why an image's prediction cannot be logged as the detector's (nulls, silently)."""
+    if isinstance(prediction, dict):
+        what = f"a dict with keys {', '.join(map(repr, prediction)) or '(none)'}"
+    else:
+        what = type(prediction).__name__
+    return (
+        f"log_prediction: the prediction ({what}) holds no detections in a form the monitor "
+        "reads, so the detector's answers (boxes, confidence) would be logged empty. "
+        'Expected Ultralytics Results, {"detections": [{"class", "confidence", "bbox"}]}, '
+        '{"predictions": [{"class", "confidence"}]} or {"boxes": [{"class_name", '
+        '"confidence"}]}; for another model\'s output with an image, pass model_name.'
+    )
+
+
 def _prediction_values(prediction: Any, rows: int) -> list[Any]:
     if isinstance(prediction, dict):
         return [json.dumps(_jsonable(prediction))] * rows
@@ -373,9 +418,9 @@ def _prediction_values(prediction: Any, rows: int) -> list[Any]:
 
 def _jsonable(value: Any) -> Any:
     """What can be written as JSON: Ultralytics Results as detections, arrays as lists."""
-    found = images.detections_from(value) if not isinstance(value, dict) else None
-    if found is not None:
-        return found
+    results = value if isinstance(value, list | tuple) and value else [value]
+    if all(hasattr(getattr(r, "boxes", None), "conf") for r in results):  # Ultralytics
+        return images.detections_from(value)
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

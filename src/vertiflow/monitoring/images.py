@@ -187,33 +187,95 @@ def output_features(detections: list[dict[str, Any] | None]) -> pl.DataFrame:
     )
 
 
+DETECTION_KEYS = ("boxes", "detections", "yolo_detections", "predictions")
+CLASS_KEYS = ("class_name", "class", "name", "label")
+
+
 def detections_from(prediction: Any) -> list[dict[str, Any]] | None:
-    """Our detection dicts from what an app holds: our own output (one image or a list),
-    a dict wrapping it (`detections`, `yolo_detections`), or Ultralytics Results."""
+    """Per image, `{"boxes": [...]}` from what an app holds, or None if not detections.
+
+    Understood: our own output (`detector.detect`, one image or a list); a dict wrapping
+    detections under `detections`, `yolo_detections` or `predictions`; a list of box
+    dicts for one image, as the app writes them (`{"class", "confidence", "bbox"}`,
+    `bbox` x1, y1, x2, y2 in pixels); Ultralytics Results (one or a list). Boxes keep
+    class id and coordinates, so a dashboard can draw what was logged.
+    """
     if isinstance(prediction, dict):
-        if "boxes" in prediction and isinstance(prediction["boxes"], list):
-            return [prediction]
-        for key in ("detections", "yolo_detections", "predictions"):
+        if isinstance(prediction.get("boxes"), list):
+            return [{**prediction, "boxes": [_box(b) for b in prediction["boxes"]]}]
+        for key in DETECTION_KEYS[1:]:
             if key in prediction:
-                return detections_from(prediction[key])
+                inner = prediction[key]
+                if isinstance(inner, list | tuple) and not inner:
+                    return [{"boxes": []}]  # one image, nothing found
+                return detections_from(inner)
         return None
     if isinstance(prediction, list | tuple):
+        if prediction and all(_is_box(p) for p in prediction):
+            return [{"boxes": [_box(b) for b in prediction]}]  # one image's boxes
         found = [detections_from(p) for p in prediction]
         if found and all(f is not None for f in found):
             return [d for f in found for d in f]  # type: ignore[union-attr]
         return None
     boxes = getattr(prediction, "boxes", None)
     if boxes is not None and hasattr(boxes, "conf"):  # an Ultralytics Results
+        from vertiflow.vision import detector
+
         names = prediction.names
+        ids = detector.app_class_ids(names)  # as `detector.detect` logs them
+        rows = zip(boxes.cls.tolist(), boxes.conf.tolist(), boxes.xyxy.tolist(), strict=True)
         return [
             {
                 "boxes": [
-                    {"class_name": str(names[int(c)]), "confidence": float(p)}
-                    for c, p in zip(boxes.cls.tolist(), boxes.conf.tolist(), strict=True)
+                    {
+                        "class_id": ids[int(c)],
+                        "class_name": str(names[int(c)]),
+                        "confidence": round(float(p), 4),
+                        **{k: round(float(v), 1) for k, v in zip(XYXY, xyxy, strict=True)},
+                    }
+                    for c, p, xyxy in rows
                 ]
             }
         ]
     return None
+
+
+XYXY = ("x1", "y1", "x2", "y2")
+
+
+def _is_box(item: Any) -> bool:
+    return isinstance(item, dict) and "confidence" in item and any(k in item for k in CLASS_KEYS)
+
+
+def _box(box: Any) -> dict[str, Any]:
+    """One box in our form (class_name, confidence; class_id and x1..y2 when known)."""
+    if not _is_box(box):
+        raise DataError(
+            f"a box {box!r}: expected a dict with 'confidence' and a class "
+            f"({' or '.join(repr(k) for k in CLASS_KEYS)})."
+        )
+    out = dict(box)
+    label = next(box[k] for k in CLASS_KEYS if k in box)
+    if isinstance(label, int | np.integer) and not isinstance(label, bool):
+        out.setdefault("class_id", int(label))
+    out["class_name"] = str(label)
+    out["confidence"] = float(box["confidence"])
+    bbox = box.get("bbox", box.get("xyxy"))
+    if bbox is not None and len(bbox) == 4 and not all(k in box for k in XYXY):
+        out.update({k: float(v) for k, v in zip(XYXY, bbox, strict=True)})
+    return out
+
+
+def speed_s(prediction: Any) -> float | None:
+    """Seconds an Ultralytics call took, from its Results' `speed` (ms per image for
+    preprocess, inference, postprocess; summed over the images of the call)."""
+    results = prediction if isinstance(prediction, list | tuple) else [prediction]
+    speeds = [getattr(r, "speed", None) for r in results]
+    if not results or not all(
+        isinstance(v, dict) and hasattr(r, "boxes") for v, r in zip(speeds, results, strict=True)
+    ):
+        return None
+    return sum(float(t) for v in speeds for t in v.values() if t is not None) / 1000
 
 
 def check(reference: pl.DataFrame, current: pl.DataFrame, t: drift.Thresholds) -> dict[str, Any]:
