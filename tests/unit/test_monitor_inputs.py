@@ -11,9 +11,10 @@ from PIL import Image
 
 from vertiflow.errors import VertiflowError
 from vertiflow.lifecycle.apps import ModelMonitor
-from vertiflow.monitoring import images, monitor
+from vertiflow.monitoring import drift, images, monitor
 
 SIZE = 64
+THRESHOLDS = drift.Thresholds()
 
 
 def pictures(n, seed, scenario="none"):
@@ -132,3 +133,17 @@ def test_log_prediction_takes_what_an_upload_handler_has(mon, tmp_path):
         mon.log_prediction({"label": "Acne", "score": 0.9}, input_data=img)
     other = mon.log_prediction({"label": "Acne"}, input_data=img, model_name="classifier")
     assert other.parent.name == "classifier"
+
+
+def test_detections_logged_without_their_image_are_not_missing_inputs(mon):
+    """Rows of detections with no image (logged under `yolo`) must not read as images with
+    missing features: 5 of 45 would warn on every input feature."""
+    for img in pictures(40, 6):
+        mon.log_prediction({"boxes": [{"class_name": "Acne", "confidence": 0.8}]}, input_data=img)
+    for _ in range(5):
+        mon.log_prediction({"detections": [{"class": "Acne", "confidence": 0.8}]})
+    log = logged(mon)
+    assert log.height == 45 and log["brightness"].null_count() == 5
+    report = images.check(images.features(pictures(300, 1000)), log, THRESHOLDS)
+    assert report["severity"] == "ok", report["drifted"]
+    assert report["features"]["brightness"]["missing_current"] == 0

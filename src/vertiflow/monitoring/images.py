@@ -283,7 +283,10 @@ def check(reference: pl.DataFrame, current: pl.DataFrame, t: drift.Thresholds) -
     them (`n_boxes`, `mean_confidence`, `classes`). Same report as `drift.detect`."""
     columns = [c for c in INPUT_FEATURES if c in reference.columns and c in current.columns]
     drift.require_columns(current, list(INPUT_FEATURES))
-    pairs = {c: (reference[c], current[c]) for c in columns}
+    # a row without image features is detections logged without their image: no input
+    # to compare, not a missing value (which would warn)
+    shown = current.filter(pl.col("brightness").is_not_null())
+    pairs = {c: (reference[c], shown[c]) for c in columns}
     if "n_boxes" in reference.columns and "n_boxes" in current.columns:
         # outputs may be known for some rows only (the reference's validation images)
         pairs["n_boxes"] = (reference["n_boxes"].drop_nulls(), current["n_boxes"].drop_nulls())
