@@ -526,7 +526,8 @@ def scan_telemetry(path: Path) -> pl.LazyFrame:
     missing = [c for c in schemas.TELEMETRY.columns if c not in columns]
     if missing:
         needed = [c for c in missing if c in schemas.RECIPE_SENSORS]
-        advice = _long_form_hint(path)
+        advice = long_form = _long_form_hint(path)
+        renamed = _unexpected_hint(columns.names(), list(schemas.TELEMETRY.columns), missing)
         if set(missing) <= set(schemas.SENSORS) and not advice:
             advice = (
                 f" {', '.join(needed)} measure(s) what a recipe sets: the models and Cortex "
@@ -539,7 +540,7 @@ def scan_telemetry(path: Path) -> pl.LazyFrame:
             f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}; "
             f"expected columns {', '.join(schemas.TELEMETRY.columns)}.{advice}"
             f"{_one_column_hint(columns.names())}"
-            f"{_unexpected_hint(columns.names(), list(schemas.TELEMETRY.columns), missing)}"
+            f"{'' if long_form else renamed}"
         )
     wrong = {
         name: dtype
