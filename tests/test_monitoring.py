@@ -195,3 +195,31 @@ def test_a_feature_empty_on_both_sides_is_not_drift_and_the_report_is_strict_jso
         added["severity"] == "ok"
         and "no values in training" in added["features"]["temp_dev"]["note"]
     )
+
+
+def test_monitor_from_log_reads_a_window_and_a_quiet_one_is_not_an_error(tmp_path):
+    """`--since` limits the check to recent predictions (the whole history diluted a new
+    drift); a window or log with too few predictions exits 3 with a notice (a quiet
+    period is no fault), and a bad --since is one clear error."""
+    root = tmp_path / "mon"
+    batch = monitor.simulated_batch("none", 5).select(COLUMNS)
+    monitor.log_predictions("oracle", "1", batch, np.zeros(batch.height), root=root)
+    cmd = ["vertiflow", "monitor", "--params", str(REPO / "params.yaml"), "--root", str(root)]
+
+    quiet = run([*cmd, "--from-log", "oracle", "--since", "2099-01-01"], tmp_path, check=False)
+    assert quiet.returncode == 3, quiet.stdout + quiet.stderr
+    assert f"nothing to check: {root}/predictions/oracle: no predictions logged" in quiet.stderr
+    assert f"({batch.height} earlier ones)" in quiet.stderr
+
+    none = run([*cmd, "--from-log", "yolo", "--since", "6h"], tmp_path, check=False)
+    assert none.returncode == 3 and "no logged predictions for 'yolo'" in none.stderr
+
+    monitor.log_predictions("classifier", "1", batch.head(5), ["A"] * 5, root=root)
+    few = run([*cmd, "--from-log", "classifier", "--since", "1h"], tmp_path, check=False)
+    assert few.returncode == 3 and "5 prediction(s) logged for 'classifier'" in few.stderr
+
+    bad = run([*cmd, "--from-log", "oracle", "--since", "6 hours"], tmp_path, check=False)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert "--since '6 hours': expected a duration" in bad.stderr
+    alone = run([*cmd, "--scenario", "none", "--since", "6h"], tmp_path, check=False)
+    assert alone.returncode == 1 and "use it with --from-log" in alone.stderr

@@ -177,6 +177,11 @@ def monitor(
     scenario: str | None = typer.Option(
         None, help="Check a simulated batch: none, co2_sensor, hot_summer, new_cultivar."
     ),
+    since: str | None = typer.Option(
+        None,
+        help="With --from-log: only predictions logged in this window, a duration back "
+        "from now (30m, 6h, 7d, 2w) or an ISO date-time; default all of the log.",
+    ),
     seed: int = typer.Option(0, help="Seed of the simulated batch."),
     params_file: Path = typer.Option(Path("params.yaml"), "--params"),
     reference: Path = typer.Option(Path("data/prepared/train.parquet")),
@@ -185,38 +190,54 @@ def monitor(
     report_dir: Path = typer.Option(Path("reports/monitoring"), help="Markdown report + plots."),
     root: Path = typer.Option(Path(".monitoring"), help="Prediction log, alerts and history."),
 ) -> None:
-    """Compare new data with the training data; exit 2 on critical drift."""
+    """Compare new data with the training data; exit 2 on critical drift, 3 when the log
+    has too few predictions to check (none, or none in the --since window)."""
     from vertiflow import params
     from vertiflow.errors import VertiflowError
-    from vertiflow.monitoring import drift
+    from vertiflow.monitoring import drift, monitor
 
     if sum(x is not None for x in (batch, from_log, scenario)) != 1:
         raise VertiflowError("give exactly one of --batch, --from-log or --scenario.")
+    if since is not None and from_log is None:
+        raise VertiflowError("--since is a window of the prediction log: use it with --from-log.")
+    start = monitor.parse_since(since) if since is not None else None
     all_params = params.load(params_file)
     section = params.section(all_params, "monitor")
     thresholds = drift.Thresholds(**section)
+    logged = None
+    if from_log is not None:
+        if from_log not in [*monitor.PREDICTION_COLUMN, "yolo"]:
+            raise VertiflowError(
+                f"--from-log {from_log}: the logs drift is checked on are "
+                f"{', '.join([*monitor.PREDICTION_COLUMN, 'yolo'])}."
+            )
+        try:
+            logged = monitor.read_predictions(from_log, root, start)
+            if logged.height < thresholds.min_rows:
+                raise monitor.NothingToCheck(
+                    f"{logged.height} prediction(s) logged for '{from_log}'"
+                    + (f" since {start.isoformat(timespec='seconds')}" if start else "")
+                    + f"; a check needs at least {thresholds.min_rows} (monitor.min_rows)."
+                )
+        except monitor.NothingToCheck as exc:  # a quiet period: said, not an error
+            typer.echo(f"nothing to check: {exc}", err=True)
+            raise typer.Exit(3) from None
     if from_log == "yolo":
-        _monitor_detector(all_params, thresholds, models, root, out, report_dir)
+        _monitor_detector(all_params, thresholds, models, logged, out, report_dir, root)
         return
     import mlflow.sklearn  # the tabular models (skops, torch): only when checking them
     import polars as pl
 
     from vertiflow.data import rawdata
-    from vertiflow.monitoring import monitor
 
     oracle = mlflow.sklearn.load_model(str(models / "oracle"))
     classifier = mlflow.sklearn.load_model(str(models / "classifier"))
     columns = monitor.model_columns(all_params)
     ref = monitor.with_predictions(pl.read_parquet(reference), oracle, classifier)
-    if from_log is not None:
+    if logged is not None:
         # The log holds what the app was told; its predictions are checked as logged.
-        if from_log not in monitor.PREDICTION_COLUMN:
-            raise VertiflowError(
-                f"--from-log {from_log}: the logs drift is checked on are "
-                f"{', '.join([*monitor.PREDICTION_COLUMN, 'yolo'])}."
-            )
         predicted = monitor.PREDICTION_COLUMN[from_log]
-        current = monitor.read_predictions(from_log, root).rename({"prediction": predicted})
+        current = logged.rename({"prediction": predicted})
         # what that model reads (an app logs the inputs it sends to it, no more)
         inputs = list({"oracle": oracle, "classifier": classifier}[from_log].feature_names_in_)
         drift.require_columns(current, inputs)
@@ -230,14 +251,16 @@ def monitor(
     _report(result, ref, current, out, report_dir, root)
 
 
-def _monitor_detector(all_params, thresholds, models: Path, root: Path, out, report_dir) -> None:
-    """`--from-log yolo`: the logged images' features and the detector's answers against
-    the dataset it was trained on (params: images.dataset) and its validation outputs."""
+def _monitor_detector(
+    all_params, thresholds, models: Path, current, out, report_dir, root: Path
+) -> None:
+    """`--from-log yolo`: the logged images' features and the detector's answers (the
+    log `current`) against the dataset it was trained on (params: images.dataset) and its
+    validation outputs."""
     from vertiflow.errors import VertiflowError
     from vertiflow.monitoring import images, monitor
     from vertiflow.vision import detector
 
-    current = monitor.read_predictions("yolo", root)
     weights = models / "yolo" / "best.pt"
     if not weights.is_file():
         raise VertiflowError(f"{weights}: no detector; run `dvc repro` (or `dvc pull`) first.")

@@ -17,7 +17,7 @@ import os
 import tempfile
 import uuid
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -155,12 +155,52 @@ def record_error(
     return path
 
 
-def read_predictions(model: str, root: Path = MONITORING_DIR) -> pl.DataFrame:
-    files = sorted((root / "predictions" / model).glob("*.parquet"))
+class NothingToCheck(DataError):
+    """Too few logged predictions (none, or none in the window) for a drift check: a quiet
+    period, not a fault (`vertiflow monitor` exits 3, which a schedule treats as a notice)."""
+
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """The start of a window: a duration back from now (`30m`, `6h`, `7d`, `2w`) or an
+    ISO 8601 date-time (UTC unless it says otherwise)."""
+    value = text.strip()
+    number, unit = value[:-1], value[-1:].lower()
+    if unit in UNITS and number.replace(".", "", 1).isdigit() and float(number) > 0:
+        return (now or datetime.now(UTC)) - timedelta(seconds=float(number) * UNITS[unit])
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise DataError(
+            f"--since {text!r}: expected a duration back from now (a positive number with s, "
+            "m, h, d or w: 30m, 6h, 7d, 2w) or an ISO date-time (2026-11-25T06:00Z)."
+        ) from None
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def read_predictions(
+    model: str, root: Path = MONITORING_DIR, since: datetime | None = None
+) -> pl.DataFrame:
+    """The logged predictions of `model`, those logged at or after `since` when given (so
+    a new drift is not diluted by months of earlier traffic)."""
+    folder = root / "predictions" / model
+    files = sorted(folder.glob("*.parquet"))
     if not files:
-        raise DataError(f"{root / 'predictions' / model}: no logged predictions for '{model}'.")
+        raise NothingToCheck(f"{folder}: no logged predictions for '{model}'.")
     # files of one model may differ in columns (a detector log with and without outputs)
-    return pl.concat([pl.scan_parquet(f) for f in files], how="diagonal_relaxed").collect()
+    log = pl.concat([pl.scan_parquet(f) for f in files], how="diagonal_relaxed")
+    if since is None:
+        return log.collect()
+    recent = log.filter(pl.col("logged_at") >= since).collect()
+    if not recent.height:
+        total = log.select(pl.len()).collect().item()
+        raise NothingToCheck(
+            f"{folder}: no predictions logged for '{model}' since "
+            f"{since.isoformat(timespec='seconds')} ({total} earlier ones)."
+        )
+    return recent
 
 
 def simulated_batch(scenario: str, seed: int, racks: int = 5, cycles: int = 10) -> pl.DataFrame:
