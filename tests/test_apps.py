@@ -116,7 +116,7 @@ def test_the_seeds_calls_work_verbatim_after_dvc_repro(small_copy):
     drift = result["drift"]
     assert drift["drift_detected"] and drift["drifted"] == ["brightness"], drift["drifted"]
     assert not result["quiet"]["drift_detected"]
-    assert len(list((repo / ".monitoring" / "alerts").glob("*-critical.json"))) == 1
+    assert len(list((repo / ".monitoring" / "alerts").glob("*-critical-yolo.json"))) == 1
 
 
 @pytest.mark.pipeline

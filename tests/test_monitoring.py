@@ -102,7 +102,8 @@ def test_monitor_command_exits_2_on_critical_drift_and_0_when_quiet(small_copy, 
     assert loud.returncode == 2, loud.stdout + loud.stderr
     assert "co2_mean" in loud.stdout
     alerts = list((small_copy / ".monitoring" / "alerts").glob("*-critical.json"))
-    assert len(alerts) == 1
+    alerts += (small_copy / ".monitoring" / "alerts").glob("*-critical-oracle+classifier.json")
+    assert len(alerts) == 1 and json.loads(alerts[0].read_text())["model"] != "yolo"
     markdown = (small_copy / "reports" / "monitoring" / "report.md").read_text()
     assert "CRITICAL" in markdown and "co2_mean.png" in markdown
     assert (small_copy / "reports" / "monitoring" / "co2_mean.png").stat().st_size > 1000

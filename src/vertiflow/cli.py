@@ -248,6 +248,7 @@ def monitor(
         current = monitor.with_predictions(current, oracle, classifier)
         checked = [*columns, *monitor.PREDICTION_COLUMN.values()]
     result = monitor.check(ref, current, checked, thresholds)
+    result["model"] = from_log or "+".join(monitor.PREDICTION_COLUMN)  # checked: both
     _report(result, ref, current, out, report_dir, root)
 
 
@@ -268,7 +269,7 @@ def _monitor_detector(
     if "conf" in current.columns and current["conf"].drop_nulls().len():
         conf = float(current["conf"].drop_nulls().mode()[0])  # the threshold the app used
     ref = images.reference(Path(all_params["images"]["dataset"]), weights, conf)
-    result = monitor.check_images(ref, current, thresholds)
+    result = {"model": "yolo", **monitor.check_images(ref, current, thresholds)}
     _report(result, ref, current, out, report_dir, root)
 
 

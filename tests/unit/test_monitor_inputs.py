@@ -147,3 +147,26 @@ def test_detections_logged_without_their_image_are_not_missing_inputs(mon):
     report = images.check(images.features(pictures(300, 1000)), log, THRESHOLDS)
     assert report["severity"] == "ok", report["drifted"]
     assert report["features"]["brightness"]["missing_current"] == 0
+
+
+def test_drift_alerts_and_history_name_the_model(mon):
+    """Drift alerts were `<time>-critical.json` with no model in them (error alerts had
+    one): a dashboard could not tell the detector's drift from the Oracle's."""
+    import json
+
+    ref, dark = pictures(60, 1), pictures(40, 2, "dim")
+    mon.detect_data_drift(dark, ref)
+    rng = np.random.default_rng(0)
+    table = {"co2_mean": rng.normal(800, 50, 200)}
+    mon.detect_data_drift({"co2_mean": rng.normal(1200, 50, 60)}, table, model_name="oracle")
+    mon.detect_data_drift({"co2_mean": rng.normal(800, 50, 60)}, table, model_name="oracle")
+    (image_alert,) = (mon.root / "alerts").glob("*-critical-yolo.json")
+    (table_alert,) = (mon.root / "alerts").glob("*-critical-oracle.json")
+    assert json.loads(image_alert.read_text())["model"] == "yolo"
+    assert json.loads(table_alert.read_text())["kind"] == "drift"
+    history = [json.loads(h) for h in (mon.root / "history.jsonl").read_text().splitlines()]
+    assert [(h["model"], h["severity"]) for h in history] == [
+        ("yolo", "critical"),
+        ("oracle", "critical"),
+        ("oracle", "ok"),
+    ]

@@ -270,13 +270,19 @@ class ModelMonitor:
         self.reference_data = reference_data
 
     def detect_data_drift(
-        self, current_data: Any, reference_data: Any = None, columns: list[str] | None = None
+        self,
+        current_data: Any,
+        reference_data: Any = None,
+        columns: list[str] | None = None,
+        model_name: str | None = None,
     ) -> dict[str, Any]:
         """Per-feature drift, recorded (`history.jsonl`) and alerted (`alerts/`).
 
         Tables: every shared column (or `columns`). Image batches (N x H x W x C arrays or
         lists of images): the image features of `monitoring.images`. Not one KS test over
         flattened pixels, which flags any two batches of different pictures.
+        `model_name`: the model whose inputs these are, named in the record and the alert
+        (images: `yolo` unless said otherwise, as `log_prediction` logs them).
         """
         reference = self.reference_data if reference_data is None else reference_data
         if reference is None:
@@ -304,6 +310,8 @@ class ModelMonitor:
                 "(N x H x W x C) or both be tables."
             )
         report["drift_detected"] = report["severity"] != "ok"
+        model = model_name or ("yolo" if current_images is not None else None)
+        report = {**({"model": model} if model else {}), **report}
         monitor.record(report, self.root)
         return report
 

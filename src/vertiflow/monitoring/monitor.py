@@ -269,9 +269,15 @@ def _stamped(report: dict[str, Any], t: drift.Thresholds) -> dict[str, Any]:
 
 
 def record(report: dict[str, Any], root: Path = MONITORING_DIR) -> Path | None:
-    """Append to the history; write an alert file when anything drifted."""
+    """Append to the history; write an alert file when anything drifted. The report's
+    `model`, when known, goes into both and into the alert's name
+    (`alerts/<time>-<severity>-<model>.json`), so a dashboard can tell which model a
+    drift concerns, as it can for prediction errors."""
     root.mkdir(parents=True, exist_ok=True)
-    summary = {k: report[k] for k in ("checked_at", "severity", "drifted", "rows_current")}
+    model = report.get("model")
+    keys = ("checked_at", "severity", "drifted", "rows_current")
+    summary = {"kind": "drift", **({"model": model} if model else {})}
+    summary.update({k: report[k] for k in keys})
     with (root / "history.jsonl").open("a") as f:
         f.write(json.dumps(summary) + "\n")
     if report["severity"] == "ok":
@@ -279,8 +285,8 @@ def record(report: dict[str, Any], root: Path = MONITORING_DIR) -> Path | None:
     alerts = root / "alerts"
     alerts.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    path = alerts / f"{stamp}-{report['severity']}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    path = alerts / f"{stamp}-{report['severity']}{f'-{model}' if model else ''}.json"
+    path.write_text(json.dumps({"kind": "drift", **report}, indent=2) + "\n")
     return path
 
 
