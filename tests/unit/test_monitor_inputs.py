@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import polars as pl
 import pytest
 from PIL import Image
 
@@ -133,6 +134,9 @@ def test_log_prediction_takes_what_an_upload_handler_has(mon, tmp_path):
         mon.log_prediction({"label": "Acne", "score": 0.9}, input_data=img)
     other = mon.log_prediction({"label": "Acne"}, input_data=img, model_name="classifier")
     assert other.parent.name == "classifier"
+    # a table's prediction that merely looks like detections is not the detector's
+    table = mon.log_prediction({"predictions": []}, input_data=pl.DataFrame({"co2": [1.0]}))
+    assert table.parent.name == "unknown"
 
 
 def test_detections_logged_without_their_image_are_not_missing_inputs(mon):

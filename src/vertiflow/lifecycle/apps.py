@@ -208,7 +208,7 @@ class ModelMonitor:
         elif input_data is not None:
             pictures = images.as_images(input_data, "input_data")
         found = images.detections_from(prediction)
-        detector = pictures is not None or found is not None
+        detector = pictures is not None or (input_data is None and found is not None)
         name = model_name or ("yolo" if detector else "unknown")
         if latency_s is None:
             latency_s = _latency(prediction)
