@@ -128,6 +128,16 @@ def test_monitor_command_exits_2_on_critical_drift_and_0_when_quiet(small_copy, 
     logged = run(["vertiflow", "monitor", "--from-log", "oracle", *ref], small_copy, check=False)
     assert logged.returncode == 0 and "drift: ok" in logged.stdout, logged.stderr
 
+    # A crop never trained on warns: a pass by default, a failure with --fail-on warning
+    # (the scheduled workflow's setting: it fails on any alert)
+    tomato = sent.with_columns(pl.lit("tomato").alias("crop")).head(5)
+    monitor.log_predictions("oracle", "1", tomato, answers[:5], root=small_copy / ".monitoring")
+    warned = run(["vertiflow", "monitor", "--from-log", "oracle", *ref], small_copy, check=False)
+    assert warned.returncode == 0 and "drift: warning in crop" in warned.stdout, warned.stderr
+    strict = ["vertiflow", "monitor", "--from-log", "oracle", "--fail-on", "warning", *ref]
+    failed = run(strict, small_copy, check=False)
+    assert failed.returncode == 2 and "warning-oracle.json" in failed.stdout, failed.stderr
+
 
 def test_a_logged_request_with_text_or_null_does_not_stop_the_check(reference, tmp_path):
     """One app request with a null (logged as text) broke `monitor --from-log` for good:

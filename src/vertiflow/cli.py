@@ -182,6 +182,11 @@ def monitor(
         help="With --from-log: only predictions logged in this window, a duration back "
         "from now (30m, 6h, 7d, 2w) or an ISO date-time; default all of the log.",
     ),
+    fail_on: str = typer.Option(
+        "critical",
+        "--fail-on",
+        help="Exit 2 on drift of this severity or worse: warning or critical.",
+    ),
     seed: int = typer.Option(0, help="Seed of the simulated batch."),
     params_file: Path = typer.Option(Path("params.yaml"), "--params"),
     reference: Path = typer.Option(Path("data/prepared/train.parquet")),
@@ -190,14 +195,17 @@ def monitor(
     report_dir: Path = typer.Option(Path("reports/monitoring"), help="Markdown report + plots."),
     root: Path = typer.Option(Path(".monitoring"), help="Prediction log, alerts and history."),
 ) -> None:
-    """Compare new data with the training data; exit 2 on critical drift, 3 when the log
-    has too few predictions to check (none, or none in the --since window)."""
+    """Compare new data with the training data; exit 2 on critical drift (or warning,
+    with --fail-on warning), 3 when the log has too few predictions to check (none, or
+    none in the --since window)."""
     from vertiflow import params
     from vertiflow.errors import VertiflowError
     from vertiflow.monitoring import drift, monitor
 
     if sum(x is not None for x in (batch, from_log, scenario)) != 1:
         raise VertiflowError("give exactly one of --batch, --from-log or --scenario.")
+    if fail_on not in drift.SEVERITY[1:]:
+        raise VertiflowError(f"--fail-on {fail_on}: expected warning or critical.")
     if since is not None and from_log is None:
         raise VertiflowError("--since is a window of the prediction log: use it with --from-log.")
     start = monitor.parse_since(since) if since is not None else None
@@ -223,7 +231,7 @@ def monitor(
             typer.echo(f"nothing to check: {exc}", err=True)
             raise typer.Exit(3) from None
     if from_log == "yolo":
-        _monitor_detector(all_params, thresholds, models, logged, out, report_dir, root)
+        _monitor_detector(all_params, thresholds, models, logged, out, report_dir, root, fail_on)
         return
     import mlflow.sklearn  # the tabular models (skops, torch): only when checking them
     import polars as pl
@@ -249,11 +257,11 @@ def monitor(
         checked = [*columns, *monitor.PREDICTION_COLUMN.values()]
     result = monitor.check(ref, current, checked, thresholds)
     result["model"] = from_log or "+".join(monitor.PREDICTION_COLUMN)  # checked: both
-    _report(result, ref, current, out, report_dir, root)
+    _report(result, ref, current, out, report_dir, root, fail_on)
 
 
 def _monitor_detector(
-    all_params, thresholds, models: Path, current, out, report_dir, root: Path
+    all_params, thresholds, models: Path, current, out, report_dir, root: Path, fail_on: str
 ) -> None:
     """`--from-log yolo`: the logged images' features and the detector's answers (the
     log `current`) against the dataset it was trained on (params: images.dataset) and its
@@ -270,11 +278,14 @@ def _monitor_detector(
         conf = float(current["conf"].drop_nulls().mode()[0])  # the threshold the app used
     ref = images.reference(Path(all_params["images"]["dataset"]), weights, conf)
     result = {"model": "yolo", **monitor.check_images(ref, current, thresholds)}
-    _report(result, ref, current, out, report_dir, root)
+    _report(result, ref, current, out, report_dir, root, fail_on)
 
 
-def _report(result, ref, current, out: Path, report_dir: Path, root: Path) -> None:
-    """Write the JSON and Markdown reports and the alert; exit 2 on critical drift."""
+def _report(
+    result, ref, current, out: Path, report_dir: Path, root: Path, fail_on: str = "critical"
+) -> None:
+    """Write the JSON and Markdown reports and the alert; exit 2 on drift as severe as
+    `fail_on` or worse (a scheduled check fails visibly)."""
     from rich.console import Console
 
     from vertiflow.monitoring import monitor
@@ -296,5 +307,7 @@ def _report(result, ref, current, out: Path, report_dir: Path, root: Path) -> No
         + f"; report {report_dir / 'report.md'}"
         + (f", alert {alert}" if alert else "")
     )
-    if result["severity"] == "critical":
+    from vertiflow.monitoring.drift import SEVERITY
+
+    if SEVERITY.index(result["severity"]) >= SEVERITY.index(fail_on):
         raise typer.Exit(2)
