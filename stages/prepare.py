@@ -6,7 +6,7 @@ import mlflow
 import typer
 
 from vertiflow import params
-from vertiflow.data import dataset, features, rawdata
+from vertiflow.data import dataset, rawdata
 from vertiflow.lifecycle import tracking
 from vertiflow.stage import stage, write_json
 
@@ -18,8 +18,7 @@ def main(
     section = params.section(params.load(params_file), "prepare")
     with tracking.stage_run("prepare", {"prepare": section}):
         raw = rawdata.load(Path(section["raw_dir"]))
-        optima = features.optima_from_params(section["crop_optima"])
-        prepared = dataset.build(raw, section["test_fraction"], optima)
+        prepared = dataset.build_with_params(raw, section)
         out.mkdir(parents=True, exist_ok=True)
         prepared.train.write_parquet(out / "train.parquet")
         prepared.test.write_parquet(out / "test.parquet")

@@ -128,6 +128,18 @@ def test_monitor_command_exits_2_on_critical_drift_and_0_when_quiet(small_copy, 
     logged = run(["vertiflow", "monitor", "--from-log", "oracle", *ref], small_copy, check=False)
     assert logged.returncode == 0 and "drift: ok" in logged.stdout, logged.stderr
 
+    # A farm's next export, as it comes (raw folder): prepared as `prepare` does
+    from vertiflow.farm.simulator import SimConfig, write_farm
+
+    write_farm(
+        small_copy / "next_export",
+        SimConfig(seed=3, racks=2, modules_per_rack=4, cycles_per_module=5),
+    )
+    export = run(["vertiflow", "monitor", "--batch", "next_export", *ref], small_copy, check=False)
+    assert export.returncode == 0 and "drift: ok" in export.stdout, export.stderr
+    report = json.loads((small_copy / "metrics" / "monitoring.json").read_text())
+    assert report["rows_current"] == 2 * 4 * 5  # every batch: no time split, none purged
+
     # A crop never trained on warns: a pass by default, a failure with --fail-on warning
     # (the scheduled workflow's setting: it fails on any alert)
     tomato = sent.with_columns(pl.lit("tomato").alias("crop")).head(5)

@@ -169,7 +169,9 @@ def report(
 @exit_cleanly
 def monitor(
     batch: Path | None = typer.Option(
-        None, help="A table of new batches (.parquet/.csv) to check."
+        None,
+        help="New batches to check: a table of prepared features (.parquet/.csv), or a "
+        "farm export folder (batches, telemetry, harvests), prepared as `prepare` does.",
     ),
     from_log: str | None = typer.Option(
         None, help="Check the logged predictions of this model (.monitoring/predictions/)."
@@ -236,7 +238,7 @@ def monitor(
     import mlflow.sklearn  # the tabular models (skops, torch): only when checking them
     import polars as pl
 
-    from vertiflow.data import rawdata
+    from vertiflow.data import dataset, rawdata
 
     oracle = mlflow.sklearn.load_model(str(models / "oracle"))
     classifier = mlflow.sklearn.load_model(str(models / "classifier"))
@@ -251,7 +253,12 @@ def monitor(
         drift.require_columns(current, inputs)
         checked = [*inputs, predicted]
     else:
-        current = rawdata.read_frame(batch) if batch else monitor.simulated_batch(scenario, seed)
+        if batch is not None and batch.is_dir():  # a raw export, with prepare's features
+            current = dataset.features_with_params(rawdata.load(batch), all_params["prepare"])
+        elif batch is not None:
+            current = rawdata.read_frame(batch)
+        else:
+            current = monitor.simulated_batch(scenario, seed)
         drift.require_columns(current, columns)
         current = monitor.with_predictions(current, oracle, classifier)
         checked = [*columns, *monitor.PREDICTION_COLUMN.values()]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import polars as pl
 
@@ -19,6 +20,7 @@ from vertiflow.data.features import (
     TelemetrySummary,
     builtin_optima,
     derived,
+    optima_from_params,
     summarise_telemetry,
 )
 from vertiflow.data.rawdata import RawData, read_error
@@ -69,10 +71,58 @@ def crop_table(train: pl.DataFrame, optima: Mapping[str, CropOptimum] | None) ->
 WINDOW_SLACK = dt.timedelta(days=1)
 
 
+def build_with_params(raw: RawData, section: Mapping) -> Prepared:
+    """`build` as params' `prepare` section says."""
+    return build(raw, section["test_fraction"], optima_from_params(section["crop_optima"]))
+
+
+def features_with_params(raw: RawData, section: Mapping) -> pl.DataFrame:
+    """Every harvested batch's features, as `prepare` makes them, without the split: what
+    the monitor checks in a farm's new export."""
+    return _features(raw, optima_from_params(section["crop_optima"])).table
+
+
 def build(
     raw: RawData, test_fraction: float, optima: Mapping[str, CropOptimum] | None = None
 ) -> Prepared:
     """`optima`: crop -> its climate optimum (params: prepare.crop_optima); None = built-in."""
+    table, summary, harvested, untracked, optima = _features(raw, optima)
+    train, test, purged = time_split(table, test_fraction)
+    truth = (
+        raw.truth.join(table.select("batch_id"), on="batch_id", how="semi").sort("batch_id")
+        if raw.truth is not None
+        else pl.DataFrame(
+            schema={c: pl.String if c == "batch_id" else pl.Float64 for c in TRUTH_COLUMNS}
+        )
+    )
+    checks = {
+        "batches": raw.batches.height,
+        "harvested_batches": harvested,
+        "unharvested_batches": raw.batches.height - harvested,
+        "batches_without_telemetry": untracked,  # harvested, left out
+        "telemetry_rows": summary.rows,
+        "telemetry_rows_outside_batch_days": summary.outside_window_rows,
+        "dropout_rows": summary.dropout_rows,
+        "glitches": summary.glitches,
+        "missing": summary.missing,
+        "train_rows": train.height,
+        "test_rows": test.height,
+        "purged_rows": purged,
+        "has_truth": raw.truth is not None,
+    }
+    crops = crop_table(train, optima)
+    return Prepared(train=train, test=test, truth=truth, checks=checks, crops=crops)
+
+
+class _Features(NamedTuple):
+    table: pl.DataFrame  # one row per harvested batch with telemetry
+    summary: TelemetrySummary
+    harvested: int
+    untracked: int  # harvested, no telemetry: left out
+    optima: Mapping[str, CropOptimum]  # as the data spells its crops
+
+
+def _features(raw: RawData, optima: Mapping[str, CropOptimum] | None) -> _Features:
     optima = builtin_optima() if optima is None else optima
     spelt = {c: by_crop(optima, c) for c in raw.batches["crop"].unique() if c not in optima}
     optima = {**optima, **{c: o for c, o in spelt.items() if o is not None}}  # `Basil`
@@ -108,28 +158,4 @@ def build(
     # and judged against validate.max_batches_without_telemetry.
     untracked = int(table["n_readings"].is_null().sum())
     table = table.filter(pl.col("n_readings").is_not_null())
-    train, test, purged = time_split(table, test_fraction)
-    truth = (
-        raw.truth.join(table.select("batch_id"), on="batch_id", how="semi").sort("batch_id")
-        if raw.truth is not None
-        else pl.DataFrame(
-            schema={c: pl.String if c == "batch_id" else pl.Float64 for c in TRUTH_COLUMNS}
-        )
-    )
-    checks = {
-        "batches": raw.batches.height,
-        "harvested_batches": harvested.height,
-        "unharvested_batches": raw.batches.height - harvested.height,
-        "batches_without_telemetry": untracked,  # harvested, left out
-        "telemetry_rows": summary.rows,
-        "telemetry_rows_outside_batch_days": summary.outside_window_rows,
-        "dropout_rows": summary.dropout_rows,
-        "glitches": summary.glitches,
-        "missing": summary.missing,
-        "train_rows": train.height,
-        "test_rows": test.height,
-        "purged_rows": purged,
-        "has_truth": raw.truth is not None,
-    }
-    crops = crop_table(train, optima)
-    return Prepared(train=train, test=test, truth=truth, checks=checks, crops=crops)
+    return _Features(table, summary, harvested.height, untracked, optima)
