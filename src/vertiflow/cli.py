@@ -295,7 +295,7 @@ def _report(
     `fail_on` or worse (a scheduled check fails visibly)."""
     from rich.console import Console
 
-    from vertiflow.monitoring import monitor
+    from vertiflow.monitoring import drift, monitor
 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
@@ -314,7 +314,5 @@ def _report(
         + f"; report {report_dir / 'report.md'}"
         + (f", alert {alert}" if alert else "")
     )
-    from vertiflow.monitoring.drift import SEVERITY
-
-    if SEVERITY.index(result["severity"]) >= SEVERITY.index(fail_on):
+    if drift.SEVERITY.index(result["severity"]) >= drift.SEVERITY.index(fail_on):
         raise typer.Exit(2)

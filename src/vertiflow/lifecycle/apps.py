@@ -16,6 +16,7 @@ own default `./mlflow.db`). Files live under `.monitoring/` as the apps expect.
 from __future__ import annotations
 
 import json
+import os
 import re
 from contextlib import nullcontext
 from pathlib import Path
@@ -45,6 +46,17 @@ def _metric_name(key: str) -> str:
     return re.sub(r"[^\w\-. :/]", "_", str(key)).strip("_")
 
 
+def _map50(metrics: dict[str, Any]) -> tuple[str, float]:
+    """The app's mAP at IoU 0.5 (the first of MAP50_KEYS it gave), which the gate reads."""
+    key = next((k for k in MAP50_KEYS if k in metrics), None)
+    if key is None:
+        raise VertiflowError(
+            f"metrics: no mAP at IoU 0.5 (one of {', '.join(MAP50_KEYS)}); the registry's gate "
+            f"decides on it. Found: {', '.join(map(str, metrics)) or 'nothing'}."
+        )
+    return key, float(metrics[key])
+
+
 def _checked_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     """Numbers, under names MLflow accepts, with an mAP at IoU 0.5 in [0, 1]: the gate
     decides a first champion on it, and a percentage (85) would pass any floor."""
@@ -54,13 +66,7 @@ def _checked_metrics(metrics: dict[str, Any]) -> dict[str, float]:
             clean[_metric_name(key)] = float(value)
         except (TypeError, ValueError):
             raise VertiflowError(f"metrics['{key}']: expected a number, found {value!r}.") from None
-    found = [(k, float(metrics[k])) for k in MAP50_KEYS if k in metrics]
-    if not found:
-        raise VertiflowError(
-            f"metrics: no mAP at IoU 0.5 (one of {', '.join(MAP50_KEYS)}); the registry's gate "
-            f"decides on it. Found: {', '.join(map(str, metrics)) or 'nothing'}."
-        )
-    key, value = found[0]
+    key, value = _map50(metrics)
     if not 0 <= value <= 1:
         raise VertiflowError(
             f"metrics['{key}'] = {value:g}: expected a fraction in [0, 1] "
@@ -114,8 +120,7 @@ class ModelRegistry:
         clean = _checked_metrics(metrics)
         all_params = _params()
         section = all_params["register"]
-        map50 = next(float(metrics[k]) for k in MAP50_KEYS if k in metrics)
-        passes = registry.reaches(map50, section["gates"]["yolo_map50"])
+        passes = registry.reaches(_map50(metrics)[1], section["gates"]["yolo_map50"])
         loss = _validation_loss(all_params)
         tags = {**(tags or {}), **({"description": description} if description else {})}
         if use_active_run and mlflow.active_run() is not None:
@@ -158,8 +163,6 @@ class ModelLoader:
 
     def load_all_models(self) -> dict[str, Any]:
         """The models there are (one missing is left out with a warning naming it)."""
-        import os
-
         if not (self.use_registry and os.environ.get("MLFLOW_TRACKING_URI")):
             runtime.require_checkout()  # the local store and models/ are the checkout's
         self.models = serving.load_all_models(
