@@ -32,6 +32,24 @@ APP = textwrap.dedent(
     elif sys.argv[1] == "load":
         models = ModelLoader(use_registry=True).load_all_models()
         print("RESULT" + json.dumps(sorted(models)))
+    elif sys.argv[1] == "stages":  # the seed's Django integration and registry calls
+        registry, out = ModelRegistry(), {}
+        out["production"] = registry.get_latest_model("YOLO-SkinDetection", "Production")
+        out["staging_before"] = registry.get_latest_model("YOLO-SkinDetection", "Staging")
+        out["efficientnet"] = registry.get_latest_model("EfficientNet-SkinType", "Production")
+        yolo.load_model("configs/yolo/yolo11t.yaml").save("models/yolo.pt")
+        registry.register_yolo_model(model_path="models/yolo.pt", metrics={"mAP": 0.6})
+        out["staging"] = registry.get_latest_model("YOLO-SkinDetection", "Staging")
+        registry.transition_model_stage("YOLO-SkinDetection", 2, "Production")
+        out["after"] = registry.get_latest_model("YOLO-SkinDetection", "Production")
+        out["staging_after"] = registry.get_latest_model("YOLO-SkinDetection", "Staging")
+        out["loaded"] = type(registry.load_model("YOLO-SkinDetection", "Production")).__name__
+        out["oracle"] = type(registry.load_model("oracle")).__name__
+        out["models"] = registry.list_all_models()
+        registry.transition_model_stage("YOLO-SkinDetection", 2, "Archived")
+        out["archived"] = registry.get_latest_model("YOLO-SkinDetection", "Production")
+        print("RESULT" + json.dumps(out))
+        registry.transition_model_stage("YOLO-SkinDetection", 9, "Production")
     elif sys.argv[1] == "unreachable":
         ModelRegistry(tracking_uri="http://127.0.0.1:9").register_yolo_model(
             model_path="models/yolo/best.pt", metrics={"mAP": 0.6}, use_active_run=False
@@ -84,3 +102,28 @@ def test_a_tracking_uri_given_to_the_registry_that_is_not_there_fails_in_seconds
     proc, _ = _app(small_copy, "unreachable", check=False)
     assert proc.returncode == 1 and "127.0.0.1:9" in proc.stderr and "unreachable" in proc.stderr
     assert time.monotonic() - started < 60  # MLflow's own retries took minutes
+
+
+@pytest.mark.pipeline
+def test_the_seeds_stage_calls_read_and_move_the_gate_s_aliases(small_copy):
+    """`get_latest_model`, `load_model`, `transition_model_stage` and `list_all_models`,
+    which the seed's Django integration calls, did not exist (AttributeError)."""
+    proc, out = _app(small_copy, "stages", check=False)
+    assert out is not None, proc.stderr
+    assert out["production"]["version"] == 1 and out["production"]["alias"] == "champion"
+    assert out["staging_before"] is None and out["efficientnet"] is None
+    assert "no version of model 'EfficientNet-SkinType' has the alias 'champion'" in proc.stderr
+    assert out["staging"]["version"] == 2  # the untrained weights lost the gate
+    assert out["after"]["version"] == 2 and out["staging_after"] is None
+    assert out["after"]["tags"]["transition.champion"]  # a person's decision, recorded
+    assert out["loaded"] == "YOLO" and out["oracle"] == "LoggedPredictor"
+    models = {m["name"]: m for m in out["models"]}
+    assert set(models) == {"oracle", "classifier", "YOLO-SkinDetection"}
+    assert models["YOLO-SkinDetection"]["latest_versions"] == [2]
+    assert models["YOLO-SkinDetection"]["aliases"] == {"champion": 2}
+    assert out["archived"] is None
+    assert proc.returncode == 1  # a clear VertiflowError, not MLflow's RESOURCE_DOES_NOT_EXIST
+    assert (
+        "VertiflowError: model 'YOLO-SkinDetection' has no version 9; registered versions: 1, 2"
+        in proc.stderr
+    )

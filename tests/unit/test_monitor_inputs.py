@@ -124,7 +124,7 @@ def test_log_prediction_takes_what_an_upload_handler_has(mon, tmp_path):
     events = (mon.root / "performance" / "yolo.jsonl").read_text().splitlines()
     # the dicts' inference_time, none in the seed's dict, Results.speed (1.5 + 20 + 2.5 ms)
     assert [json.loads(e)["latency_s"] for e in events] == [0.04, None, 0.024, 0.04]
-    assert mon.performance_metrics()["yolo"]["mean_confidence"] == pytest.approx(0.7)
+    assert mon.performance_metrics["yolo"]["mean_confidence"] == pytest.approx(0.7)
 
     mon.log_prediction(app)  # detections without an image: the detector's, not 'unknown'
     assert logged(mon)["n_boxes"][-1] == 2

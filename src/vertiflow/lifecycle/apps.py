@@ -8,6 +8,11 @@ The calls work as the apps write them (Skin-Twin-AI's `mlops/README.md`):
     ModelMonitor().detect_data_drift(current_data, reference_data)
     TrainingPipeline().run_full_pipeline(data_path=...)
 
+and the calls its own `mlops/` code makes beyond them (`get_latest_model`, `load_model`,
+`transition_model_stage`, `list_all_models`, the monitor's history and stats, its
+`PerformanceTracker` and `AlertingSystem`), with MLflow's deprecated stages read as the
+gate's aliases.
+
 Run from the pipeline's checkout. The tracking store is resolved as the stages resolve
 it: `MLFLOW_TRACKING_URI` when set, else the checkout's `.mlflow/mlflow.db` (not MLflow's
 own default `./mlflow.db`). Files live under `.monitoring/` as the apps expect.
@@ -16,9 +21,13 @@ own default `./mlflow.db`). Files live under `.monitoring/` as the apps expect.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+import weakref
+from collections import defaultdict, deque
 from contextlib import nullcontext
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +42,10 @@ from vertiflow.monitoring import drift, images, monitor
 
 # Metric names the apps use for a detector's mAP at IoU 0.5 (the quality gate's metric).
 MAP50_KEYS = ("mAP50", "mAP", "map50", "metrics/mAP50(B)")
+# The seed's stages are MLflow's deprecated model stages; here they are the aliases the
+# gate sets. `Archived`/`None` in a transition take a version's aliases away.
+SEED_STAGES = {"production": registry.CHAMPION, "staging": registry.CHALLENGER}
+HISTORY_EVERY = 100  # predictions between writes of predictions_history.json (the seed's)
 
 
 def _params() -> dict[str, Any]:
@@ -138,6 +151,108 @@ class ModelRegistry:
             )
         return int(self.last_decision["version"])
 
+    def _client(self):
+        import mlflow
+
+        from vertiflow.lifecycle import tracking
+
+        if self.tracking_uri:
+            tracking.check_reachable(self.tracking_uri)
+            mlflow.set_tracking_uri(self.tracking_uri)
+        else:
+            if not os.environ.get("MLFLOW_TRACKING_URI"):
+                runtime.require_checkout()  # the checkout's store, not a new empty one
+            tracking.check_reachable(serving.use_pipeline_store())
+        return mlflow.MlflowClient()
+
+    def _alias(self, stage: str) -> str:
+        alias = SEED_STAGES.get(stage.lower(), stage.lower())
+        if alias not in (registry.CHAMPION, registry.CHALLENGER):
+            raise VertiflowError(
+                f"stage {stage!r}: expected 'Production' (the champion alias) or 'Staging' "
+                "(the challenger), or the alias itself."
+            )
+        return alias
+
+    def get_latest_model(self, model_name: str, stage: str = "Production") -> dict | None:
+        """The version `stage` names (Production: `champion`; Staging: `challenger`), as
+        the seed returns it, or None (logged) when there is none. Unlike the seed, no
+        fallback to the newest version: that one may have failed the gate."""
+        client, alias = self._client(), self._alias(stage)
+        name = _registered_name(model_name)
+        version = registry.alias_version(client, name, alias)
+        if version is None:
+            where = _mlflow_uri()
+            logging.getLogger("vertiflow").warning(
+                "no version of model '%s' has the alias '%s' (%s) in %s", name, alias, stage, where
+            )
+            return None
+        return {
+            "name": version.name,
+            "version": int(version.version),
+            "stage": stage,
+            "alias": alias,
+            "run_id": version.run_id,
+            "source": version.source,
+            "tags": dict(version.tags),
+        }
+
+    def load_model(self, model_name: str, stage: str = "Production"):
+        """The model in `stage`, ready to predict: an Ultralytics YOLO for the detector (the
+        seed returned a downloaded folder), a logged pyfunc model for the farm's models,
+        MLflow's pyfunc for any other registered name; None when there is none."""
+        info = self.get_latest_model(model_name, stage)
+        if info is None:
+            return None
+        key = serving.ALIASES.get(info["name"], info["name"])
+        if key in registry.NAMES:
+            return serving.load_model(key, version=int(info["version"]), use_registry=True)
+        import mlflow
+
+        return mlflow.pyfunc.load_model(f"models:/{info['name']}/{info['version']}")
+
+    def transition_model_stage(self, model_name: str, version: int | str, stage: str) -> None:
+        """A person's decision, past the gate: `Production` makes `version` the champion,
+        `Staging` the challenger, `Archived`/`None` takes its aliases away. Recorded in the
+        version's tags (`transition.<alias>` = the time), as the gate records its own."""
+        client = self._client()
+        name = _registered_name(model_name)
+        try:
+            found = client.get_model_version(name, str(version))
+        except Exception:  # MLflow raises its own kinds for an unknown name or version
+            known = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+            raise VertiflowError(
+                f"model '{name}' has no version {version}; registered versions: "
+                f"{', '.join(map(str, known)) or 'none'}."
+            ) from None
+        if stage.lower() in ("archived", "none"):
+            for alias in found.aliases:
+                client.delete_registered_model_alias(name, alias)
+            return
+        alias = self._alias(stage)
+        registry.set_alias(client, name, alias, found.version)
+        other = registry.CHALLENGER if alias == registry.CHAMPION else registry.CHAMPION
+        if other in found.aliases:  # one stage at a time, as MLflow's stages were
+            client.delete_registered_model_alias(name, other)
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        client.set_model_version_tag(name, found.version, f"transition.{alias}", now)
+
+    def list_all_models(self) -> list[dict[str, Any]]:
+        """Every registered model: its newest version, its aliases and description."""
+        client = self._client()
+        models = []
+        for model in client.search_registered_models():
+            versions = client.search_model_versions(f"name = '{model.name}'")
+            models.append(
+                {
+                    "name": model.name,
+                    "latest_versions": [max(int(v.version) for v in versions)],
+                    "aliases": {alias: int(v) for alias, v in model.aliases.items()},
+                    "description": model.description,
+                }
+            )
+        return models
+
 
 def _validation_loss(all_params: dict[str, Any]):
     """The gate's per-image loss on the checkout's validation images, if there are any."""
@@ -181,6 +296,16 @@ class ModelMonitor:
         self.root = Path(root)
         self.window = max_history
         self.reference_data: Any = None
+        # The seed's in-process history (`predictions_history.json`, rewritten every
+        # HISTORY_EVERY predictions and at exit); the complete log is `predictions/`.
+        self.predictions_history: deque[dict[str, Any]] = deque(
+            _read_history(self.root / HISTORY_FILE), maxlen=max_history
+        )
+        self._unsaved = [0]  # predictions since the last write, shared with the finalizer
+        weakref.finalize(self, _write_history, self.root, self.predictions_history, self._unsaved)
+
+    def save_history(self) -> Path:
+        return _write_history(self.root, self.predictions_history, self._unsaved, force=True)
 
     def log_prediction(
         self,
@@ -247,6 +372,20 @@ class ModelMonitor:
             table = table.with_columns(pl.lit(json.dumps(_jsonable(actual))).alias("actual"))
         path = monitor.log_predictions(name, model_version, table, values, self.root)
         monitor.record_event(name, latency_s, confidence, root=self.root, window=self.window)
+        self.predictions_history.append(
+            {
+                "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "model_name": name,
+                "model_version": model_version,
+                "prediction": _jsonable(prediction),
+                "actual": _jsonable(actual),
+                "input_shape": _shape(input_data),
+                "log": path.name,
+            }
+        )
+        self._unsaved[0] += 1
+        if self._unsaved[0] >= HISTORY_EVERY:
+            self.save_history()
         return path
 
     @staticmethod
@@ -265,9 +404,55 @@ class ModelMonitor:
         """A failed prediction: an alert in `alerts/` and an error in the performance log."""
         return monitor.record_error(model_name, error, context or None, self.root, self.window)
 
+    @property
     def performance_metrics(self) -> dict[str, Any]:
+        """`performance_metrics.json`: per model, latency, errors, confidence, quality."""
         path = self.root / "performance_metrics.json"
         return json.loads(path.read_text()) if path.exists() else {}
+
+    def calculate_performance_metrics(
+        self, predictions: list, actuals: list, model_name: str = "unknown"
+    ) -> dict[str, Any]:
+        """Quality on labelled predictions (the seed's weighted precision, recall and F1),
+        kept under the model's `quality` in `performance_metrics.json`."""
+        from sklearn import metrics
+
+        predicted, actual = list(np.asarray(predictions).ravel()), list(np.asarray(actuals).ravel())
+        if len(predicted) != len(actual) or not actual:
+            raise VertiflowError(
+                "calculate_performance_metrics: expected as many predictions as actuals, at "
+                f"least one; found {len(predicted)} predictions and {len(actual)} actuals."
+            )
+        labels = sorted({*map(str, predicted), *map(str, actual)})
+        predicted, actual = [str(v) for v in predicted], [str(v) for v in actual]
+        scores = metrics.precision_recall_fscore_support(
+            actual, predicted, labels=labels, average="weighted", zero_division=0
+        )
+        result = {
+            "accuracy": float(metrics.accuracy_score(actual, predicted)),
+            "precision": float(scores[0]),
+            "recall": float(scores[1]),
+            "f1_score": float(scores[2]),
+            "confusion_matrix": metrics.confusion_matrix(actual, predicted, labels=labels).tolist(),
+            "labels": labels,
+            "n": len(actual),
+        }
+        monitor.record_quality(model_name, result, self.root, self.window)
+        return result
+
+    def get_prediction_stats(self, hours: float = 24) -> dict[str, Any]:
+        """Predictions logged in the last `hours` (all models, and per model), from the
+        prediction log, so every process's predictions count."""
+        now = datetime.now(UTC)
+        counts = monitor.prediction_counts(self.root, now - timedelta(hours=hours))
+        total = sum(counts.values())
+        return {
+            "total_predictions": total,
+            "time_period_hours": hours,
+            "predictions_per_hour": total / hours,
+            "per_model": counts,
+            "timestamp": now.isoformat(timespec="seconds"),
+        }
 
     def set_reference_data(self, reference_data: Any) -> None:
         self.reference_data = reference_data
@@ -315,8 +500,8 @@ class ModelMonitor:
         report["drift_detected"] = report["severity"] != "ok"
         model = model_name or ("yolo" if current_images is not None else None)
         report = {**({"model": model} if model else {}), **report}
-        monitor.record(report, self.root)
-        return report
+        alert = monitor.record(report, self.root)
+        return {**report, **_seed_summary(report), "alert": str(alert) if alert else None}
 
 
 class TrainingPipeline:
@@ -360,6 +545,159 @@ class TrainingPipeline:
         values = {Path(p).stem: e.get("data", {}) for p, e in workspace.get("data", {}).items()}
         experiment = next((n for n in names.values() if n), None)
         return {"experiment": experiment, "data": {key: value}, "metrics": values}
+
+
+class PerformanceTracker:
+    """The seed's tracker, kept in process as it was, and written to the performance log
+    too (`performance_metrics.json`), where the monitor and the workflow read it."""
+
+    def __init__(self, root: Path = monitor.MONITORING_DIR, window: int = monitor.WINDOW):
+        runtime.configure()
+        self.root, self.window = Path(root), window
+        self.metrics_history: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.inference_times: list[dict[str, Any]] = []
+        self.error_counts: dict[str, int] = defaultdict(int)
+
+    def track_inference_time(self, model_name: str, inference_time: float) -> None:
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        self.inference_times.append({"model": model_name, "time": inference_time, "timestamp": now})
+        monitor.record_event(
+            model_name, latency_s=inference_time, root=self.root, window=self.window
+        )
+
+    def track_metric(self, model_name: str, metric_name: str, value: float) -> None:
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        self.metrics_history[f"{model_name}_{metric_name}"].append(
+            {"value": value, "timestamp": now}
+        )
+
+    def track_error(self, model_name: str, error_type: str) -> None:
+        self.error_counts[f"{model_name}_{error_type}"] += 1
+        monitor.record_event(model_name, error=error_type, root=self.root, window=self.window)
+
+    def get_average_inference_time(self, model_name: str, last_n: int = 100) -> float:
+        times = [t["time"] for t in self.inference_times if t["model"] == model_name][-last_n:]
+        return sum(times) / len(times) if times else 0.0
+
+    def get_latest_metrics(self, model_name: str) -> dict[str, float]:
+        prefix = f"{model_name}_"
+        return {
+            key.removeprefix(prefix): values[-1]["value"]
+            for key, values in self.metrics_history.items()
+            if key.startswith(prefix) and values
+        }
+
+    def get_error_summary(self) -> dict[str, int]:
+        return dict(self.error_counts)
+
+
+class AlertingSystem:
+    """The seed's alerts, in the monitor's `alerts/` (`<time>-<severity>-<model>.json`)."""
+
+    def __init__(self, alert_dir: str | Path = monitor.MONITORING_DIR / "alerts"):
+        runtime.configure()
+        self.alert_dir = Path(alert_dir)
+        self.alert_dir.mkdir(parents=True, exist_ok=True)
+
+    def send_drift_alert(self, drift_info: dict[str, Any]) -> Path:
+        """A drift report's alert; one `detect_data_drift` already wrote is not doubled."""
+        if drift_info.get("alert") and Path(drift_info["alert"]).exists():
+            return Path(drift_info["alert"])
+        severity = drift_info.get("severity") or "warning"
+        message = f"Data drift detected: p-value={drift_info.get('p_value') or 0:.4f}"
+        return self._save("drift", severity, drift_info.get("model"), message, details=drift_info)
+
+    def send_performance_alert(
+        self, model_name: str, metric_name: str, value: float, threshold: float
+    ) -> Path:
+        message = f"{model_name} {metric_name} ({value:.4f}) below threshold ({threshold:.4f})"
+        more = {"metric": metric_name, "value": value, "threshold": threshold}
+        return self._save("performance_degradation", "warning", model_name, message, **more)
+
+    def send_error_alert(self, model_name: str, error_type: str, error_message: str) -> Path:
+        return monitor.record_error(
+            model_name, f"{error_type}: {error_message}", root=self.alert_dir.parent
+        )
+
+    def _save(self, kind: str, severity: str, model: str | None, message: str, **more) -> Path:
+        now = datetime.now(UTC)
+        path = (
+            self.alert_dir / f"{now:%Y%m%dT%H%M%S%f}-{severity}{f'-{model}' if model else ''}.json"
+        )
+        alert = {"kind": kind, "severity": severity, **({"model": model} if model else {})}
+        alert |= {"message": message, "at": now.isoformat(timespec="milliseconds"), **more}
+        path.write_text(json.dumps(_jsonable(alert), indent=2) + "\n")
+        logging.getLogger("vertiflow").warning("%s alert: %s", kind, message)
+        return path
+
+
+HISTORY_FILE = "predictions_history.json"
+
+
+def _registered_name(model_name: str) -> str:
+    """`oracle`, `classifier`, `yolo` or `YOLO-SkinDetection` as registered; any other
+    name as given (a model the app registered itself)."""
+    return registry.NAMES.get(serving.ALIASES.get(model_name, model_name), model_name)
+
+
+def _mlflow_uri() -> str:
+    import mlflow
+
+    return mlflow.get_tracking_uri()
+
+
+def _read_history(path: Path) -> list[dict[str, Any]]:
+    """An earlier process's history; one that cannot be read starts afresh (it is a
+    convenience copy: the prediction log keeps every prediction)."""
+    try:
+        entries = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return entries if isinstance(entries, list) else []
+
+
+def _write_history(root: Path, history: deque, unsaved: list[int], force: bool = False) -> Path:
+    """`predictions_history.json`, atomically; at exit only when there is something new
+    (a monitor that logged nothing leaves no file behind)."""
+    path = root / HISTORY_FILE
+    if not (force or unsaved[0]):
+        return path
+    unsaved[0] = 0
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".{HISTORY_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(list(history), indent=1) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def _shape(data: Any) -> list[int] | None:
+    if data is None:
+        return None
+    if hasattr(data, "shape"):
+        return [int(n) for n in data.shape]
+    if hasattr(data, "size") and isinstance(data.size, tuple):  # PIL: (w, h)
+        width, height = data.size
+        return [int(height), int(width)]
+    return [len(data)] if isinstance(data, list | tuple) else None
+
+
+def _seed_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The seed's one-test fields over a per-feature report: `p_value`, the smallest
+    feature p-value, Bonferroni-adjusted (below `monitor.alpha` = significant drift);
+    `statistic`, that feature's PSI; `feature`, its name; `timestamp`."""
+    tested = {name: f for name, f in report["features"].items() if f.get("p_value") is not None}
+    if tested:
+        name = min(tested, key=lambda n: tested[n]["p_value"])
+        p = min(1.0, tested[name]["p_value"] * len(report["features"]))
+        statistic = tested[name]["psi"]
+    else:  # nothing had values on both sides: nothing was tested
+        name, p, statistic = None, 1.0, 0.0
+    return {
+        "p_value": p,
+        "statistic": statistic,
+        "feature": name,
+        "timestamp": report["checked_at"],
+    }
 
 
 def _thresholds() -> drift.Thresholds:

@@ -92,7 +92,7 @@ def _figure(x: float) -> float:
     return float(f"{float(x):.6g}")
 
 
-def _alias_version(client: mlflow.MlflowClient, name: str, alias: str):
+def alias_version(client: mlflow.MlflowClient, name: str, alias: str):
     try:
         return client.get_model_version_by_alias(name, alias)
     except MlflowException:
@@ -131,10 +131,10 @@ def register(
 
 
 def champion_version(key: str):
-    return _alias_version(mlflow.MlflowClient(), NAMES[key], CHAMPION)
+    return alias_version(mlflow.MlflowClient(), NAMES[key], CHAMPION)
 
 
-def _set_alias(client, name: str, alias: str, version) -> None:
+def set_alias(client, name: str, alias: str, version) -> None:
     """Set an alias, tolerating a queue worker that sets the same alias at the same moment:
     the tracking server inserts a new alias after checking it is absent, so two workers
     can both try the insert and the second fails on the table's unique key. Setting it
@@ -175,7 +175,7 @@ def decide(
     `gate`: what a version that fails the gate failed."""
     client = mlflow.MlflowClient()
     name = NAMES[key]
-    champion = _alias_version(client, name, CHAMPION)
+    champion = alias_version(client, name, CHAMPION)
     record: dict[str, Any] = {
         "name": name,
         "version": int(version.version),
@@ -200,9 +200,9 @@ def decide(
             why += f" (it fails {gate}, but the champion is worse on these rows)"
     else:
         promote, why = False, "not better than the champion by more than the noise"
-    _set_alias(client, name, CHALLENGER, version.version)
+    set_alias(client, name, CHALLENGER, version.version)
     if promote:
-        _set_alias(client, name, CHAMPION, version.version)
+        set_alias(client, name, CHAMPION, version.version)
         _drop_alias(client, name, CHALLENGER)
     record.update(
         promoted=promote,
@@ -267,7 +267,7 @@ def register_and_promote(
         # the gate refused) is no candidate any more, and an app shadowing it would keep
         # scoring the refused model.
         client = mlflow.MlflowClient()
-        stale = _alias_version(client, NAMES[key], CHALLENGER)
+        stale = alias_version(client, NAMES[key], CHALLENGER)
         if stale is not None:
             _drop_alias(client, NAMES[key], CHALLENGER)
             record["challenger_dropped"] = int(stale.version)
@@ -331,8 +331,8 @@ def register_detector(
     bare = not (folder / "MLmodel").exists()
     if bare and pyfunc.weights_in(folder).read_bytes() == Path(weights).read_bytes():
         client = mlflow.MlflowClient()
-        _set_alias(client, NAMES["yolo"], CHAMPION, record["version"])
-        if _alias_version(client, NAMES["yolo"], CHALLENGER) is not None:
+        set_alias(client, NAMES["yolo"], CHAMPION, record["version"])
+        if alias_version(client, NAMES["yolo"], CHALLENGER) is not None:
             _drop_alias(client, NAMES["yolo"], CHALLENGER)
         record.update(
             promoted=True,

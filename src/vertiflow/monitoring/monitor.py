@@ -7,7 +7,9 @@ inputs are the image features of `monitoring.images`), `alerts/*.json` (one per 
 or critical check, and one per prediction error), `history.jsonl` (one line per check),
 `performance/<model>.jsonl` (one line per prediction or error: time, latency, mean
 confidence) and `performance_metrics.json` (per model, over its last `WINDOW` events:
-count, latency p50/p95, errors, mean confidence; rewritten atomically on every event).
+count, latency p50/p95, errors, mean confidence, and `quality` from `quality/<model>.json`
+when labelled predictions were scored; rewritten atomically on every event). The apps'
+`ModelMonitor` also keeps the seed's `predictions_history.json` (`lifecycle.apps`).
 """
 
 from __future__ import annotations
@@ -88,11 +90,39 @@ def record_event(
     with FileLock(root / ".performance.lock", timeout=30):
         with (folder / f"{model}.jsonl").open("a") as f:
             f.write(json.dumps(event) + "\n")
-        summary = {p.stem: _summary(_tail(p, window)) for p in sorted(folder.glob("*.jsonl"))}
-        tmp = root / f".performance_metrics.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
-        tmp.replace(root / "performance_metrics.json")
-    return summary[model]
+        return _write_summary(root, window)[model]
+
+
+def record_quality(
+    model: str, metrics: dict[str, Any], root: Path = MONITORING_DIR, window: int = WINDOW
+) -> dict[str, Any]:
+    """A model's measured quality on labelled predictions (`quality/<model>.json`), shown
+    in `performance_metrics.json` beside its latency and errors."""
+    from filelock import FileLock
+
+    folder = root / "quality"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamped = {**metrics, "at": datetime.now(UTC).isoformat(timespec="milliseconds")}
+    with FileLock(root / ".performance.lock", timeout=30):
+        (folder / f"{model}.json").write_text(json.dumps(stamped, indent=2) + "\n")
+        return _write_summary(root, window)[model]
+
+
+def _write_summary(root: Path, window: int) -> dict[str, Any]:
+    """`performance_metrics.json` from the logs (called under the performance lock)."""
+    events = {p.stem: _summary(_tail(p, window)) for p in (root / "performance").glob("*.jsonl")}
+    quality = {p.stem: json.loads(p.read_text()) for p in (root / "quality").glob("*.json")}
+    summary = {
+        model: {
+            **events.get(model, _summary([])),
+            **({"quality": quality[model]} if model in quality else {}),
+        }
+        for model in sorted({*events, *quality})
+    }
+    tmp = root / f".performance_metrics.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    tmp.replace(root / "performance_metrics.json")
+    return summary
 
 
 def _tail(path: Path, lines: int) -> list[dict[str, Any]]:
@@ -201,6 +231,20 @@ def read_predictions(
             f"{since.isoformat(timespec='seconds')} ({total} earlier ones)."
         )
     return recent
+
+
+def prediction_counts(root: Path = MONITORING_DIR, since: datetime | None = None) -> dict[str, int]:
+    """Logged predictions per model (rows: one per image or table row), since `since`."""
+    counts = {}
+    for folder in sorted(p for p in (root / "predictions").glob("*") if p.is_dir()):
+        files = sorted(folder.glob("*.parquet"))
+        if not files:
+            continue
+        log = pl.concat([pl.scan_parquet(f).select("logged_at") for f in files])
+        if since is not None:
+            log = log.filter(pl.col("logged_at") >= since)
+        counts[folder.name] = log.select(pl.len()).collect().item()
+    return counts
 
 
 def simulated_batch(scenario: str, seed: int, racks: int = 5, cycles: int = 10) -> pl.DataFrame:

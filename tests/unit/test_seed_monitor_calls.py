@@ -1,0 +1,139 @@
+"""The rest of Skin-Twin-AI's monitoring code, as its inference pipeline and Django
+integration call it (`mlops/monitoring/`): the in-process history and its
+`predictions_history.json`, prediction stats, labelled-quality metrics, the seed's
+one-test drift fields, its PerformanceTracker and AlertingSystem. No model, no DVC."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import polars as pl
+import pytest
+
+from vertiflow.errors import VertiflowError
+from vertiflow.lifecycle import apps
+from vertiflow.lifecycle.apps import AlertingSystem, ModelMonitor, PerformanceTracker
+from vertiflow.monitoring import images
+
+APP = {"detections": [{"class": "Acne", "confidence": 0.8, "bbox": [1.0, 2.0, 30.0, 40.0]}]}
+
+
+@pytest.fixture
+def mon(tmp_path):
+    return ModelMonitor(root=tmp_path / "mon")
+
+
+def test_the_history_is_kept_in_process_and_written_as_the_seed_names_it(tmp_path):
+    """`len(monitor.predictions_history)` (the Django health check) was an AttributeError,
+    and `.monitoring/predictions_history.json`, a file the seed's README and monitoring
+    script name, was never written."""
+    root = tmp_path / "mon"
+    image = images.simulated_images(1, 1, size=64)[0]
+    script = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        import numpy as np
+        from vertiflow.lifecycle.apps import ModelMonitor
+        mon = ModelMonitor(root=Path({str(root)!r}))
+        image = np.load({str(tmp_path / "img.npy")!r})
+        for _ in range(3):
+            mon.log_prediction({APP!r}, input_data=image)
+        assert len(mon.predictions_history) == 3
+        """
+    )
+    np.save(tmp_path / "img.npy", image)
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    history = json.loads((root / apps.HISTORY_FILE).read_text())  # written at exit
+    assert len(history) == 3 and history[0]["model_name"] == "yolo"
+    assert history[0]["input_shape"] == [64, 64, 3]
+    assert history[0]["prediction"]["detections"][0]["class"] == "Acne"
+
+    again = ModelMonitor(root=root, max_history=4)  # a restarted app keeps its history
+    assert len(again.predictions_history) == 3
+    for _ in range(3):
+        again.log_prediction(APP, input_data=image)
+    assert len(again.predictions_history) == 4  # the seed's max_history, a rolling window
+    again.save_history()
+    assert len(json.loads((root / apps.HISTORY_FILE).read_text())) == 4
+
+
+def test_the_history_file_is_rewritten_every_hundred_predictions(mon, monkeypatch):
+    monkeypatch.setattr(apps, "HISTORY_EVERY", 2)
+    mon.log_prediction(APP)
+    assert not (mon.root / apps.HISTORY_FILE).exists()
+    mon.log_prediction(APP)
+    assert len(json.loads((mon.root / apps.HISTORY_FILE).read_text())) == 2
+
+
+def test_prediction_stats_count_every_process_s_logged_predictions(mon):
+    assert mon.get_prediction_stats()["total_predictions"] == 0
+    other = ModelMonitor(root=mon.root)  # another worker of the same app
+    mon.log_prediction(APP)
+    other.log_prediction([1.0, 2.0], input_data=pl.DataFrame({"co2": [800.0, 900.0]}))
+    stats = mon.get_prediction_stats(hours=1)
+    assert stats["total_predictions"] == 3 and stats["per_model"] == {"unknown": 2, "yolo": 1}
+    assert stats["predictions_per_hour"] == 3 and stats["time_period_hours"] == 1
+    old = mon.root / "predictions" / "yolo"
+    table = pl.read_parquet(next(old.glob("*.parquet")))
+    stamp = table["logged_at"][0]
+    table.with_columns(pl.lit(stamp.replace(year=stamp.year - 1)).alias("logged_at")).write_parquet(
+        next(old.glob("*.parquet"))
+    )
+    assert mon.get_prediction_stats(hours=24)["per_model"] == {"unknown": 2, "yolo": 0}
+
+
+def test_labelled_quality_goes_beside_the_latency_in_performance_metrics(mon):
+    mon.log_prediction(APP, latency_s=0.05)
+    got = mon.calculate_performance_metrics(
+        ["Acne", "Acne", "Wrinkles", "Acne"], ["Acne", "Wrinkles", "Wrinkles", "Acne"], "yolo"
+    )
+    assert got["accuracy"] == 0.75 and got["labels"] == ["Acne", "Wrinkles"]
+    assert got["confusion_matrix"] == [[2, 0], [1, 1]]
+    assert got["precision"] == pytest.approx((2 / 3 * 2 + 1 * 2) / 4)  # weighted, as the seed
+    yolo = mon.performance_metrics["yolo"]
+    assert yolo["quality"]["accuracy"] == 0.75 and yolo["latency_p50_ms"] == 50.0
+    mon.log_prediction(APP)  # a later prediction rewrites the file and keeps the quality
+    assert mon.performance_metrics["yolo"]["quality"]["n"] == 4
+    with pytest.raises(VertiflowError, match="3 predictions and 2 actuals"):
+        mon.calculate_performance_metrics([1, 2, 3], [1, 2])
+
+
+def test_drift_results_carry_the_seed_s_p_value_statistic_and_alert(mon):
+    ref = images.simulated_images(60, 1, size=64)
+    dim = mon.detect_data_drift(images.simulated_images(40, 2, size=64, scenario="dim"), ref)
+    assert dim["drift_detected"] and dim["feature"] == "brightness"
+    assert dim["p_value"] < 0.05 and dim["statistic"] == dim["features"]["brightness"]["psi"]
+    assert dim["timestamp"] == dim["checked_at"] and dim["alert"].endswith("-critical-yolo.json")
+    quiet = mon.detect_data_drift(images.simulated_images(40, 3, size=64), ref)
+    assert not quiet["drift_detected"] and quiet["p_value"] > 0.05 and quiet["alert"] is None
+
+    alerts = AlertingSystem(alert_dir=mon.root / "alerts")
+    assert alerts.send_drift_alert(dim) == mon.root / "alerts" / dim["alert"].rsplit("/", 1)[1]
+    assert len(list((mon.root / "alerts").glob("*.json"))) == 1  # the same alert, not two
+
+
+def test_the_seed_s_tracker_and_alerts_reach_the_monitor_s_files(tmp_path):
+    root = tmp_path / "mon"
+    tracker = PerformanceTracker(root=root)
+    tracker.track_inference_time("yolo", 0.04)
+    tracker.track_inference_time("yolo", 0.06)
+    tracker.track_error("ensemble", "inference_error")
+    tracker.track_metric("yolo", "mAP", 0.8)
+    assert tracker.get_average_inference_time("yolo") == pytest.approx(0.05)
+    assert tracker.get_error_summary() == {"ensemble_inference_error": 1}
+    assert tracker.get_latest_metrics("yolo") == {"mAP": 0.8}
+    perf = json.loads((root / "performance_metrics.json").read_text())
+    assert perf["yolo"]["latency_p50_ms"] == 50.0 and perf["ensemble"]["errors"] == 1
+
+    alerts = AlertingSystem(alert_dir=root / "alerts")
+    slow = alerts.send_performance_alert("yolo", "mAP", 0.61, 0.7)
+    assert slow.name.endswith("-warning-yolo.json")
+    assert json.loads(slow.read_text())["message"] == "yolo mAP (0.6100) below threshold (0.7000)"
+    error = alerts.send_error_alert("yolo", "OOM", "CUDA out of memory")
+    assert error.name.endswith("-error-yolo.json") and "OOM: CUDA" in error.read_text()
+    seed_dict = alerts.send_drift_alert({"severity": "high", "p_value": 0.001})  # the seed's own
+    assert "p-value=0.0010" in seed_dict.read_text()
