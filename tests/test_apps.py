@@ -154,6 +154,10 @@ def test_training_pipeline_runs_dvc_on_new_images(small_copy):
     out = run([sys.executable, "-c", call], repo, timeout=600)
     results = json.loads(out.stdout.split("RESULT", 1)[1])
     assert results["data"] == {"images.dataset": "data/faces"} and results["experiment"]
+    mlflow.set_tracking_uri(f"sqlite:///{repo / '.mlflow' / 'mlflow.db'}")
+    pipeline_run = mlflow.get_run(results["run_id"])  # the seed's script logs it
+    assert pipeline_run.data.tags["dvc_exp_name"] == results["experiment"]
+    assert pipeline_run.data.tags["run_kind"] == "pipeline"
     assert set(results["metrics"]["yolo"]["per_class"]) <= {"Acne", "Wrinkles"}
     assert "r2" in results["metrics"]["oracle"]
     assert yaml.safe_load((repo / "params.yaml").read_text())["images"]["dataset"] == "data/faces"

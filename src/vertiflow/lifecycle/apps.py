@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import re
+import uuid
 import weakref
 from collections import defaultdict, deque
 from contextlib import nullcontext
@@ -513,7 +514,8 @@ class TrainingPipeline:
 
     def run_full_pipeline(self, data_path: str | Path) -> dict[str, Any]:
         """Point the pipeline at `data_path` and run it (`dvc exp run -S ...` through
-        DVC's API); returns the metrics files' values and the experiment's name.
+        DVC's API); returns the metrics files' values, the experiment's name and its
+        pipeline run in MLflow (`run_id`, as the seed returned its run).
 
         A folder with a YOLO `data.yaml` sets `images.dataset`; a farm export (batches,
         telemetry, harvests) sets `prepare.raw_dir`. Stages whose inputs did not change
@@ -521,6 +523,8 @@ class TrainingPipeline:
         """
         from dvc.exceptions import DvcException
         from dvc.repo import Repo
+
+        from vertiflow.lifecycle import tracking
 
         data = Path(data_path)
         where = data if data.is_absolute() else self.repo / data
@@ -534,6 +538,11 @@ class TrainingPipeline:
                 "farm export (batches, telemetry and harvests files)."
             )
         value = data.as_posix()
+        # DVC's API runs in this process, so the stages find no `dvc` process to share a
+        # pipeline run by: name it for them (the seed returned its run's id)
+        run_key = uuid.uuid4().hex[:12]
+        previous = os.environ.get(tracking.PIPELINE_RUN_VARIABLE)
+        os.environ[tracking.PIPELINE_RUN_VARIABLE] = run_key
         try:
             with Repo(str(self.repo)) as repo:
                 revs = list(repo.experiments.run(params=[f"{key}={value}"]))
@@ -541,10 +550,16 @@ class TrainingPipeline:
                 metrics = repo.metrics.show()
         except DvcException as exc:
             raise VertiflowError(f"the pipeline failed: {exc}") from None
+        finally:
+            if previous is None:
+                os.environ.pop(tracking.PIPELINE_RUN_VARIABLE, None)
+            else:
+                os.environ[tracking.PIPELINE_RUN_VARIABLE] = previous
         workspace = metrics.get("workspace") or metrics.get("") or {}  # DVC's key for it
         values = {Path(p).stem: e.get("data", {}) for p, e in workspace.get("data", {}).items()}
         experiment = next((n for n in names.values() if n), None)
-        return {"experiment": experiment, "data": {key: value}, "metrics": values}
+        run_id = tracking.find_pipeline_run(run_key, self.repo)  # None when nothing ran
+        return {"experiment": experiment, "run_id": run_id, "data": {key: value}, "metrics": values}
 
 
 class PerformanceTracker:

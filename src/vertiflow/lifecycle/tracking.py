@@ -44,6 +44,7 @@ from vertiflow.params import flatten, key_part, read_yaml
 from vertiflow.runtime import checkout_root
 
 EXPERIMENT = "vertiflow-models"
+PIPELINE_RUN_VARIABLE = "VERTIFLOW_PIPELINE_RUN_ID"  # stages sharing one pipeline run
 MODEL_EXPERIMENTS = {
     "train_oracle": "yield-prediction",
     "train_classifier": "quality-classification",
@@ -66,11 +67,11 @@ HEADLINE = {
 CORTEX_PER_CROP = ("regret", "cost_per_kg", "converged", "iterations")
 
 
-def tracking_uri() -> str:
+def tracking_uri(checkout: Path | None = None) -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
-    store = checkout_root() / LOCAL_STORE
+    store = (checkout or checkout_root()) / LOCAL_STORE
     store.mkdir(exist_ok=True)
     return f"sqlite:///{store / 'mlflow.db'}"
 
@@ -105,8 +106,8 @@ def dvc_process() -> psutil.Process | None:
 def pipeline_run_id() -> str:
     """Shared by every stage of one `dvc repro`/`dvc exp run`: derived from the DVC process
     (and the experiment's name, so two experiments of one queue worker never share it)."""
-    if os.environ.get("VERTIFLOW_PIPELINE_RUN_ID"):
-        return os.environ["VERTIFLOW_PIPELINE_RUN_ID"]
+    if os.environ.get(PIPELINE_RUN_VARIABLE):
+        return os.environ[PIPELINE_RUN_VARIABLE]
     if proc := dvc_process():
         with contextlib.suppress(psutil.Error):
             key = f"{proc.pid}-{proc.create_time()}-{os.environ.get('DVC_EXP_NAME', '')}"
@@ -222,7 +223,7 @@ def stage_run(stage: str, params: dict[str, Any], experiment: str | None = None)
     # A pipeline run for a pipeline execution: a stage run by hand outside DVC gets none.
     dvc = dvc_process()
     pipeline = None
-    if dvc or os.environ.get("VERTIFLOW_PIPELINE_RUN_ID"):
+    if dvc or os.environ.get(PIPELINE_RUN_VARIABLE):
         pipeline = pipeline_run(ids[EXPERIMENT], dvc)
     tags = run_tags(stage)
     if pipeline:
@@ -258,6 +259,17 @@ def _changed(current: dict[str, Any]) -> list[str]:
     except (OSError, subprocess.SubprocessError, YAMLError):
         baseline = {}
     return sorted(k for k, v in current.items() if baseline.get(k) != v)
+
+
+def find_pipeline_run(key: str, checkout: Path | None = None) -> str | None:
+    """The MLflow run of the pipeline execution whose `pipeline_run_id` is `key`."""
+    client = mlflow.MlflowClient(tracking_uri(checkout))
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        return None
+    query = f"tags.run_kind = 'pipeline' and tags.pipeline_run_id = '{key}'"
+    found = client.search_runs([experiment.experiment_id], query, max_results=1)
+    return found[0].info.run_id if found else None
 
 
 def execution_name(tags: dict[str, str]) -> str:
