@@ -46,6 +46,9 @@ APP = textwrap.dedent(
         out["loaded"] = type(registry.load_model("YOLO-SkinDetection", "Production")).__name__
         out["oracle"] = type(registry.load_model("oracle")).__name__
         out["models"] = registry.list_all_models()
+        loader = ModelLoader(use_registry=True)
+        out["loader_yolo"] = type(loader.load_yolo_model()).__name__  # the seed's own call
+        out["loader_path"] = sorted(loader.load_yolo_model("models/yolo.pt").names.values())
         registry.transition_model_stage("YOLO-SkinDetection", 2, "Archived")
         out["archived"] = registry.get_latest_model("YOLO-SkinDetection", "Production")
         print("RESULT" + json.dumps(out))
@@ -106,8 +109,9 @@ def test_a_tracking_uri_given_to_the_registry_that_is_not_there_fails_in_seconds
 
 @pytest.mark.pipeline
 def test_the_seeds_stage_calls_read_and_move_the_gate_s_aliases(small_copy):
-    """`get_latest_model`, `load_model`, `transition_model_stage` and `list_all_models`,
-    which the seed's Django integration calls, did not exist (AttributeError)."""
+    """`get_latest_model`, `load_model`, `transition_model_stage`, `list_all_models` and
+    the loader's `load_yolo_model`, which the seed's Django integration and loader call,
+    did not exist (AttributeError)."""
     proc, out = _app(small_copy, "stages", check=False)
     assert out is not None, proc.stderr
     assert out["production"]["version"] == 1 and out["production"]["alias"] == "champion"
@@ -117,6 +121,7 @@ def test_the_seeds_stage_calls_read_and_move_the_gate_s_aliases(small_copy):
     assert out["after"]["version"] == 2 and out["staging_after"] is None
     assert out["after"]["tags"]["transition.champion"]  # a person's decision, recorded
     assert out["loaded"] == "YOLO" and out["oracle"] == "LoggedPredictor"
+    assert out["loader_yolo"] == "YOLO" and len(out["loader_path"]) == 80  # yolo11t's classes
     models = {m["name"]: m for m in out["models"]}
     assert set(models) == {"oracle", "classifier", "YOLO-SkinDetection"}
     assert models["YOLO-SkinDetection"]["latest_versions"] == [2]

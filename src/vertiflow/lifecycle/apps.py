@@ -279,14 +279,29 @@ class ModelLoader:
 
     def load_all_models(self) -> dict[str, Any]:
         """The models there are (one missing is left out with a warning naming it)."""
+        self.models = serving.load_all_models(**self._where())
+        return self.models
+
+    def load_yolo_model(self, model_path: str | Path | None = None):
+        """The detector alone (the seed's call): the weights at `model_path`, else the
+        champion (registry) or `models/yolo` (local), as `load_all_models` finds it."""
+        if model_path is None:
+            model = serving.load_model("yolo", **self._where())
+        else:
+            from vertiflow.vision import pyfunc, yolo
+
+            path = Path(model_path)
+            if not path.exists():
+                raise VertiflowError(f"{path}: no such file or folder (YOLO weights, .pt).")
+            model = yolo.load_model(str(pyfunc.weights_in(path) if path.is_dir() else path))
+        self.models["yolo"] = model
+        return model
+
+    def _where(self) -> dict[str, Any]:
         if not (self.use_registry and os.environ.get("MLFLOW_TRACKING_URI")):
             runtime.require_checkout()  # the local store and models/ are the checkout's
-        self.models = serving.load_all_models(
-            alias=self.alias,
-            use_registry=self.use_registry,
-            models_dir=runtime.checkout_root() / "models",
-        )
-        return self.models
+        models_dir = runtime.checkout_root() / "models"
+        return {"alias": self.alias, "use_registry": self.use_registry, "models_dir": models_dir}
 
 
 class ModelMonitor:
