@@ -21,14 +21,10 @@ def main(
     with tracking.stage_run("validate_images", {"images": section}):
         report: dict = {"dataset": str(dataset_dir), "passed": False}
         try:
-            report.update(yolo_data.check(yolo_data.read(dataset_dir)), passed=True)
-            if both := report["images_in_both_splits"]:
-                typer.echo(
-                    f"validate_images: warning: {both} image(s) are in both train and val; "
-                    "the validation metrics and the registry's gate then judge the detector "
-                    "on images it learnt from.",
-                    err=True,
-                )
+            dataset = yolo_data.read(dataset_dir)
+            report.update(yolo_data.check(dataset), passed=True)
+            for warning in yolo_data.warnings(dataset, report):
+                typer.echo(f"validate_images: warning: {warning}", err=True)
         except DataError as exc:
             report["problem"] = str(exc)
             raise

@@ -267,3 +267,57 @@ def test_repeated_label_lines_are_counted_and_staged_once(dataset, tmp_path):
     staged = yolo_data.stage(read, tmp_path / "staged").parent
     (copy,) = (staged / "labels" / "train").glob(f"*_{victim.stem}.txt")
     assert len(copy.read_text().splitlines()) == distinct
+
+
+def test_a_val_image_copied_from_train_under_another_name_is_counted_and_named(dataset):
+    """Roboflow and Label Studio rename every file, so a photo uploaded twice (or two
+    exports merged) lands in train and val under two names: counted by path only, the
+    report said 0 while the metrics judged the detector on an image it learnt from."""
+    image, label = yolo_data.read(dataset).pairs["train"][2]
+    copy = dataset / "images" / "val" / f"IMG_0003_jpg.rf.9cbed13b{image.suffix}"
+    shutil.copy(image, copy)
+    shutil.copy(label, dataset / "labels" / "val" / f"{copy.stem}.txt")
+    read = yolo_data.read(dataset)
+    counts = yolo_data.check(read)
+    assert counts["images_in_both_splits"] == 1
+    (said,) = [w for w in yolo_data.warnings(read, counts) if "also in train" in w]
+    assert f"{copy.resolve()} is {image}" in said, said
+
+
+def test_splits_listed_from_one_flat_folder_have_no_labels_without_image(dataset, tmp_path):
+    """Label Studio exports images/ and labels/ flat, with no split; split by image lists
+    (Ultralytics' autosplit), each split's label folder holds the other split's labels,
+    which were counted as labels without an image (9 here, for none)."""
+    flat = tmp_path / "label_studio"
+    for kind in ("images", "labels"):
+        (flat / kind).mkdir(parents=True)
+        for split in ("train", "val"):
+            for f in (dataset / kind / split).iterdir():
+                shutil.copy(f, flat / kind / f.name)
+    listed = {s: sorted((dataset / "images" / s).glob("*.png")) for s in ("train", "val")}
+    for split, images in listed.items():
+        (flat / f"{split}.txt").write_text("".join(f"./images/{p.name}\n" for p in images))
+    (flat / "data.yaml").write_text("names: [Acne, Wrinkles]\ntrain: train.txt\nval: val.txt\n")
+    counts = yolo_data.check(yolo_data.read(flat))
+    assert counts["train_labels_without_image"] == counts["val_labels_without_image"] == 0
+    (flat / "labels" / "removed_by_hand.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    counts = yolo_data.check(yolo_data.read(flat))
+    assert counts["train_labels_without_image"] + counts["val_labels_without_image"] == 1
+
+
+def test_classes_without_objects_are_counted_and_warned(dataset):
+    """A class in names never labelled cannot be learnt; one absent from val is left out
+    of mAP (Ultralytics averages over the classes val holds): both passed in silence."""
+    _yaml(dataset, names=["Acne", "Wrinkles", "Post-inflammatory hyperpigmentation"])
+    for label in _labels(dataset, "val"):  # no Wrinkles (class 1) in val
+        label.write_text(
+            "".join(ln + "\n" for ln in label.read_text().splitlines() if ln[0] != "1")
+        )
+    read = yolo_data.read(dataset)
+    counts = yolo_data.check(read)
+    assert counts["train_objects_per_class"]["Post-inflammatory hyperpigmentation"] == 0
+    assert counts["val_objects_per_class"]["Wrinkles"] == 0
+    assert counts["train_objects_per_class"]["Wrinkles"] > 0
+    said = " ".join(yolo_data.warnings(read, counts))
+    assert "'Post-inflammatory hyperpigmentation' in train: the detector cannot learn" in said
+    assert "'Wrinkles' in val: its detection is never measured" in said, said

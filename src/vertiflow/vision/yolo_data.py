@@ -23,9 +23,11 @@ dropped at training.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +62,28 @@ class Dataset:
     names: list[str]
     pairs: dict[str, list[tuple[Path, Path]]]  # split -> [(image, label)]
     source: Path | None = None  # the data YAML read
+    listings: frozenset[Path] = frozenset()  # splits given as .txt lists of images
+
+    @cached_property
+    def shared_images(self) -> list[tuple[Path, Path]]:
+        """(val image, train image) pairs holding the same picture: one file in both splits,
+        or the same bytes under two names (a photo uploaded twice, exports merged: Roboflow
+        and Label Studio rename every file). The validation metrics and the registry's gate
+        then judge the detector on images it learnt from."""
+        train: dict[str, Path] = {}
+        for image, _ in self.pairs["train"]:
+            train.setdefault(_digest(image), image)
+        return [(img, train[d]) for img, _ in self.pairs["val"] if (d := _digest(img)) in train]
 
     @property
     def in_both_splits(self) -> int:
-        """Images that are in train and val: the validation metrics (and the registry's
-        gate) then judge on images the model learnt from."""
-        train = {image for image, _ in self.pairs["train"]}
-        return sum(image in train for image, _ in self.pairs["val"])
+        return len(self.shared_images)
+
+
+def _digest(image: Path) -> str:
+    """The file's content hash: copies under other names are the same image."""
+    with image.open("rb") as f:
+        return hashlib.file_digest(f, "md5").hexdigest()
 
 
 @dataclass
@@ -176,7 +193,12 @@ def _listed_images(listing: Path, dataset_dir: Path) -> list[Path]:
 
 
 def _split_images(
-    data: dict[str, Any], split: str, root: Path, dataset_dir: Path, source: Path
+    data: dict[str, Any],
+    split: str,
+    root: Path,
+    dataset_dir: Path,
+    source: Path,
+    listings: set[Path] | None = None,
 ) -> list[Path]:
     """The images of one split: as data.yaml names them (folders or .txt lists), or where
     exports put them."""
@@ -212,6 +234,8 @@ def _split_images(
             images += found
         elif path.is_file() and path.suffix.lower() == ".txt":
             images += _listed_images(path, dataset_dir)
+            if listings is not None:
+                listings.add(path)
         else:
             raise DataError(
                 f"{source}: {split} folder {path} ({entry!r}) does not exist (nor is it a "
@@ -272,13 +296,13 @@ def read(dataset_dir: Path) -> Dataset:
     names = _names(data, source)
     root = _inside(dataset_dir / str(data.get("path") or "."), dataset_dir, source, "'path:'")
     home = dataset_dir.resolve()
-    pairs = {}
+    pairs, listings = {}, set()
     for split in SPLITS:
-        images = sorted(set(_split_images(data, split, root, dataset_dir, source)))
+        images = sorted(set(_split_images(data, split, root, dataset_dir, source, listings)))
         if not images:
             raise DataError(f"{source}: {split} ({data.get(split)!r}) lists no images.")
         pairs[split] = [(img, label_path(img, home)) for img in images]
-    return Dataset(names, pairs, source)
+    return Dataset(names, pairs, source, frozenset(listings))
 
 
 def parse_label(label: Path, n_classes: int) -> Label:
@@ -424,8 +448,13 @@ def check(dataset: Dataset) -> dict[str, Any]:
     problems: list[str] = []
     counts: dict[str, Any] = {"classes": len(dataset.names)}
     clipped = polygons = duplicates = 0
+    # Splits may share a label folder (a flat export split by image lists): a label is
+    # without image only when no split has its image; the lists themselves are no labels.
+    every_label = {lbl for pairs in dataset.pairs.values() for _, lbl in pairs}
+    not_labels = set(dataset.listings) | every_label
     for split, pairs in dataset.pairs.items():
         objects = background = 0
+        per_class = dict.fromkeys(dataset.names, 0)
         before = len(problems)
         for image, label in pairs:
             if problem := image_problem(image):
@@ -437,15 +466,17 @@ def check(dataset: Dataset) -> dict[str, Any]:
             problems += parsed.problems
             if not parsed.problems:
                 objects += len(parsed.boxes)
+                for box in parsed.boxes:
+                    per_class[dataset.names[box[0]]] += 1
                 background += int(not parsed.boxes)
                 clipped += parsed.clipped
                 polygons += parsed.polygons
                 duplicates += parsed.duplicates
         # A label file with no image is ignored, as Ultralytics ignores it (an export often
         # keeps the labels of images removed by hand); counted, so a wrong suffix shows.
-        labels = {lbl for _, lbl in pairs}
-        label_dirs = {lbl.parent for lbl in labels}
-        orphans = [p for d in label_dirs for p in d.glob("*.txt") if p not in labels]
+        label_dirs = {lbl.parent for _, lbl in pairs}
+        orphans = {p for d in label_dirs for p in d.glob("*.txt") if p not in not_labels}
+        not_labels |= orphans  # counted once, in the first split
         if not objects and len(problems) == before:  # this split's labels parsed, yet empty
             problems.append(
                 f"the {split} split has no labelled object in its {len(pairs)} image(s): "
@@ -456,6 +487,7 @@ def check(dataset: Dataset) -> dict[str, Any]:
         counts[f"{split}_objects"] = objects
         counts[f"{split}_background_images"] = background  # no label file, or an empty one
         counts[f"{split}_labels_without_image"] = len(orphans)
+        counts[f"{split}_objects_per_class"] = per_class
     counts["boxes_clipped"] = clipped  # within EDGE_TOLERANCE of the border: rounding
     counts["outlines_as_boxes"] = polygons  # segmentation outlines, trained as their boxes
     counts["duplicate_labels_dropped"] = duplicates  # as Ultralytics drops them
@@ -469,6 +501,34 @@ def check(dataset: Dataset) -> dict[str, Any]:
         )
         raise DataError(f"the image dataset has {len(problems)} problem(s):\n  - {shown}{more}")
     return counts
+
+
+def warnings(dataset: Dataset, counts: dict[str, Any]) -> list[str]:
+    """What passes validation, as Ultralytics trains it, yet makes the figures mean less
+    than they seem: val images the model learnt from, classes it cannot learn or that no
+    metric measures (Ultralytics averages mAP over the classes present in val only)."""
+    out = []
+    if shared := dataset.shared_images:
+        shown = "; ".join(f"{val} is {train}" for val, train in shared[:3])
+        out.append(
+            f"{len(shared)} val image(s) are also in train, as the same file or a copy "
+            f"under another name ({shown}{'; ...' if len(shared) > 3 else ''}); the "
+            "validation metrics and the registry's gate then judge the detector on images "
+            "it learnt from: keep each photo in one split."
+        )
+    train, val = counts["train_objects_per_class"], counts["val_objects_per_class"]
+    if unlearnt := [name for name, n in train.items() if not n]:
+        out.append(
+            f"no labelled object of {', '.join(map(repr, unlearnt))} in train: the detector "
+            "cannot learn it (label some, or drop it from 'names' and renumber the labels)."
+        )
+    if unmeasured := [name for name, n in val.items() if not n and train[name]]:
+        out.append(
+            f"no labelled object of {', '.join(map(repr, unmeasured))} in val: its detection "
+            "is never measured (mAP, precision and recall average over the other classes, "
+            "and the registry's gate ignores it)."
+        )
+    return out
 
 
 def stage(dataset: Dataset, workdir: Path) -> Path:
