@@ -321,3 +321,44 @@ def test_classes_without_objects_are_counted_and_warned(dataset):
     said = " ".join(yolo_data.warnings(read, counts))
     assert "'Post-inflammatory hyperpigmentation' in train: the detector cannot learn" in said
     assert "'Wrinkles' in val: its detection is never measured" in said, said
+
+
+def _told(dataset_dir: Path) -> str:
+    with pytest.raises(DataError) as err:
+        yolo_data.read(dataset_dir)
+    return str(err.value)
+
+
+def test_exports_without_yaml_are_told_their_own_splits(dataset, tmp_path):
+    """CVAT's YOLO 1.1 obj.data names its lists (a 'Validation' subset is Validation.txt,
+    not the val.txt the advice assumed), and each holds Darknet's data/ paths: one
+    message gives both. Label Studio's export has no split at all: the advice used to
+    say 'val: val.txt' for a list nothing writes; Ultralytics' autosplit writes one."""
+    cvat = _cvat_export(dataset, tmp_path / "cvat")
+    (cvat / "val.txt").rename(cvat / "Validation.txt")
+    (cvat / "obj.data").write_text(
+        "classes = 2\ntrain = data/train.txt\nvalid = data/Validation.txt\n"
+        "names = data/obj.names\nbackup = backup/\n"
+    )
+    said = _told(cvat)
+    assert "  train: train.txt\n  val: Validation.txt" in said, said
+    assert f"sed -i 's#^data/##' {cvat / 'train.txt'} {cvat / 'Validation.txt'}" in said
+
+    studio = tmp_path / "label_studio"
+    for kind in ("images", "labels"):
+        (studio / kind).mkdir(parents=True)
+        for f in (dataset / kind).rglob("*.*"):
+            shutil.copy(f, studio / kind / f.name)
+    (studio / "classes.txt").write_text("Acne\nWrinkles\n")
+    said = _told(studio)
+    assert f"autosplit('{studio / 'images'}', weights=(0.8, 0.2, 0.0))" in said, said
+    from vertiflow.vision import yolo
+
+    yolo.ultralytics()  # its settings in the checkout, as the stages have them
+    from ultralytics.data.split import autosplit
+
+    autosplit(studio / "images", weights=(0.8, 0.2, 0.0))  # the advice, followed
+    told = [ln[2:] for ln in said.splitlines() if ln.startswith(("  names:", "  train:", "  val:"))]
+    (studio / "data.yaml").write_text("\n".join(told) + "\n")
+    counts = yolo_data.check(yolo_data.read(studio))
+    assert counts["train_images"] + counts["val_images"] == TINY.train_images + TINY.val_images

@@ -269,19 +269,66 @@ def _data_yaml(dataset_dir: Path) -> Path:
 
 def _write_a_data_yaml(dataset_dir: Path) -> str:
     """What to do when a dataset has no YAML: the data.yaml to write, names filled in
-    from a class list an export left (`obj.names`, `classes.txt`)."""
+    from a class list an export left (`obj.names`, `classes.txt`), splits from Darknet's
+    `obj.data` (CVAT's YOLO 1.1), or Ultralytics' `autosplit` for an export with none
+    (Label Studio's images/ + labels/)."""
     lists = [dataset_dir / n for n in ("obj.names", "classes.txt") if (dataset_dir / n).is_file()]
     if not lists:
         return "images.dataset must name a folder holding a YOLO data.yaml."
     names = [n.strip() for n in lists[0].read_text(encoding="utf-8-sig").splitlines() if n.strip()]
-    return (
-        f"{dataset_dir} looks like an export without one (it has {lists[0].name}). Write "
-        f"{dataset_dir / 'data.yaml'} naming the classes and two different image splits "
-        "(folders, or .txt lists of images relative to the dataset folder); labels are found "
-        "beside each image, or in the 'labels' folder matching its 'images' folder:\n"
-        f"  names: {names}\n  train: train.txt   # or a folder, e.g. images/train\n"
-        "  val: val.txt       # images kept out of training, about a fifth"
+    intro = f"{dataset_dir} looks like an export without one (it has {lists[0].name}). "
+    yaml_file = dataset_dir / "data.yaml"
+    splits = _darknet_splits(dataset_dir)
+    if {"train", "val"} <= splits.keys():
+        darknet = [str(p) for p in splits.values() if p.read_text().startswith("data/")]
+        sed = (
+            "\nand drop the leading 'data/' (Darknet's folder) from their image paths, which "
+            f"are read relative to the dataset folder:\n  sed -i 's#^data/##' {' '.join(darknet)}"
+        )
+        return (
+            f"{intro}Write {yaml_file} with its classes and its image lists:\n"
+            f"  names: {names}\n  train: {splits['train'].name}\n  val: {splits['val'].name}"
+            + (sed if darknet else "")
+        )
+    folder = next(
+        (f for f in (dataset_dir / "images", dataset_dir / "obj_train_data") if f.is_dir()), None
     )
+    if folder is None:
+        return (
+            f"{intro}Write {yaml_file} naming the classes and two different image splits "
+            "(folders, or .txt lists of images relative to the dataset folder):\n"
+            f"  names: {names}\n  train: images/train\n  val: images/val"
+        )
+    return (
+        f"{intro}It has no train/val split: Ultralytics' autosplit writes one, as "
+        f"autosplit_train.txt and autosplit_val.txt beside {folder.name}/ (a fifth of the "
+        "images kept out of training):\n"
+        '  python -c "from ultralytics.data.split import autosplit; '
+        f"autosplit('{folder}', weights=(0.8, 0.2, 0.0))\"\n"
+        f"then write {yaml_file}:\n  names: {names}\n"
+        "  train: autosplit_train.txt\n  val: autosplit_val.txt"
+    )
+
+
+def _darknet_splits(dataset_dir: Path) -> dict[str, Path]:
+    """The image lists of an export, keyed train/val: those Darknet's obj.data names
+    (`train = data/train.txt`, `valid = data/Validation.txt`), else train.txt, val.txt
+    (valid.txt, validation.txt) in the dataset folder."""
+    obj = dataset_dir / "obj.data"
+    if obj.is_file():
+        lines = obj.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+        entries = [
+            (key.strip(), Path(value.strip()).name)
+            for key, _, value in (line.partition("=") for line in lines)
+        ]
+    else:
+        entries = [(p.stem.lower(), p.name) for p in dataset_dir.glob("*.txt")]
+    splits = {"train": "train", "valid": "val", "val": "val", "validation": "val"}
+    return {
+        splits[key]: dataset_dir / name
+        for key, name in entries
+        if key in splits and (dataset_dir / name).is_file()
+    }
 
 
 def read(dataset_dir: Path) -> Dataset:
