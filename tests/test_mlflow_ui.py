@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import mlflow
 import pytest
 import yaml
 
-from vertiflow.testing import REPO, env
+from vertiflow.testing import REPO, env, run
 
 pytestmark = pytest.mark.pipeline
 
@@ -143,3 +144,24 @@ def test_screenshot_tool_shows_the_runs_table(small_repo, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "repro@" in proc.stdout and "oracle_r2" in proc.stdout
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
+
+
+def test_a_fresh_clones_repro_row_has_every_headline_metric(small_copy):
+    """A fresh clone has no DVC cache: `dvc repro` re-runs the model stages, they rewrite
+    the committed models byte for byte, and DVC skips evaluate ("didn't change"). Its
+    pipeline run had no oracle_r2 or classifier_accuracy at all (evaluate's files were
+    held back as "downstream of a stage that ran", and no stage ran after to log them):
+    the baseline's row of every sweep was blank in the README's sort columns."""
+    for path in (".dvc/cache", ".mlflow", "models/oracle"):  # what a fresh clone lacks
+        shutil.rmtree(small_copy / path)
+    out = run(["dvc", "repro"], small_copy, timeout=600).stdout
+    assert "Running stage 'train_oracle'" in out
+    assert "Stage 'evaluate' didn't change" in out, out  # the very bytes came back
+    c = client(small_copy)
+    models = c.get_experiment_by_name("vertiflow-models").experiment_id
+    (pipeline,) = c.search_runs([models], "tags.run_kind = 'pipeline'")
+    assert set(HEADLINE) <= set(pipeline.data.metrics), sorted(pipeline.data.metrics)
+    oracle = json.loads((small_copy / "metrics" / "oracle.json").read_text())
+    classifier = json.loads((small_copy / "metrics" / "classifier.json").read_text())
+    assert pipeline.data.metrics["oracle_r2"] == oracle["r2"]
+    assert pipeline.data.metrics["classifier_accuracy"] == classifier["accuracy"]

@@ -348,11 +348,34 @@ def headline_metrics(
     return out
 
 
+def dvc_hash_now(path: Path) -> str | None:
+    """DVC's md5 of a file or folder as it is now (dvc-data, the hashing DVC itself uses:
+    a folder's `<md5>.dir`), or None where it cannot be had."""
+    from dvc_data.hashfile.build import build
+    from dvc_data.hashfile.db import HashFileDB
+    from dvc_objects.fs.local import LocalFileSystem
+    from dvc_objects.fs.memory import MemoryFileSystem
+
+    if not path.exists():
+        return None
+    try:
+        odb = HashFileDB(MemoryFileSystem(), "/")
+        _, _, obj = build(odb, str(path), LocalFileSystem(), "md5", dry_run=True)
+    except Exception:  # unknown means changed: the file waits for its stage
+        return None
+    return obj.hash_info.value
+
+
 def stale_outputs(ran: set[str], root: Path = Path(".")) -> set[str]:
-    """The outputs (paths) that still hold the last data's or params' figures: those of
-    stages downstream of one that ran in this pipeline execution, or of one whose params
-    or dependency paths differ from dvc.lock (DVC will run it), until their own stage
-    runs. `${...}` paths are resolved from params.yaml; file contents are not compared."""
+    """The outputs (paths) that still hold the last data's or params' figures, until their
+    own stage runs: those of a stage whose params or dependency paths differ from dvc.lock
+    (DVC will run it), and of the stages downstream of one that is to run or that ran in
+    this pipeline execution and changed what they read. A stage that ran and rewrote the
+    very bytes dvc.lock records for a downstream stage's deps (a fresh clone rebuilding
+    the committed models) leaves it up to date: DVC skips it ("didn't change"), so its
+    files are current, and leaving them out had left the pipeline run without them for
+    good (a fresh clone's `repro@` row had no oracle_r2 or classifier_accuracy). Dep
+    contents are hashed as DVC hashes them; `${...}` paths are resolved from params.yaml."""
     try:
         stages = (read_yaml(root / "dvc.yaml") or {}).get("stages", {})
         locked = (read_yaml(root / "dvc.lock") or {}).get("stages", {})
@@ -391,11 +414,29 @@ def stale_outputs(ran: set[str], root: Path = Path(".")) -> set[str]:
         n: paths([*(s.get("outs") or []), *(s.get("metrics") or [])]) for n, s in stages.items()
     }
     needs = {n: paths(s.get("deps")) for n, s in stages.items()}
+    hashes: dict[str, str | None] = {}
+
+    def as_locked(name: str, ups: set[str]) -> bool:
+        """Every dep of `name` under these (finished) stages' outputs hashes as dvc.lock
+        recorded it for `name`: DVC will find it unchanged."""
+        recorded = {
+            str(d.get("path", "")).rstrip("/"): d.get("md5")
+            for d in (locked.get(name) or {}).get("deps") or []
+        }
+        for dep in needs[name]:
+            if any(within(dep, o) for up in ups for o in made[up]):
+                if dep not in hashes:
+                    hashes[dep] = dvc_hash_now(root / dep)
+                if recorded.get(dep) is None or recorded[dep] != hashes[dep]:
+                    return False
+        return True
+
     rerun = set(ran) | {n for n in stages if n not in ran and changed(n)}
     stale = set().union(*(made[n] for n in rerun - ran))
     for _ in stages:  # to a fixed point: downstream of downstream
         for name in set(stages) - rerun:
-            if any(within(d, o) for d in needs[name] for up in rerun for o in made[up]):
+            ups = {up for up in rerun if any(within(d, o) for d in needs[name] for o in made[up])}
+            if ups and (ups - set(ran) or not as_locked(name, ups)):
                 rerun.add(name)
                 stale |= made[name]
     return stale
