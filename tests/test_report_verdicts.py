@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 
 import numpy as np
 import pandas as pd
@@ -104,3 +105,66 @@ def test_a_figure_on_other_held_out_batches_is_not_called_better(repo):
     path, base = repo
     _write(path, 0.80, base, first=len(base))
     assert _verdict(path) == "not comparable: other held-out batches"
+
+
+def _report(repo, **env_extra) -> str:
+    return run(
+        ["vertiflow", "report", "--base", "HEAD", "--out", "pr/report.md"],
+        repo,
+        env_extra=env_extra,
+        timeout=90,
+    ).stdout
+
+
+def test_the_report_is_written_when_the_tracking_server_is_down(repo):
+    """cml.yaml sets MLFLOW_TRACKING_URI for the runs' links. With the server down, the
+    report failed after 4 minutes of MLflow's retries with a 500-line traceback, and the
+    pull request got no report at all; the links are all it needs the server for."""
+    path, base = repo
+    _write(path, 0.66, base * 1.25)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = _report(path, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{port}")
+    assert "| Classifier |" in out and "**worse**" in out
+    assert "Links left out: the MLflow tracking server at" in out and "unreachable" in out
+    assert "Links left out" in (path / "pr/report.md").read_text()
+
+
+REGISTERED = {
+    "classifier": {
+        "name": "classifier",
+        "version": 1,
+        "promoted": True,
+        "champion": 1,
+        "reason": "first version to pass the quality gate",
+    }
+}
+
+
+def test_the_base_registry_decisions_are_not_reported_as_this_changes(repo):
+    """metrics/registry.json is committed: when evaluate did not run for a change, the
+    report replayed the base's decisions ("version 1 registered and promoted to champion"
+    under "No change against `HEAD`") as if this change had made them."""
+    path, _ = repo
+    (path / "metrics/registry.json").write_text(json.dumps(REGISTERED))
+    commit_all(path, "a registered classifier")
+    out = _report(path)
+    assert "No registry decision of this change" in out
+    assert "promoted to champion" not in out
+    retrained = {"classifier": {**REGISTERED["classifier"], "version": 2, "promoted": False}}
+    (path / "metrics/registry.json").write_text(json.dumps(retrained))
+    out = _report(path)
+    assert "`classifier` version 2 registered; champion stays version 1" in out
+
+
+def test_a_classifier_above_its_bayes_accuracy_by_chance_is_not_called_below_it(repo):
+    """The default pipeline's classifier is 0.10 points above the Bayes accuracy on its
+    test batches; the report wrote "-0.10 points below Bayes 0.7686"."""
+    path, base = repo
+    _write(path, 0.70, base)
+    report = {"accuracy": 0.7696, "accuracy_gap": -0.00104, "bayes": {"accuracy": 0.7686}}
+    (path / "metrics/classifier.json").write_text(json.dumps(report))
+    row = next(line for line in _report(path).splitlines() if line.startswith("| Classifier |"))
+    assert "0.10 points above Bayes 0.7686 (chance on these batches)" in row, row
+    assert "-0.10" not in row

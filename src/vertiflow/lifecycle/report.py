@@ -11,6 +11,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -105,10 +106,8 @@ def bayes_lines(repo: Path) -> list[str]:
         )
     if (repo / "metrics/classifier.json").exists() and "bayes" in read("classifier.json"):
         c = read("classifier.json")
-        lines.append(
-            f"- Classifier accuracy {c['accuracy']:.4f}: {c['accuracy_gap'] * 100:.2f} points "
-            f"below its Bayes limit {c['bayes']['accuracy']:.4f}"
-        )
+        against = _accuracy_against_bayes(c["accuracy_gap"], c["bayes"]["accuracy"])
+        lines.append(f"- Classifier accuracy {c['accuracy']:.4f}: {against}")
     if (repo / "metrics/cortex.json").exists():
         x = read("cortex.json")
         regrets = ", ".join(
@@ -167,18 +166,29 @@ def draw(path: str, base_csv: str | None, now_csv: str | None, out: Path) -> Non
 
 
 def mlflow_links(repo: Path) -> list[str]:
+    """Links to the commit's runs on the tracking server. The links are an extra: a server
+    that is down or refuses costs the report only them, said in the report and on stderr
+    (it had cost the whole report, after MLflow's 4 minutes of retries and a traceback)."""
     uri = os.environ.get("MLFLOW_TRACKING_URI", "")
     if not uri.startswith(("http://", "https://")):
         return []
     import mlflow
 
+    from vertiflow.lifecycle.tracking import check_reachable
+
     commit = _git(["rev-parse", "HEAD"], repo).strip()
-    mlflow.set_tracking_uri(uri)
-    runs = mlflow.search_runs(
-        search_all_experiments=True,  # the pipeline run, and stage runs of every experiment
-        filter_string=f"tags.git_commit = '{commit}'",
-        output_format="list",
-    )
+    try:
+        check_reachable(uri, read=30.0)
+        mlflow.set_tracking_uri(uri)
+        runs = mlflow.search_runs(
+            search_all_experiments=True,  # the pipeline run, and stage runs of every experiment
+            filter_string=f"tags.git_commit = '{commit}'",
+            output_format="list",
+        )
+    except (VertiflowError, mlflow.exceptions.MlflowException) as exc:
+        why = str(exc).splitlines()[0][:300]
+        print(f"warning: no MLflow links in the report: {why}", file=sys.stderr)
+        return [f"- Links left out: {why}"]
     return [
         f"- [{r.data.tags.get('stage', r.info.run_name)}]({uri.rstrip('/')}/#/experiments/"
         f"{r.info.experiment_id}/runs/{r.info.run_id})"
@@ -240,10 +250,18 @@ def _bayes(name: str, now: dict) -> str:
     if name == "Oracle" and "r2_of_limit" in now:
         return f"{now['r2_of_limit']:.1%} of the Bayes R2 {now['bayes']['r2']:.4f}"
     if name == "Classifier" and "accuracy_gap" in now:
-        return f"{now['accuracy_gap'] * 100:.2f} points below Bayes {now['bayes']['accuracy']:.4f}"
+        return _accuracy_against_bayes(now["accuracy_gap"], now["bayes"]["accuracy"])
     if name == "Cortex" and "max_regret" in now:
         return "regret is the gap to the true best recipe"
     return "-"
+
+
+def _accuracy_against_bayes(gap: float, limit: float) -> str:
+    """A negative gap is a model above the Bayes accuracy on this test set, by chance: said
+    so (the report had written "-0.10 points below Bayes")."""
+    if gap < 0:
+        return f"{-gap * 100:.2f} points above Bayes {limit:.4f} (chance on these batches)"
+    return f"{gap * 100:.2f} points below Bayes {limit:.4f}"
 
 
 def verdict_table(repo: Path, base: str, bootstrap: dict) -> list[str]:
@@ -284,8 +302,18 @@ def verdict_table(repo: Path, base: str, bootstrap: dict) -> list[str]:
     return [*header, *rows] if rows else []
 
 
-def registry_sentences(repo: Path) -> list[str]:
-    decisions = _json_at(repo, None, "metrics/registry.json") or {}
+def registry_sentences(repo: Path, base: str) -> list[str]:
+    """The registry's decisions of this change's evaluate run. When metrics/registry.json is
+    as at the base, evaluate made none for this change (DVC skipped it, or it decided the
+    same): the base's decisions, replayed, had read as this change's ("version 1 registered
+    and promoted to champion" under "No change against `main`")."""
+    path = "metrics/registry.json"
+    decisions = _json_at(repo, None, path) or {}
+    if decisions and decisions == _json_at(repo, base, path):
+        return [
+            f"- No registry decision of this change: `{path}` is as at `{base}` (evaluate "
+            "did not run, or decided the same)."
+        ]
     return [f"- {decision_sentence(key, d)}" for key, d in decisions.items()]
 
 
@@ -358,7 +386,7 @@ def build(repo: Path, base: str, out: Path, limit: int = COMMENT_LIMIT) -> str:
         ]
     if params:
         lines += ["### Params changed", "", *params, ""]
-    if decisions := registry_sentences(repo):
+    if decisions := registry_sentences(repo, base):
         lines += ["### Model registry", "", *decisions, ""]
     plot_lines: list[str] = []
     if plots:
