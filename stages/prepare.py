@@ -27,6 +27,12 @@ def main(
         write_json(out / "crops.json", prepared.crops)
         write_json(out / "world.json", {"world": raw.world})
         mlflow.log_metrics({k: v for k, v in prepared.checks.items() if isinstance(v, int | float)})
+        for crop, spellings in raw.crop_spellings.items():
+            typer.echo(
+                f"prepare: crop names {', '.join(repr(s) for s in spellings)} differ only in "
+                f"case, spaces or accents: read as one crop, '{crop}'.",
+                err=True,
+            )
 
 
 app = stage(main)

@@ -45,6 +45,14 @@ def main(
                 "what was logged.",
                 err=True,
             )
+        unread = report["batches"]["batches_without_valid_readings"]
+        if unread.get("count") and report["passed"]:
+            typer.echo(
+                f"validate: {unread['count']} harvested batch(es) left out: no valid reading of "
+                f"{', '.join(unread['by_sensor'])} (every reading empty or outside its physical "
+                f"bounds; e.g. {', '.join(unread['examples'])}).",
+                err=True,
+            )
         if not report["passed"]:
             listed = "\n  - ".join(report["problems"])
             raise DataError(f"validation failed ({report_path}):\n  - {listed}")

@@ -162,10 +162,30 @@ def telemetry_missing_sensor(farm: Path) -> None:
     frame.drop("water_ph").write_parquet(farm / "telemetry.parquet")
 
 
+def humidity_as_fraction(farm: Path) -> None:
+    """0.65 for 65 %: inside 0..100, so only its setpoints show the unit."""
+    frame = pl.read_parquet(farm / "telemetry.parquet")
+    frame.with_columns(pl.col("air_humidity") / 100).write_parquet(farm / "telemetry.parquet")
+
+
 CASES: list[tuple[Callable[[Path], None], str, list[str]]] = [
     (missing_column, "prepare", ["data/farm/harvests.csv", "missing column", "fresh_weight_g"]),
     (wrong_type, "prepare", ["data/farm/harvests.csv", "fresh_weight_g", "heavy", "data rows 4"]),
-    (out_of_range, "prepare", ["data/farm/harvests.parquet", "fresh_weight_g", "in_range", "-5.0"]),
+    (
+        out_of_range,
+        "prepare",
+        ["data/farm/harvests.parquet", "fresh_weight_g", "greater_than", "-5.0"],
+    ),
+    (
+        humidity_as_fraction,
+        "prepare",
+        [
+            "data/farm/telemetry.parquet",
+            "'air_humidity'",
+            "'humidity_setpoint'",
+            "expected both in %",
+        ],
+    ),
     (
         nans,
         "prepare",

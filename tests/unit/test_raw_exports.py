@@ -550,3 +550,100 @@ def test_long_form_telemetry_is_told_how_to_pivot(farm, tmp_path):
     path = tmp_path / "telemetry.csv"
     eval(advice, {"pl": pl, "path": path}).write_csv(path)  # the advice, as given
     assert rawdata.load(tmp_path).telemetry.collect().height == wide.height  # the twice-sent once
+
+
+@pytest.mark.parametrize(
+    ("sensor", "factor", "setpoint"),
+    [
+        ("air_humidity", 0.01, "humidity_setpoint"),  # relative humidity as a fraction, 0..1
+        ("light_intensity_ppfd", 0.22, "ppfd_setpoint"),  # W/m2, not umol/m2/s
+    ],
+)
+def test_a_sensor_logged_in_another_unit_than_its_setpoint_is_refused(
+    farm, tmp_path, sensor, factor, setpoint
+):
+    """Humidity logged as 0.65 (inside 0..100) passed every bound: the models trained on a
+    humidity 100 times smaller than the recipes Cortex then fed them, and only Cortex
+    stopped, blaming its params' bounds."""
+    _copy(farm, tmp_path)
+    telemetry = pl.read_parquet(farm / "telemetry.parquet")
+    telemetry.with_columns(pl.col(sensor) * factor).write_parquet(tmp_path / "telemetry.parquet")
+    with pytest.raises(DataError) as err:
+        dataset.build(rawdata.load(tmp_path), 0.25)
+    text = str(err.value)
+    assert "telemetry.parquet" in text and f"'{sensor}'" in text and f"'{setpoint}'" in text
+    assert re.search(r"\d+ of \d+ batches", text) and "B0000" in text  # how many, which
+
+
+def test_readings_near_their_setpoints_pass_the_unit_check(farm):
+    """The built-in farm's climate wanders around its setpoints (HVAC, drift, noise)."""
+    prepared = dataset.build(rawdata.load(farm), 0.25)
+    assert prepared.train.height > 0
+
+
+def test_crop_names_that_differ_only_in_case_or_accents_are_one_crop(farm, tmp_path):
+    """`Spinach` in some years and `spinach` in others were two crops: two recipes, each
+    trained on half the batches, without a word. They are one crop, spelt as most batches
+    spell it, and the merge is counted."""
+    _copy(farm, tmp_path)
+    batches = pl.read_csv(farm / "batches.csv")
+    assert (batches["crop"].value_counts()["count"] >= 2).all()
+    first = pl.int_range(pl.len()).over("crop") == 0  # each crop's first batch
+    crop = pl.col("crop")
+    batches.with_columns(
+        pl.when(first & (crop == "basil"))
+        .then(pl.lit("Basil "))
+        .when(crop == "lettuce")
+        .then(pl.when(first).then(pl.lit("Laitue\u0301")).otherwise(pl.lit("laitué")))
+        .otherwise(crop)
+        .alias("crop")
+    ).write_csv(tmp_path / "batches.csv")  # `Laitue` + a combining accent is `Laitué`
+    prepared = dataset.build(rawdata.load(tmp_path), 0.25)
+    rows = pl.concat([prepared.train, prepared.test])
+    assert set(rows["crop"]) == {"basil", "laitué"}, set(rows["crop"])
+    merged = prepared.checks["crop_spellings_merged"]
+    assert merged["basil"] == ["Basil", "basil"]
+    assert merged["laitué"] == ["Laitue\u0301", "laitué"]
+
+
+def test_a_batch_whose_recipe_sensor_never_read_right_is_left_out_and_named(farm, tmp_path):
+    """A humidity probe stuck at 150 % for one batch: every reading a glitch, within the
+    glitch budget, and the gate failed on `data/prepared/train.parquet: column
+    'humidity_mean' breaks rule 'not_nullable' (data rows 11)`, naming no batch or sensor.
+    Now the batch is left out like one with no telemetry, and named."""
+    from vertiflow.data import validation
+
+    _copy(farm, tmp_path)
+    telemetry = pl.read_parquet(farm / "telemetry.parquet")
+    full = dataset.build(rawdata.load(farm), 0.25)
+    stuck = full.train["batch_id"][0]
+    telemetry.with_columns(
+        pl.when(pl.col("batch_id") == stuck)
+        .then(150.0)
+        .otherwise(pl.col("air_humidity"))
+        .alias("air_humidity")
+    ).write_parquet(tmp_path / "telemetry.parquet")
+    prepared = dataset.build(rawdata.load(tmp_path), 0.25)
+    kept = pl.concat([prepared.train, prepared.test])["batch_id"].to_list()
+    assert stuck not in kept and len(kept) == full.train.height + full.test.height - 1
+    unread = prepared.checks["batches_without_valid_readings"]
+    assert unread == {"count": 1, "by_sensor": {"air_humidity": 1}, "examples": [stuck]}
+    harvested = prepared.checks["harvested_batches"]
+    for budget, passes in ((1.01 / harvested, True), (0.99 / harvested, False)):
+        budgets = validation.Budgets(1, 1, 1, 1, budget, 1.0)
+        report = validation.validate(prepared.train, prepared.test, prepared.checks, budgets)
+        said = " ".join(report["problems"])
+        assert report["passed"] == passes, said
+        assert report["batches"]["batches_without_valid_readings"] == unread  # the stage's
+        assert passes or ("air_humidity" in said and stuck in said and "not_nullable" not in said)
+
+
+def test_a_yield_of_zero_is_refused_with_a_rule_it_breaks(farm, tmp_path):
+    """A crop failure (0 g) was refused as breaking 'in_range(0.0, 2000.0)', found 0.0:
+    a value inside the range the message showed (the bound was exclusive, unsaid)."""
+    raw = _copy_with(farm, tmp_path, "harvests", "fresh_weight_g", [2], "0")
+    with pytest.raises(DataError) as err:
+        rawdata.load(raw)
+    text = str(err.value)
+    assert "'fresh_weight_g' breaks rule 'greater_than(0.0)'" in text, text
+    assert "data rows 3" in text and "found 0.0" in text

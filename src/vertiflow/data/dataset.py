@@ -19,6 +19,7 @@ from vertiflow.data.features import (
     CropOptimum,
     TelemetrySummary,
     builtin_optima,
+    check_units,
     derived,
     optima_from_params,
     summarise_telemetry,
@@ -86,7 +87,7 @@ def build(
     raw: RawData, test_fraction: float, optima: Mapping[str, CropOptimum] | None = None
 ) -> Prepared:
     """`optima`: crop -> its climate optimum (params: prepare.crop_optima); None = built-in."""
-    table, summary, harvested, untracked, optima = _features(raw, optima)
+    table, summary, harvested, untracked, unread, optima = _features(raw, optima)
     train, test, purged = time_split(table, test_fraction)
     truth = (
         raw.truth.join(table.select("batch_id"), on="batch_id", how="semi").sort("batch_id")
@@ -100,6 +101,7 @@ def build(
         "harvested_batches": harvested,
         "unharvested_batches": raw.batches.height - harvested,
         "batches_without_telemetry": untracked,  # harvested, left out
+        "batches_without_valid_readings": unread,  # of a recipe's sensor: left out
         "telemetry_rows": summary.rows,
         "telemetry_rows_outside_batch_days": summary.outside_window_rows,
         "dropout_rows": summary.dropout_rows,
@@ -109,6 +111,7 @@ def build(
         "test_rows": test.height,
         "purged_rows": purged,
         "has_truth": raw.truth is not None,
+        "crop_spellings_merged": raw.crop_spellings,  # crop -> spellings read as it
     }
     crops = crop_table(train, optima)
     return Prepared(train=train, test=test, truth=truth, checks=checks, crops=crops)
@@ -119,6 +122,7 @@ class _Features(NamedTuple):
     summary: TelemetrySummary
     harvested: int
     untracked: int  # harvested, no telemetry: left out
+    unread: dict  # harvested, no valid reading of a sensor a recipe sets: left out
     optima: Mapping[str, CropOptimum]  # as the data spells its crops
 
 
@@ -137,6 +141,7 @@ def _features(raw: RawData, optima: Mapping[str, CropOptimum] | None) -> _Featur
         )
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise read_error(raw.telemetry_path, exc) from None
+    check_units(summary.features, raw.batches, str(raw.telemetry_path))
     harvested = raw.batches.join(raw.harvests, on="batch_id", how="inner")
     table = (
         harvested.select(
@@ -158,4 +163,36 @@ def _features(raw: RawData, optima: Mapping[str, CropOptimum] | None) -> _Featur
     # and judged against validate.max_batches_without_telemetry.
     untracked = int(table["n_readings"].is_null().sum())
     table = table.filter(pl.col("n_readings").is_not_null())
-    return _Features(table, summary, harvested.height, untracked, optima)
+    table, unread = _without_recipe_readings(table)
+    return _Features(table, summary, harvested.height, untracked, unread, optima)
+
+
+# The features Cortex sets from a recipe, and the sensor that measures each.
+RECIPE_FEATURES = {
+    "temp_mean": "air_temp_internal",
+    "humidity_mean": "air_humidity",
+    "co2_mean": "co2_level_ambient",
+    "ppfd_lit_mean": "light_intensity_ppfd",
+    "ec_mean": "nutrient_solution_ec",
+    "ph_mean": "water_ph",
+}
+
+
+def _without_recipe_readings(table: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
+    """Batches with no valid reading of a sensor a recipe sets (a probe stuck at 150 %
+    all cycle: every reading a glitch) have no value for the models or Cortex: left out
+    like a batch with no telemetry, and counted with a few ids (the gate judges them
+    against validate.max_batches_without_telemetry)."""
+    unread = pl.any_horizontal(pl.col(list(RECIPE_FEATURES)).is_null())
+    missing = table.filter(unread)
+    by_sensor = {
+        sensor: int(missing[feature].null_count())
+        for feature, sensor in RECIPE_FEATURES.items()
+        if missing[feature].null_count()
+    }
+    report = {
+        "count": missing.height,
+        "by_sensor": by_sensor,
+        "examples": missing["batch_id"].sort().head(5).to_list(),
+    }
+    return table.filter(~unread), report

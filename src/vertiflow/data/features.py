@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from vertiflow.data.schemas import SENSOR_BOUNDS, SENSORS
+from vertiflow.data.schemas import SENSOR_BOUNDS, SENSOR_UNITS, SENSORS
 from vertiflow.errors import DataError
 from vertiflow.farm.agronomy import CROPS
 
@@ -219,6 +219,54 @@ def summarise_telemetry(
         missing=missing_readings(sums),
         outside_window_rows=outside,
     )
+
+
+# What a recipe sets and what measures it: feature, its sensor, the batches' setpoint.
+SETPOINTS = (
+    ("temp_mean", "air_temp_internal", "air_temp_setpoint"),
+    ("humidity_mean", "air_humidity", "humidity_setpoint"),
+    ("co2_mean", "co2_level_ambient", "co2_setpoint"),
+    ("ppfd_lit_mean", "light_intensity_ppfd", "ppfd_setpoint"),
+    ("ec_mean", "nutrient_solution_ec", "ec_setpoint"),
+)
+UNIT_FACTOR = 3.0  # a cycle's mean this many times above or below its setpoint: two units
+
+
+def check_units(features: pl.DataFrame, batches: pl.DataFrame, source: str) -> None:
+    """Refuse a sensor whose batch means are a factor away from their setpoints.
+
+    The same quantity in two units passes every bound when both fit it: humidity logged
+    as a fraction (0.65) under a setpoint in % (65), light in W/m2 under a PPFD setpoint,
+    a cool room in Fahrenheit (59 F for 15 C). The models would learn the logged scale
+    and Cortex would feed them the setpoints'. A real climate wanders around its setpoint
+    (within 15 % on the simulated farms), not by a factor of 3 over a whole cycle.
+    """
+    table = features.join(batches, on="batch_id", how="inner")
+    problems = []
+    for feature, sensor, setpoint in SETPOINTS:
+        if feature not in table.columns or setpoint not in table.columns:
+            continue
+        both = table.filter((pl.col(feature) > 0) & (pl.col(setpoint) > 0))
+        ratio = both[feature] / both[setpoint]
+        off = both.filter((ratio > UNIT_FACTOR) | (ratio < 1 / UNIT_FACTOR)).sort("batch_id")
+        if off.is_empty():
+            continue
+        factor = float((off[feature] / off[setpoint]).median())
+        examples = ", ".join(
+            f"{r['batch_id']}: {r[feature]:.4g} logged against {r[setpoint]:.4g} set"
+            for r in off.head(3).iter_rows(named=True)
+        )
+        unit = SENSOR_UNITS[sensor][0]
+        problems.append(
+            f"column '{sensor}' averages {factor:.3g} times batches' '{setpoint}' in "
+            f"{off.height} of {both.height} batches ({examples}): expected both in {unit}"
+        )
+    if problems:
+        raise DataError(
+            f"{source}: " + "; ".join(problems) + ". A sensor and its setpoint in two units "
+            "(a fraction for %, W/m2 for umol/m2/s, uS/cm for mS/cm) pass every range; "
+            "convert one, or correct the batches' setpoints if these are wrong."
+        )
 
 
 def missing_readings(sums: pl.DataFrame) -> dict[str, int]:

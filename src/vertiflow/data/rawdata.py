@@ -11,7 +11,9 @@ import csv
 import datetime as dt
 import json
 import re
-from dataclasses import dataclass
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandera.errors
@@ -55,6 +57,8 @@ class RawData:
     telemetry_path: Path
     truth: pl.DataFrame | None  # only the simulator knows it
     world: str | None = None  # the simulated world that made the data (world.json)
+    # crop -> the spellings read as it (`Spinach`, `spinach`): `one_spelling_per_crop`
+    crop_spellings: dict[str, list[str]] = field(default_factory=dict)
 
 
 def find_table(raw_dir: Path, name: str, *, required: bool = True) -> Path | None:
@@ -616,7 +620,7 @@ def load(raw_dir: Path) -> RawData:
     batches_path = find_table(raw_dir, "batches")
     harvests_path = find_table(raw_dir, "harvests")
     telemetry_path = find_table(raw_dir, "telemetry")
-    batches = read_table(batches_path, schemas.BATCHES)
+    batches, spellings = one_spelling_per_crop(read_table(batches_path, schemas.BATCHES))
     harvests = read_table(harvests_path, schemas.HARVESTS)
     _check_not_in_future(harvests_path, harvests, "harvest_date")
     telemetry = scan_telemetry(telemetry_path)
@@ -641,7 +645,37 @@ def load(raw_dir: Path) -> RawData:
         )
     truth_path = find_table(raw_dir, "truth", required=False)
     truth = read_table(truth_path, schemas.TRUTH) if truth_path else None
-    return RawData(batches, harvests, telemetry, telemetry_path, truth, _world(raw_dir, truth))
+    world = _world(raw_dir, truth)
+    return RawData(batches, harvests, telemetry, telemetry_path, truth, world, spellings)
+
+
+def _crop_key(name: str) -> str:
+    """What two spellings of one crop share: `Spinach`, `spinach`, `e` + a combining
+    accent for `é` (as macOS writes it) all give one key."""
+    return " ".join(unicodedata.normalize("NFC", name).casefold().split())
+
+
+def one_spelling_per_crop(batches: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, list[str]]]:
+    """Crop names that differ only in case, inner spaces or Unicode form name one crop.
+
+    A farm system that let operators type `Spinach` some years and `spinach` others made
+    two crops of one: each trained on part of its batches, each with its own recipe, and
+    nothing said so. Each crop is spelt as most of its batches spell it (on a tie, the
+    first in sort order), in Unicode's composed form; returns the merges made, for the
+    validation report."""
+    counts = Counter(batches["crop"].to_list())
+    groups: dict[str, list[str]] = {}
+    for name in sorted(counts):
+        groups.setdefault(_crop_key(name), []).append(name)
+    rename, merged = {}, {}
+    for names in groups.values():
+        chosen = unicodedata.normalize("NFC", min(names, key=lambda n: (-counts[n], n)))
+        rename |= {n: chosen for n in names if n != chosen}
+        if len(names) > 1:
+            merged[chosen] = names
+    if rename:
+        batches = batches.with_columns(pl.col("crop").replace(rename))
+    return batches, dict(sorted(merged.items()))
 
 
 def _world(raw_dir: Path, truth: pl.DataFrame | None) -> str | None:

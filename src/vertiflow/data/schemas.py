@@ -58,8 +58,10 @@ HARVESTS = pa.DataFrameSchema(
     {
         "batch_id": pa.Column(pl.String, unique=True),
         "harvest_date": pa.Column(pl.Datetime, coerce=True),
+        # two checks, not in_range(0, 2000) with its lower bound excluded: a crop failure's
+        # 0.0 was refused as breaking 'in_range(0.0, 2000.0)', which it seems to meet
         "fresh_weight_g": pa.Column(
-            pl.Float64, pa.Check.in_range(0.0, 2000.0, include_min=False), coerce=True
+            pl.Float64, [pa.Check.gt(0.0), pa.Check.le(2000.0)], coerce=True
         ),
         "quality_grade": pa.Column(pl.String, pa.Check.isin(list(GRADES))),
         "energy_kwh": _num(0.0, 1e6, nullable=True),

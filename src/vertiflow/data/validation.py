@@ -128,12 +128,26 @@ def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Bud
     problems = _schema_problems("data/prepared/train.parquet", train, absent)
     problems += _schema_problems("data/prepared/test.parquet", test, absent)
     untracked, harvested = checks["batches_without_telemetry"], checks["harvested_batches"]
-    if untracked > budgets.max_batches_without_telemetry * max(harvested, 1):
+    unread = checks.get("batches_without_valid_readings") or {"count": 0}
+    left_out = untracked + unread["count"]
+    if left_out > budgets.max_batches_without_telemetry * max(harvested, 1):
+        why = []
+        if untracked:
+            why.append(
+                f"{untracked} have no telemetry at all (do the telemetry's batch ids match the "
+                "batches table's?)"
+            )
+        if unread["count"]:
+            sensors = ", ".join(f"'{s}' in {n}" for s, n in unread["by_sensor"].items())
+            why.append(
+                f"{unread['count']} have no valid reading of a sensor a recipe sets ({sensors}; "
+                f"e.g. {', '.join(unread['examples'])}): every reading empty or outside the "
+                "sensor's physical bounds, a probe down or logging in another unit"
+            )
         problems.append(
-            f"{untracked} of {harvested} harvested batches ({untracked / max(harvested, 1):.2%}) "
-            "have no telemetry at all (more than validate.max_batches_without_telemetry, "
-            f"{budgets.max_batches_without_telemetry:.1%}): do the telemetry's batch ids match "
-            "the batches table's? Batches without telemetry are left out of the models."
+            f"{left_out} of {harvested} harvested batches ({left_out / max(harvested, 1):.2%}) "
+            "are left out of the models, more than validate.max_batches_without_telemetry "
+            f"({budgets.max_batches_without_telemetry:.1%}): {'; '.join(why)}."
         )
     if train.height < budgets.min_train_rows or test.height < budgets.min_test_rows:
         problems.append(
@@ -174,13 +188,17 @@ def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Bud
     return {
         "passed": not problems,
         "batches": {
-            k: checks[k]
-            for k in (
-                "batches",
-                "harvested_batches",
-                "unharvested_batches",
-                "batches_without_telemetry",  # harvested, left out
-            )
+            **{
+                k: checks[k]
+                for k in (
+                    "batches",
+                    "harvested_batches",
+                    "unharvested_batches",
+                    "batches_without_telemetry",  # harvested, left out
+                )
+            },
+            # harvested, left out: no valid reading of a sensor a recipe sets
+            "batches_without_valid_readings": checks.get("batches_without_valid_readings", {}),
         },
         "split": {k: checks[k] for k in ("train_rows", "test_rows", "purged_rows")},
         "telemetry": {
@@ -200,6 +218,8 @@ def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Bud
         "features_absent": absent,  # no probe on the farm: left out of the models
         "features_partial": partial_features(train, test),  # share of batches measured
         "test_batches_of_untrained_crops": untrained_crops(train, test),
+        # crop -> its spellings in the export (case, spaces, accents), read as one crop
+        "crop_spellings_merged": checks.get("crop_spellings_merged", {}),
         "problems": problems,
     }
 
