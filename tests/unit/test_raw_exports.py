@@ -575,10 +575,24 @@ def test_a_sensor_logged_in_another_unit_than_its_setpoint_is_refused(
     assert re.search(r"\d+ of \d+ batches", text) and "B0000" in text  # how many, which
 
 
-def test_readings_near_their_setpoints_pass_the_unit_check(farm):
-    """The built-in farm's climate wanders around its setpoints (HVAC, drift, noise)."""
+def test_readings_near_their_setpoints_pass_the_unit_check(farm, tmp_path):
+    """The built-in farm's climate wanders around its setpoints (HVAC, drift, noise); a
+    cycle whose CO2 doser failed (ambient air under a setpoint 3.5 times higher) is a real
+    cycle, not a unit: a farm's whole history must not be refused for it."""
     prepared = dataset.build(rawdata.load(farm), 0.25)
     assert prepared.train.height > 0
+    _copy(farm, tmp_path)
+    telemetry = pl.read_parquet(farm / "telemetry.parquet")
+    failed = telemetry["batch_id"].unique().sort()[0]
+    telemetry.with_columns(
+        pl.when(pl.col("batch_id") == failed)
+        .then(pl.col("co2_level_ambient") / 3.5)
+        .otherwise(pl.col("co2_level_ambient"))
+        .alias("co2_level_ambient")
+    ).write_parquet(tmp_path / "telemetry.parquet")
+    built = dataset.build(rawdata.load(tmp_path), 0.25)
+    rows = pl.concat([built.train, built.test])
+    assert rows.filter(pl.col("batch_id") == failed)["co2_mean"][0] < 450
 
 
 def test_crop_names_that_differ_only_in_case_or_accents_are_one_crop(farm, tmp_path):

@@ -230,6 +230,7 @@ SETPOINTS = (
     ("ec_mean", "nutrient_solution_ec", "ec_setpoint"),
 )
 UNIT_FACTOR = 3.0  # a cycle's mean this many times above or below its setpoint: two units
+UNIT_SHARE = 0.25  # ... in more than this share of batches (a unit is not a bad cycle)
 
 
 def check_units(features: pl.DataFrame, batches: pl.DataFrame, source: str) -> None:
@@ -239,7 +240,9 @@ def check_units(features: pl.DataFrame, batches: pl.DataFrame, source: str) -> N
     as a fraction (0.65) under a setpoint in % (65), light in W/m2 under a PPFD setpoint,
     a cool room in Fahrenheit (59 F for 15 C). The models would learn the logged scale
     and Cortex would feed them the setpoints'. A real climate wanders around its setpoint
-    (within 15 % on the simulated farms), not by a factor of 3 over a whole cycle.
+    (within 15 % on the simulated farms), not by a factor of 3 over a whole cycle. A few
+    such cycles are real (a CO2 doser that failed for a cycle: ambient 420 ppm under 1,300
+    set) and stay; a unit is in most batches, or in all since a logger was changed.
     """
     table = features.join(batches, on="batch_id", how="inner")
     problems = []
@@ -249,7 +252,7 @@ def check_units(features: pl.DataFrame, batches: pl.DataFrame, source: str) -> N
         both = table.filter((pl.col(feature) > 0) & (pl.col(setpoint) > 0))
         ratio = both[feature] / both[setpoint]
         off = both.filter((ratio > UNIT_FACTOR) | (ratio < 1 / UNIT_FACTOR)).sort("batch_id")
-        if off.is_empty():
+        if off.height <= UNIT_SHARE * both.height:
             continue
         factor = float((off[feature] / off[setpoint]).median())
         examples = ", ".join(
