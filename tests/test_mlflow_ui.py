@@ -151,12 +151,14 @@ def test_a_fresh_clones_repro_row_has_every_headline_metric(small_copy):
     the committed models byte for byte, and DVC skips evaluate ("didn't change"). Its
     pipeline run had no oracle_r2 or classifier_accuracy at all (evaluate's files were
     held back as "downstream of a stage that ran", and no stage ran after to log them):
-    the baseline's row of every sweep was blank in the README's sort columns."""
-    for path in (".dvc/cache", ".mlflow", "models/oracle"):  # what a fresh clone lacks
-        shutil.rmtree(small_copy / path)
-    out = run(["dvc", "repro"], small_copy, timeout=600).stdout
-    assert "Running stage 'train_oracle'" in out
-    assert "Stage 'evaluate' didn't change" in out, out  # the very bytes came back
+    the baseline's row of every sweep was blank in the README's sort columns.
+    Here only the Oracle is trained again (`-f -s`): the test does not rest on every
+    stage, the detector's training on a loaded CI machine included, giving the very
+    bytes again (in CI it once did not, and evaluate ran)."""
+    shutil.rmtree(small_copy / ".mlflow")
+    out = run(["dvc", "repro", "-f", "-s", "train_oracle"], small_copy, timeout=600).stdout
+    assert "Running stage 'train_oracle'" in out and "evaluate" not in out, out
+    assert not run(["git", "status", "--porcelain", "models", "metrics"], small_copy).stdout
     c = client(small_copy)
     models = c.get_experiment_by_name("vertiflow-models").experiment_id
     (pipeline,) = c.search_runs([models], "tags.run_kind = 'pipeline'")
