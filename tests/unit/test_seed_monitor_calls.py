@@ -137,3 +137,34 @@ def test_the_seed_s_tracker_and_alerts_reach_the_monitor_s_files(tmp_path):
     assert error.name.endswith("-error-yolo.json") and "OOM: CUDA" in error.read_text()
     seed_dict = alerts.send_drift_alert({"severity": "high", "p_value": 0.001})  # the seed's own
     assert "p-value=0.0010" in seed_dict.read_text()
+
+
+def _results(orig_img):
+    """Ultralytics Results as `YOLO.predict` returns them: `orig_img` is the array it read."""
+    import torch
+    from ultralytics.engine.results import Results
+
+    box = torch.tensor([[4.0, 4.0, 30.0, 30.0, 0.9, 0.0]])
+    return [Results(orig_img=orig_img, path="face.png", names={0: "Acne"}, boxes=box)]
+
+
+def test_the_array_the_detector_read_is_logged_in_the_colours_it_saw(mon):
+    """The app reads images with OpenCV (BGR) and passes that array to YOLO and to
+    log_prediction; read as RGB, the val images' red and blue shares swapped and
+    `vertiflow monitor --from-log yolo` called critical drift on the val images
+    themselves (PSI 8.3, p 2.7e-74 at red_share and blue_share)."""
+    rgb = images.simulated_images(1, 4, size=64)[0]
+    expected = images.features([rgb])["red_share"][0]
+    assert expected > 0.4  # a face: red well above blue, so a swap shows
+    bgr = np.ascontiguousarray(rgb[..., ::-1])
+    mon.log_prediction(_results(bgr), input_data=bgr)  # the app's cv2.imread array
+    mon.log_prediction({"detections": _results(bgr)}, input_data=bgr)  # wrapped, as its pipeline
+    mon.log_prediction(_results(bgr), input_data=rgb)  # predicted on the file, logged in RGB
+    from PIL import Image
+
+    pil = Image.fromarray(rgb)  # Ultralytics keeps a PIL image's pixels as BGR too
+    mon.log_prediction(_results(np.ascontiguousarray(np.asarray(pil)[..., ::-1])), input_data=pil)
+    log = pl.concat(
+        [pl.read_parquet(p) for p in sorted((mon.root / "predictions" / "yolo").glob("*"))]
+    )
+    assert log["red_share"].to_list() == pytest.approx([expected] * 4)

@@ -342,6 +342,8 @@ class ModelMonitor:
         `{"detections": [{"class", "confidence", "bbox"}]}`, Ultralytics Results), under
         `yolo` unless `model_name` says otherwise; detections logged without an image go
         under `yolo` too. A table: logged as the tabular models' inputs.
+        An array that is the one Ultralytics read (its Results' `orig_img`) is taken as
+        BGR, as Ultralytics reads it (the app's `cv2.imread` array).
         Latency: `latency_s`, or the prediction's `inference_time`/`total_inference_time`,
         or the Ultralytics Results' own `speed`.
         `conf`: the detector's confidence threshold (the monitor compares at the same one).
@@ -351,6 +353,8 @@ class ModelMonitor:
             pictures = images.as_images([input_data], "input_data")  # one grayscale image
         elif input_data is not None:
             pictures = images.as_images(input_data, "input_data")
+        if pictures is not None:
+            pictures = _as_the_detector_saw(pictures, prediction)
         found = images.detections_from(prediction)
         detector = pictures is not None or (input_data is None and found is not None)
         name = model_name or ("yolo" if detector else "unknown")
@@ -755,6 +759,37 @@ def _frame(data: Any, where: str = "input_data") -> pl.DataFrame:
 
 def _names(table: pl.DataFrame) -> str:
     return f"columns {', '.join(table.columns)}" if table.columns else "no columns"
+
+
+def _ultralytics_results(prediction: Any) -> list[Any]:
+    """The Ultralytics Results in a prediction (alone, a list, or under a detection key)."""
+    if isinstance(prediction, dict):
+        key = next((k for k in images.DETECTION_KEYS if k in prediction), None)
+        return _ultralytics_results(prediction[key]) if key else []
+    if isinstance(prediction, list | tuple):
+        return [r for p in prediction for r in _ultralytics_results(p)]
+    return [prediction] if hasattr(getattr(prediction, "boxes", None), "conf") else []
+
+
+def _as_the_detector_saw(pictures: list[np.ndarray], prediction: Any) -> list[np.ndarray]:
+    """Ultralytics reads an array as BGR (OpenCV's order, which the app's `cv2.imread`
+    gives) and keeps it as the Results' `orig_img`. An image identical to it is the
+    array the detector read, so its features are taken in the colours the detector saw;
+    read as RGB, red and blue swapped and unchanged images were critical drift."""
+    results = _ultralytics_results(prediction)
+    if len(results) != len(pictures):
+        return pictures
+    seen = []
+    for picture, result in zip(pictures, results, strict=True):
+        orig = getattr(result, "orig_img", None)
+        read_as_bgr = (
+            isinstance(orig, np.ndarray)
+            and orig.shape == picture.shape
+            and np.array_equal(orig, picture)
+            and not np.array_equal(orig, picture[..., ::-1])
+        )
+        seen.append(np.ascontiguousarray(picture[..., ::-1]) if read_as_bgr else picture)
+    return seen
 
 
 def _latency(prediction: Any) -> float | None:
