@@ -168,3 +168,25 @@ def test_the_array_the_detector_read_is_logged_in_the_colours_it_saw(mon):
         [pl.read_parquet(p) for p in sorted((mon.root / "predictions" / "yolo").glob("*"))]
     )
     assert log["red_share"].to_list() == pytest.approx([expected] * 4)
+
+
+def test_a_request_the_app_both_times_and_logs_counts_once(tmp_path):
+    """The app's detection view calls track_inference_performance('ensemble', t) and then
+    log_prediction_for_monitoring(..., model_name='ensemble') for each analysed image:
+    10 requests were 20 predictions in performance_metrics.json (get_prediction_stats
+    said 10), and a failed request's error rate was halved."""
+    root = tmp_path / "mon"
+    tracker, mon = PerformanceTracker(root=root), ModelMonitor(root=root)
+    view = {"skin_type": "Normal", "confidence": 0.9, "detections": APP["detections"]}
+    for _ in range(10):
+        tracker.track_inference_time("ensemble", 0.2)
+        mon.log_prediction({**view, "analysis_id": 1}, model_name="ensemble")
+    tracker.track_error("ensemble", "inference_error")
+    for _ in range(3):  # the inference pipeline times its detector without logging it
+        tracker.track_inference_time("yolo", 0.05)
+    perf = json.loads((root / "performance_metrics.json").read_text())
+    assert perf["ensemble"]["predictions"] == 10 and perf["ensemble"]["errors"] == 1
+    assert perf["ensemble"]["error_rate"] == pytest.approx(1 / 11, abs=1e-6)
+    assert perf["ensemble"]["latency_p50_ms"] == 200.0
+    assert perf["yolo"]["predictions"] == 3 and perf["yolo"]["latency_p50_ms"] == 50.0
+    assert mon.get_prediction_stats()["per_model"] == {"ensemble": 10}

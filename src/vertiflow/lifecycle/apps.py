@@ -596,7 +596,7 @@ class PerformanceTracker:
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
         self.inference_times.append({"model": model_name, "time": inference_time, "timestamp": now})
         monitor.record_event(
-            model_name, latency_s=inference_time, root=self.root, window=self.window
+            model_name, latency_s=inference_time, root=self.root, window=self.window, timing=True
         )
 
     def track_metric(self, model_name: str, metric_name: str, value: float) -> None:

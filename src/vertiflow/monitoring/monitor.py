@@ -74,9 +74,11 @@ def record_event(
     error: str | None = None,
     root: Path = MONITORING_DIR,
     window: int = WINDOW,
+    timing: bool = False,
 ) -> dict[str, Any]:
     """One prediction (or failed one) into the performance log; returns the new summary
-    (over each model's last `window` events)."""
+    (over each model's last `window` events). `timing`: an app's separate timing of a
+    call it may also log (the seed's PerformanceTracker), not a prediction of its own."""
     from filelock import FileLock
 
     folder = root / "performance"
@@ -86,6 +88,7 @@ def record_event(
         "latency_s": None if latency_s is None else round(float(latency_s), 6),
         "confidence": None if confidence is None else round(float(confidence), 6),
         "error": error,
+        **({"timing": True} if timing else {}),
     }
     with FileLock(root / ".performance.lock", timeout=30):
         with (folder / f"{model}.jsonl").open("a") as f:
@@ -142,15 +145,18 @@ def _summary(events: list[dict[str, Any]]) -> dict[str, Any]:
     latencies = [e["latency_s"] for e in events if e["latency_s"] is not None and not e["error"]]
     confidences = [e["confidence"] for e in events if e["confidence"] is not None]
     errors = [e for e in events if e["error"]]
+    # A request an app both times and logs is one prediction; one only timed counts too
+    timed = sum(1 for e in events if e.get("timing"))
+    predictions = max(len(events) - len(errors) - timed, timed)
 
     def ms(q: float) -> float | None:
         return round(float(np.percentile(latencies, q)) * 1000, 3) if latencies else None
 
     return {
         "window": len(events),
-        "predictions": len(events) - len(errors),
+        "predictions": predictions,
         "errors": len(errors),
-        "error_rate": round(len(errors) / len(events), 6) if events else 0.0,
+        "error_rate": round(len(errors) / (predictions + len(errors)), 6) if errors else 0.0,
         "latency_p50_ms": ms(50),
         "latency_p95_ms": ms(95),
         "mean_confidence": round(float(np.mean(confidences)), 6) if confidences else None,
