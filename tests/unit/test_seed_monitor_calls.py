@@ -17,7 +17,7 @@ import pytest
 from vertiflow.errors import VertiflowError
 from vertiflow.lifecycle import apps
 from vertiflow.lifecycle.apps import AlertingSystem, ModelMonitor, PerformanceTracker
-from vertiflow.monitoring import images
+from vertiflow.monitoring import images, monitor
 
 APP = {"detections": [{"class": "Acne", "confidence": 0.8, "bbox": [1.0, 2.0, 30.0, 40.0]}]}
 
@@ -189,4 +189,18 @@ def test_a_request_the_app_both_times_and_logs_counts_once(tmp_path):
     assert perf["ensemble"]["error_rate"] == pytest.approx(1 / 11, abs=1e-6)
     assert perf["ensemble"]["latency_p50_ms"] == 200.0
     assert perf["yolo"]["predictions"] == 3 and perf["yolo"]["latency_p50_ms"] == 50.0
-    assert mon.get_prediction_stats()["per_model"] == {"ensemble": 10}
+    # the detector's answers are in the log its drift check reads, under the app's name
+    assert mon.get_prediction_stats()["per_model"] == {"yolo": 10}
+
+
+def test_detections_the_app_logs_as_its_ensemble_reach_the_detector_s_drift_check(mon):
+    """Skin-Twin-AI logs every analysed photo with model_name='ensemble': the image
+    features and boxes went to predictions/ensemble/, which no drift check reads
+    (`--from-log` takes oracle, classifier or yolo), so the app's traffic was never
+    checked."""
+    image = images.simulated_images(1, 1, size=64)[0]
+    mon.log_prediction({"yolo_detections": APP}, input_data=image, model_name="ensemble")
+    logged = monitor.read_predictions("yolo", mon.root)
+    assert logged["app_model"].to_list() == ["ensemble"] and logged["n_boxes"][0] == 1
+    assert not (mon.root / "predictions" / "ensemble").exists()
+    assert mon.performance_metrics["ensemble"]["predictions"] == 1  # its latency, its name

@@ -339,9 +339,10 @@ class ModelMonitor:
         image; a file path) or a batch (N x H x W x C array, or a list): its features
         (`monitoring.images`) are logged with the detector's outputs read from
         `prediction` (`images.detections_from`: our detection dicts, the app's
-        `{"detections": [{"class", "confidence", "bbox"}]}`, Ultralytics Results), under
-        `yolo` unless `model_name` says otherwise; detections logged without an image go
-        under `yolo` too. A table: logged as the tabular models' inputs.
+        `{"detections": [{"class", "confidence", "bbox"}]}`, Ultralytics Results), in the
+        detector's log (`yolo`), also detections logged without an image and under
+        another `model_name` (kept as `app_model`; its latency is logged under that name).
+        A table: logged as the tabular models' inputs.
         An array that is the one Ultralytics read (its Results' `orig_img`) is taken as
         BGR, as Ultralytics reads it (the app's `cv2.imread` array).
         Latency: `latency_s`, or the prediction's `inference_time`/`total_inference_time`,
@@ -390,7 +391,13 @@ class ModelMonitor:
             table = table.with_columns(pl.lit(float(conf)).alias("conf"))
         if actual is not None:
             table = table.with_columns(pl.lit(json.dumps(_jsonable(actual))).alias("actual"))
-        path = monitor.log_predictions(name, model_version, table, values, self.root)
+        # The detector's inputs and answers go to its log, the one its drift check reads,
+        # whatever the app calls its model (Skin-Twin-AI logs its views as 'ensemble');
+        # the app's name is kept beside them, and its latency stays under that name.
+        log = "yolo" if found is not None and (pictures is not None or input_data is None) else name
+        if log != name:
+            table = table.with_columns(pl.lit(name).alias("app_model"))
+        path = monitor.log_predictions(log, model_version, table, values, self.root)
         monitor.record_event(name, latency_s, confidence, root=self.root, window=self.window)
         self.predictions_history.append(
             {
