@@ -183,9 +183,12 @@ class ModelRegistry:
         name = _registered_name(model_name)
         version = registry.alias_version(client, name, alias)
         if version is None:
-            where = _mlflow_uri()
             logging.getLogger("vertiflow").warning(
-                "no version of model '%s' has the alias '%s' (%s) in %s", name, alias, stage, where
+                "no version of model '%s' has the alias '%s' (%s) in %s",
+                name,
+                alias,
+                stage,
+                client.tracking_uri,
             )
             return None
         return {
@@ -662,9 +665,7 @@ class AlertingSystem:
 
     def _save(self, kind: str, severity: str, model: str | None, message: str, **more) -> Path:
         now = datetime.now(UTC)
-        path = (
-            self.alert_dir / f"{now:%Y%m%dT%H%M%S%f}-{severity}{f'-{model}' if model else ''}.json"
-        )
+        path = monitor.alert_path(self.alert_dir, severity, model, now)
         alert = {"kind": kind, "severity": severity, **({"model": model} if model else {})}
         alert |= {"message": message, "at": now.isoformat(timespec="milliseconds"), **more}
         path.write_text(json.dumps(_jsonable(alert), indent=2) + "\n")
@@ -679,12 +680,6 @@ def _registered_name(model_name: str) -> str:
     """`oracle`, `classifier`, `yolo` or `YOLO-SkinDetection` as registered; any other
     name as given (a model the app registered itself)."""
     return registry.NAMES.get(serving.ALIASES.get(model_name, model_name), model_name)
-
-
-def _mlflow_uri() -> str:
-    import mlflow
-
-    return mlflow.get_tracking_uri()
 
 
 def _read_history(path: Path) -> list[dict[str, Any]]:
@@ -768,22 +763,12 @@ def _names(table: pl.DataFrame) -> str:
     return f"columns {', '.join(table.columns)}" if table.columns else "no columns"
 
 
-def _ultralytics_results(prediction: Any) -> list[Any]:
-    """The Ultralytics Results in a prediction (alone, a list, or under a detection key)."""
-    if isinstance(prediction, dict):
-        key = next((k for k in images.DETECTION_KEYS if k in prediction), None)
-        return _ultralytics_results(prediction[key]) if key else []
-    if isinstance(prediction, list | tuple):
-        return [r for p in prediction for r in _ultralytics_results(p)]
-    return [prediction] if hasattr(getattr(prediction, "boxes", None), "conf") else []
-
-
 def _as_the_detector_saw(pictures: list[np.ndarray], prediction: Any) -> list[np.ndarray]:
     """Ultralytics reads an array as BGR (OpenCV's order, which the app's `cv2.imread`
     gives) and keeps it as the Results' `orig_img`. An image identical to it is the
     array the detector read, so its features are taken in the colours the detector saw;
     read as RGB, red and blue swapped and unchanged images were critical drift."""
-    results = _ultralytics_results(prediction)
+    results = images.results_in(prediction)
     if len(results) != len(pictures):
         return pictures
     seen = []
@@ -840,7 +825,7 @@ def _prediction_values(prediction: Any, rows: int) -> list[Any]:
 def _jsonable(value: Any) -> Any:
     """What can be written as JSON: Ultralytics Results as detections, arrays as lists."""
     results = value if isinstance(value, list | tuple) and value else [value]
-    if all(hasattr(getattr(r, "boxes", None), "conf") for r in results):  # Ultralytics
+    if all(images.is_results(r) for r in results):  # Ultralytics
         return images.detections_from(value)
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}

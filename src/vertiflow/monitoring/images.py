@@ -191,6 +191,21 @@ DETECTION_KEYS = ("boxes", "detections", "yolo_detections", "predictions")
 CLASS_KEYS = ("class_name", "class", "name", "label")
 
 
+def is_results(item: Any) -> bool:
+    """An Ultralytics Results (told by its boxes, without importing Ultralytics)."""
+    return hasattr(getattr(item, "boxes", None), "conf")
+
+
+def results_in(prediction: Any) -> list[Any]:
+    """The Ultralytics Results in a prediction (alone, a list, or under a detection key)."""
+    if isinstance(prediction, dict):
+        key = next((k for k in DETECTION_KEYS if k in prediction), None)
+        return results_in(prediction[key]) if key else []
+    if isinstance(prediction, list | tuple):
+        return [r for p in prediction for r in results_in(p)]
+    return [prediction] if is_results(prediction) else []
+
+
 def detections_from(prediction: Any) -> list[dict[str, Any]] | None:
     """Per image, `{"boxes": [...]}` from what an app holds, or None if not detections.
 
@@ -217,11 +232,10 @@ def detections_from(prediction: Any) -> list[dict[str, Any]] | None:
         if found and all(f is not None for f in found):
             return [d for f in found for d in f]  # type: ignore[union-attr]
         return None
-    boxes = getattr(prediction, "boxes", None)
-    if boxes is not None and hasattr(boxes, "conf"):  # an Ultralytics Results
+    if is_results(prediction):
         from vertiflow.vision import detector
 
-        names = prediction.names
+        boxes, names = prediction.boxes, prediction.names
         ids = detector.app_class_ids(names)  # as `detector.detect` logs them
         rows = zip(boxes.cls.tolist(), boxes.conf.tolist(), boxes.xyxy.tolist(), strict=True)
         return [

@@ -176,10 +176,8 @@ def record_error(
     """A failed prediction: an alert file (`alerts/*-error.json`) and a performance event."""
     message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     record_event(model, error=message, root=root, window=window)
-    alerts = root / "alerts"
-    alerts.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
-    path = alerts / f"{now:%Y%m%dT%H%M%S%f}-error-{model}.json"
+    path = alert_path(root / "alerts", "error", model, now)
     alert = {
         "kind": "prediction_error",
         "model": model,
@@ -318,6 +316,13 @@ def _stamped(report: dict[str, Any], t: drift.Thresholds) -> dict[str, Any]:
     return report
 
 
+def alert_path(alerts: Path, severity: str, model: str | None, now: datetime) -> Path:
+    """`<time>-<severity>-<model>.json`: every alert's name (drift, prediction errors, the
+    apps' own), so a dashboard or a workflow can sort, filter and attribute them."""
+    alerts.mkdir(parents=True, exist_ok=True)
+    return alerts / f"{now:%Y%m%dT%H%M%S%f}-{severity}{f'-{model}' if model else ''}.json"
+
+
 def record(report: dict[str, Any], root: Path = MONITORING_DIR) -> Path | None:
     """Append to the history; write an alert file when anything drifted. The report's
     `model`, when known, goes into both and into the alert's name
@@ -332,10 +337,7 @@ def record(report: dict[str, Any], root: Path = MONITORING_DIR) -> Path | None:
         f.write(json.dumps(summary) + "\n")
     if report["severity"] == "ok":
         return None
-    alerts = root / "alerts"
-    alerts.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    path = alerts / f"{stamp}-{report['severity']}{f'-{model}' if model else ''}.json"
+    path = alert_path(root / "alerts", report["severity"], model, datetime.now(UTC))
     path.write_text(json.dumps({"kind": "drift", **report}, indent=2) + "\n")
     return path
 
