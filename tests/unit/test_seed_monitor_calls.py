@@ -70,7 +70,7 @@ def test_the_history_file_is_rewritten_every_hundred_predictions(mon, monkeypatc
 
 
 def test_prediction_stats_count_every_process_s_logged_predictions(mon):
-    assert mon.get_prediction_stats()["total_predictions"] == 0
+    assert mon.get_prediction_stats() == {}  # the seed's answer for an empty window
     other = ModelMonitor(root=mon.root)  # another worker of the same app
     mon.log_prediction(APP)
     other.log_prediction([1.0, 2.0], input_data=pl.DataFrame({"co2": [800.0, 900.0]}))

@@ -472,10 +472,13 @@ class ModelMonitor:
 
     def get_prediction_stats(self, hours: float = 24) -> dict[str, Any]:
         """Predictions logged in the last `hours` (all models, and per model), from the
-        prediction log, so every process's predictions count."""
+        prediction log, so every process's predictions count. None in the window gives
+        `{}`, as the seed's did: its callers test `if stats:`."""
         now = datetime.now(UTC)
         counts = monitor.prediction_counts(self.root, now - timedelta(hours=hours))
         total = sum(counts.values())
+        if not total:
+            return {}
         return {
             "total_predictions": total,
             "time_period_hours": hours,
