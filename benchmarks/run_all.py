@@ -23,6 +23,7 @@ SCRIPTS = [
     "learning_curve.py",
     "size_graded_farm.py",
     "regret_anatomy.py",
+    "cortex_surrogates.py",
 ]
 
 
@@ -286,6 +287,39 @@ def regret_anatomy() -> list[str]:
     return [*lines, ""]
 
 
+def cortex_surrogates() -> list[str]:
+    """Other surrogates in Cortex's place, six second-world draws and the built-in farm."""
+    cs = load("cortex_surrogates")
+    if not cs:
+        return []
+    farms = cs["farms"]
+    columns = [k for k in ("default", "small", "builtin") for f in farms if f.startswith(k)]
+    keys = [f for k in dict.fromkeys(columns) for f in farms if f.startswith(f"{k}_seed")]
+    variants = list(dict.fromkeys(v for f in farms.values() for v in f["variants"]))
+    lines = [
+        "## Other surrogates in Cortex's place (cortex_surrogates.json)",
+        "",
+        "Regret per crop (target 3 %; built-in: no worse than about 1 %); seconds: the",
+        "members' fits and Cortex's searches on the default farm, seed 42 (the stage today:",
+        "about 12 s in all). `-`: not run (the script's docstring says each surrogate).",
+        "",
+        "| surrogate | " + " | ".join(k.replace("_seed", " ") for k in keys) + " | seconds |",
+        "| --- " * (len(keys) + 2) + "|",
+    ]
+    for variant in variants:
+        cells = []
+        for key in keys:
+            run = farms[key]["variants"].get(variant)
+            regret = run and ", ".join(f"{r:.1%}" for r in run["regret"].values())
+            cells.append(regret or "-")
+        run = farms.get("default_seed42", {}).get("variants", {}).get(variant)
+        cells.append(f"{run['seconds']:.0f}" if run else "-")
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    crops = {k: "/".join(next(iter(farms[k]["variants"].values()))["regret"]) for k in keys}
+    named = dict.fromkeys(f"{k.split('_seed')[0]}: {c}" for k, c in crops.items())
+    return [*lines, "", "Crops in each cell: " + "; ".join(named) + ".", ""]
+
+
 def render() -> None:
     machine = next(
         (
@@ -313,6 +347,7 @@ def render() -> None:
         "",
         *learning_curve(),
         *regret_anatomy(),
+        *cortex_surrogates(),
         "## Model quality against the limit (metrics/quality.json)",
         "",
         *quality(),
