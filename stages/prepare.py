@@ -33,6 +33,8 @@ def main(
                 f"case, spaces or accents: read as one crop, '{crop}'.",
                 err=True,
             )
+        for notice in dataset.notices(prepared.checks):
+            typer.echo(f"prepare: {notice}", err=True)
 
 
 app = stage(main)

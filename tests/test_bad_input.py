@@ -70,12 +70,6 @@ def unreadable_file(farm: Path) -> None:
     (farm / "harvests.parquet").write_bytes(b"PAR1 this is not really parquet \x00\x01\x02")
 
 
-def unknown_batches(farm: Path) -> None:
-    frame = pl.read_parquet(farm / "telemetry.parquet")
-    stray = frame.head(24).with_columns(pl.lit("B999999").alias("batch_id"))
-    pl.concat([frame, stray]).write_parquet(farm / "telemetry.parquet")
-
-
 def widespread_glitches(farm: Path) -> None:
     frame = pl.read_parquet(farm / "telemetry.parquet")
     _set(frame, "water_ph", ROW % 10 == 0, 999.0).write_parquet(farm / "telemetry.parquet")
@@ -194,7 +188,6 @@ CASES: list[tuple[Callable[[Path], None], str, list[str]]] = [
     (duplicate_ids, "prepare", ["data/farm/batches.parquet", "batch_id", "unique"]),
     (empty_file, "prepare", ["data/farm/telemetry.csv", "empty"]),
     (unreadable_file, "prepare", ["data/farm/harvests.parquet", "cannot be read as Parquet"]),
-    (unknown_batches, "prepare", ["data/farm/telemetry.parquet", "B999999", "not in batches"]),
     (
         widespread_glitches,
         "validate",

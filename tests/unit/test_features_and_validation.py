@@ -59,9 +59,31 @@ def test_a_sensor_the_farm_does_not_have_gives_empty_features_not_nan():
     assert not any(features.select(pl.col(pl.Float64).is_nan().any()).row(0))
 
 
-def test_telemetry_for_unknown_batches_is_refused():
-    with pytest.raises(DataError, match="B9"):
-        summarise_telemetry(telemetry([{"batch_id": "B9"}]), BATCHES, "t")
+def test_telemetry_of_unknown_batches_is_left_out_and_counted():
+    """Refused before, though such readings join to no harvest (a deleted batch's logger)."""
+    rows = [{"batch_id": "B9"}, {"batch_id": "B9"}, {"batch_id": "B1"}, {"batch_id": "B0"}]
+    summary = summarise_telemetry(telemetry(rows), BATCHES, "t")
+    assert summary.features["batch_id"].to_list() == ["B1"] and summary.rows == 1
+    assert (summary.unknown.rows, summary.unknown.batches) == (3, 2)
+    assert summary.unknown.examples == ["B0", "B9"]
+
+
+def test_repeated_readings_count_once():
+    """A reading sent twice weighed twice in its batch's means; with other values, the
+    first in the file is kept."""
+    at = dt.datetime(2024, 1, 1, 12)
+    rows = [
+        {"batch_id": "B1", "timestamp": at, "air_temp_internal": 20.0},
+        {"batch_id": "B1", "timestamp": at, "air_temp_internal": 20.0},  # re-sent
+        {"batch_id": "B1", "timestamp": at, "air_temp_internal": 29.0},  # other values
+        {"batch_id": "B1", "timestamp": at + dt.timedelta(hours=1), "air_temp_internal": 22.0},
+        {"batch_id": "B2", "timestamp": at, "air_temp_internal": 18.0},  # another batch
+    ]
+    summary = summarise_telemetry(telemetry(rows), BATCHES, "t")
+    b1 = summary.features.filter(pl.col("batch_id") == "B1").row(0, named=True)
+    assert b1["temp_mean"] == pytest.approx(21.0) and b1["n_readings"] == 2
+    assert (summary.repeats.exact_rows, summary.repeats.conflicting_rows) == (1, 1)
+    assert summary.repeats.examples == ["B1 2024-01-01 12:00"]
 
 
 def test_time_split_has_no_leakage():

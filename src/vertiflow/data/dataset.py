@@ -100,10 +100,21 @@ def build(
         "batches": raw.batches.height,
         "harvested_batches": harvested,
         "unharvested_batches": raw.batches.height - harvested,
+        "harvest_rows_still_growing": raw.growing_rows,  # every harvest cell empty
         "batches_without_telemetry": untracked,  # harvested, left out
         "batches_without_valid_readings": unread,  # of a recipe's sensor: left out
         "telemetry_rows": summary.rows,
         "telemetry_rows_outside_batch_days": summary.outside_window_rows,
+        # tagged with a batch id not in batches (deleted, or not entered yet): left out
+        "telemetry_rows_of_unknown_batches": summary.unknown.rows,
+        "unknown_batch_ids": {
+            "count": summary.unknown.batches,
+            "examples": summary.unknown.examples,
+        },
+        # a batch and timestamp met twice: exact copies dropped; other values, first kept
+        "telemetry_repeated_rows": summary.repeats.exact_rows,
+        "telemetry_conflicting_rows": summary.repeats.conflicting_rows,
+        "telemetry_conflict_examples": summary.repeats.examples,
         "dropout_rows": summary.dropout_rows,
         "glitches": summary.glitches,
         "missing": summary.missing,
@@ -196,3 +207,34 @@ def _without_recipe_readings(table: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
         "examples": missing["batch_id"].sort().head(5).to_list(),
     }
     return table.filter(~unread), report
+
+
+def notices(checks: Mapping) -> list[str]:
+    """What prepare left out or merged without failing, one line each, for the stage to
+    say (the counts are in checks.json and the validation report)."""
+    out = []
+    stray = checks.get("unknown_batch_ids") or {"count": 0}
+    if stray["count"]:
+        out.append(
+            f"{checks['telemetry_rows_of_unknown_batches']} telemetry row(s) of "
+            f"{stray['count']} batch id(s) not in batches left out (e.g. "
+            f"{', '.join(stray['examples'])}): they join to no batch or harvest."
+        )
+    if checks.get("telemetry_repeated_rows"):
+        out.append(
+            f"{checks['telemetry_repeated_rows']} telemetry row(s) repeated exactly (same "
+            "batch, timestamp and readings) dropped."
+        )
+    if checks.get("telemetry_conflicting_rows"):
+        out.append(
+            f"{checks['telemetry_conflicting_rows']} telemetry row(s) share a batch and "
+            "timestamp with another row but not its readings (e.g. "
+            f"{', '.join(checks['telemetry_conflict_examples'])}): the first in the file "
+            "kept, the others dropped."
+        )
+    if checks.get("harvest_rows_still_growing"):
+        out.append(
+            f"{checks['harvest_rows_still_growing']} harvests row(s) with every harvest cell "
+            "empty read as batches still growing."
+        )
+    return out

@@ -59,6 +59,8 @@ class RawData:
     world: str | None = None  # the simulated world that made the data (world.json)
     # crop -> the spellings read as it (`Spinach`, `spinach`): `one_spelling_per_crop`
     crop_spellings: dict[str, list[str]] = field(default_factory=dict)
+    # harvests rows with every harvest cell empty: batches still growing, read as such
+    growing_rows: int = 0
 
 
 def find_table(raw_dir: Path, name: str, *, required: bool = True) -> Path | None:
@@ -340,7 +342,7 @@ def _check_types(
             continue
         text = frame[name]
         if target.is_temporal():
-            _check_date_order(path, name, text)
+            check_date_order(path, text.to_frame().lazy(), name)
             bad = (parse_dates(text).is_null() & text.is_not_null()).arg_true()
             kind = "a date-time (ISO 8601, or dd/mm/yyyy or mm/dd/yyyy with a 4-digit year)"
         else:
@@ -358,42 +360,83 @@ def _check_types(
         raise DataError(f"{path}: " + "; ".join(problems) + ".")
 
 
-def _first_two_fields(text: pl.Series) -> tuple[pl.Series, pl.Series]:
+def _first_two_fields(text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     """The first and second numbers of each dd/mm or mm/dd date (null for other text)."""
-    fields = text.str.strip_chars().str.extract_groups(DAY_MONTH)
-    return tuple(fields.struct.field(k).cast(pl.Int32) for k in ("1", "2"))
+    fields = text.str.strip_chars().str.extract_groups(DAY_MONTH).struct
+    return tuple(fields.field(k).cast(pl.Int32) for k in ("1", "2"))
 
 
-def date_order(text: pl.Series) -> str | None:
+def column_date_order(lazy: pl.LazyFrame, column: str) -> str | None:
     """How a column writes its dd/mm or mm/dd dates: "day-first", "month-first", or
-    "ambiguous" (no field above 12) or "mixed" (both); None when it has none."""
-    first, second = _first_two_fields(text)
-    if first.is_null().all():
+    "ambiguous" (no field above 12) or "mixed" (both); None when it has none.
+
+    One streamed pass over the column, so that telemetry (millions of rows, never loaded)
+    and batches and harvests (small frames) are read by the same rule."""
+    first, second = _first_two_fields(pl.col(column))
+    dated, day_first, month_first = (
+        lazy.select(
+            first.is_not_null().any().alias("dated"),
+            (first > 12).any().alias("day_first"),
+            (second > 12).any().alias("month_first"),
+        )
+        .collect(engine="streaming")
+        .row(0)
+    )
+    if not dated:
         return None
-    day_first, month_first = bool((first > 12).any()), bool((second > 12).any())
     if day_first == month_first:
         return "mixed" if day_first else "ambiguous"
     return "day-first" if day_first else "month-first"
 
 
-def _check_date_order(path: Path, column: str, text: pl.Series) -> None:
-    order = date_order(text)
+def date_order(text: pl.Series) -> str | None:
+    """`column_date_order` of a column in memory."""
+    return column_date_order(text.to_frame().lazy(), text.name)
+
+
+def check_date_order(path: Path, lazy: pl.LazyFrame, column: str) -> str | None:
+    """The column's `column_date_order`; refuses one whose day and month cannot be told
+    apart, naming a value and its data row."""
+    order = column_date_order(lazy, column)
     if order not in ("ambiguous", "mixed"):
-        return
-    example = text.filter(text.str.strip_chars().str.contains(DAY_MONTH)).head(1).item()
+        return order
+    first, second = _first_two_fields(pl.col(column))
+
+    def first_row(mask: pl.Expr) -> tuple[int, str]:
+        rows = lazy.select(column).with_row_index("row", offset=1).filter(mask).head(1)
+        return rows.collect(engine="streaming").row(0)
+
+    row, example = first_row(first.is_not_null())
     if order == "ambiguous":
         why = "no value has a day above 12, so 03/04 could be 3 April or 4 March"
     else:  # name a value of each order, with its data row: one of them is the typo
-        first, second = _first_two_fields(text)
         shown = []
         for which, mask in (("the day", first > 12), ("the month", second > 12)):
-            row = int(mask.arg_true()[0])
-            shown.append(f"{text[row]!r} (data row {row + 1}) has {which} first")
+            row, value = first_row(mask)
+            shown.append(f"{value!r} (data row {row}) has {which} first")
         why = "; ".join(shown)
     raise DataError(
         f"{path}: column '{column}' has dates like {example!r} whose day and month cannot be "
         f"told apart ({why}); write dates as ISO 8601 (2024-04-03)."
     )
+
+
+def day_month_as_iso(text: pl.Expr, order: str | None) -> pl.Expr:
+    """dd/mm or mm/dd dates (and times) in a column of `order` rewritten as ISO 8601 text;
+    other cells (ISO already, or no date) as they were."""
+    if order not in ("day-first", "month-first"):
+        return text
+    day, month = ("1", "2") if order == "day-first" else ("2", "1")
+    fields = text.str.extract_groups(DAY_MONTH).struct
+    iso = pl.concat_str(
+        fields.field("3"),
+        fields.field(month).str.zfill(2),
+        fields.field(day).str.zfill(2),
+        separator="-",
+    ) + pl.when(fields.field("4").is_null()).then(pl.lit("")).otherwise(
+        " " + fields.field("4").str.zfill(5)
+    )
+    return iso.fill_null(text).alias(text.meta.output_name())
 
 
 def parse_dates(text: pl.Series) -> pl.Series:
@@ -404,23 +447,8 @@ def parse_dates(text: pl.Series) -> pl.Series:
     `not-a-date`); explicit formats parse each cell on its own. A cell with a UTC offset
     (`Z`, `+02:00`) becomes its UTC time, as a column that is all offsets does.
     """
-    stripped = text.str.strip_chars()
-    order = date_order(text)
-    if order in ("day-first", "month-first"):  # rewritten as ISO, then parsed as ISO
-        day, month = ("1", "2") if order == "day-first" else ("2", "1")
-        fields = stripped.str.extract_groups(DAY_MONTH).struct
-        iso = pl.select(
-            pl.concat_str(
-                fields.field("3"),
-                fields.field(month).str.zfill(2),
-                fields.field(day).str.zfill(2),
-                separator="-",
-            )
-            + pl.when(fields.field("4").is_null())
-            .then(pl.lit(""))
-            .otherwise(" " + fields.field("4").str.zfill(5))
-        ).to_series()
-        stripped = iso.fill_null(stripped)
+    stripped = pl.select(day_month_as_iso(pl.lit(text).str.strip_chars(), date_order(text)))
+    stripped = stripped.to_series()
     tries = [stripped.str.strptime(pl.Datetime("us"), f, strict=False) for f in ISO_FORMATS]
     zulu = stripped.str.replace(r"[Zz]$", "+00:00")
     tries += [
@@ -491,8 +519,45 @@ def read_frame(path: Path, dates: bool = True) -> pl.DataFrame:
     return frame.with_columns(pl.col(pl.Float32, pl.Float64).fill_nan(None))  # NaN = missing
 
 
-def read_table(path: Path, schema: pa.DataFrameSchema) -> pl.DataFrame:
-    """Read a whole small table and validate it against its schema."""
+def _pending_rows(path: Path, frame: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
+    """Empty cells (blank or padding) of `columns` as null; refuses a row with some of
+    them empty and others not, naming its data row and what it holds."""
+
+    def empty(name: str) -> pl.Expr:
+        if frame[name].dtype == pl.String:
+            return pl.col(name).is_null() | (pl.col(name).str.strip_chars() == "")
+        return pl.col(name).is_null()
+
+    frame = frame.with_columns(pl.when(~empty(c)).then(pl.col(c)).alias(c) for c in columns)
+    blank = [pl.col(c).is_null() for c in columns]
+    partial = (
+        frame.with_row_index("row", offset=1)
+        .filter(pl.any_horizontal(blank) & ~pl.all_horizontal(blank))
+        .select("row", "batch_id", *columns)
+    )
+    if partial.height:
+        rows = ", ".join(str(r) for r in partial["row"].head(5).to_list())
+        first = partial.row(0, named=True)
+        cells = ", ".join(
+            f"{c} {'empty' if first[c] is None else repr(str(first[c]))}" for c in columns
+        )
+        raise DataError(
+            f"{path}: {partial.height} row(s) have some of {', '.join(columns)} empty but not "
+            f"all (data rows {rows}; row {first['row']}, batch {first['batch_id']}: {cells}). "
+            "A harvested batch needs all of them; a batch still growing leaves all of them "
+            "empty (or has no row)."
+        )
+    return frame
+
+
+def read_table(
+    path: Path, schema: pa.DataFrameSchema, pending: tuple[str, ...] = ()
+) -> pl.DataFrame:
+    """Read a whole small table and validate it against its schema.
+
+    `pending`: columns that a row leaves all empty while its record is not made yet (a
+    harvest sheet's row for a batch still growing); such rows come back with them null,
+    and a row with only some of them empty is refused (`_pending_rows`)."""
     frame = read_frame(path, dates=False)  # its dates are parsed here, each column as a whole
     optional = schemas.OPTIONAL_COLUMNS
     missing = [c for c in schema.columns if c not in frame.columns and c not in optional]
@@ -509,6 +574,9 @@ def read_table(path: Path, schema: pa.DataFrameSchema) -> pl.DataFrame:
     if "quality_grade" in schema.columns and frame["quality_grade"].dtype == pl.String:
         # "Premium", " standard": the grade's name is what counts, not how it is cased
         frame = frame.with_columns(pl.col("quality_grade").str.strip_chars().str.to_uppercase())
+    if pending:
+        frame = _pending_rows(path, frame, pending)
+        schema = schema.update_columns({c: {"nullable": True} for c in pending})
     decimal_comma = _dialect(path)[1]
     _check_types(path, frame, schema, decimal_comma)
     as_text = [  # numbers polars left as text: padded, or a blank among them
@@ -523,7 +591,7 @@ def read_table(path: Path, schema: pa.DataFrameSchema) -> pl.DataFrame:
 def scan_telemetry(path: Path) -> pl.LazyFrame:
     """A lazy, type-checked view of telemetry: nothing is loaded into memory here."""
     try:
-        lazy = _scan(path)
+        lazy = _scan(path, dates=False)  # timestamps as text: `_text_timestamps` reads them
         columns = lazy.collect_schema()
     except READ_ERRORS as exc:
         raise read_error(path, exc) from None
@@ -556,26 +624,8 @@ def scan_telemetry(path: Path) -> pl.LazyFrame:
     if problems:
         raise DataError(f"{path}: sensor columns must be numeric; {problems}.")
     timestamp = pl.col("timestamp").cast(pl.Datetime("us"))
-    if columns["timestamp"] == pl.String:  # text (a Parquet's; a CSV's parse on reading)
-        timestamp = (
-            pl.col("timestamp")
-            .str.strip_chars()
-            .str.to_datetime(time_unit="us", time_zone="UTC")  # an offset: its UTC time
-            .dt.replace_time_zone(None)
-        )
-        sample = lazy.select("timestamp").drop_nulls().head(1000).collect()
-        # ISO only (polars would guess 03/04 as either order), and it must parse
-        iso = sample["timestamp"].str.strip_chars().str.contains(r"^\d{4}-\d\d-\d\d").all()
-        try:
-            sample.select(timestamp)
-        except pl.exceptions.PolarsError:
-            iso = False
-        if not iso:
-            found = ", ".join(repr(v) for v in sample["timestamp"].head(3))
-            raise DataError(
-                f"{path}: column 'timestamp' holds text that is no date-time ({found}); "
-                "expected ISO 8601 date-times (e.g. 2024-03-01T14:00:00)."
-            ) from None
+    if columns["timestamp"] == pl.String:  # text: a CSV's, or a Parquet's
+        timestamp = _text_timestamps(path, lazy)
     elif not columns["timestamp"].is_temporal():
         raise DataError(
             f"{path}: column 'timestamp' is {columns['timestamp']}, expected ISO 8601 date-times "
@@ -590,6 +640,39 @@ def scan_telemetry(path: Path) -> pl.LazyFrame:
         )
         .with_columns(pl.col(schemas.SENSORS).cast(pl.Float64).fill_nan(None))  # NaN: no reading
     )
+
+
+def _text_timestamps(path: Path, lazy: pl.LazyFrame) -> pl.Expr:
+    """The expression that reads telemetry's text timestamps: ISO 8601 (an offset: its UTC
+    time), or dd/mm or mm/dd date-times in the order the whole column shows, decided as
+    for batches' and harvests' dates (`check_date_order`). A file's first 1,000 values
+    must parse here; a bad value further down stops the streamed read in `features`."""
+    sample = lazy.select("timestamp").drop_nulls().head(1000).collect()["timestamp"]
+    stripped = sample.str.strip_chars()
+    order = None
+    if stripped.str.contains(DAY_MONTH).any():  # the order needs the whole column
+        order = check_date_order(path, lazy, "timestamp")
+    timestamp = (
+        day_month_as_iso(pl.col("timestamp").str.strip_chars(), order)
+        .str.to_datetime(time_unit="us", time_zone="UTC")  # an offset: its UTC time
+        .dt.replace_time_zone(None)
+        .alias("timestamp")
+    )
+    iso = pl.select(day_month_as_iso(pl.lit(stripped), order)).to_series()
+    parses = iso.str.contains(r"^\d{4}-\d\d-\d\d").all()
+    try:
+        sample.to_frame().select(timestamp)
+    except pl.exceptions.PolarsError:
+        parses = False
+    if not parses:
+        found = ", ".join(repr(v) for v in sample.head(3))
+        raise DataError(
+            f"{path}: column 'timestamp' holds text that is no date-time ({found}); "
+            "expected ISO 8601 date-times (e.g. 2024-03-01T14:00:00), or day/month "
+            "date-times in one order for the whole column (25/03/2024 14:00 or "
+            "03/25/2024 14:00)."
+        ) from None
+    return timestamp
 
 
 def _not_numbers(lazy: pl.LazyFrame, columns: dict[str, pl.DataType], decimal_comma: bool) -> str:
@@ -621,7 +704,9 @@ def load(raw_dir: Path) -> RawData:
     harvests_path = find_table(raw_dir, "harvests")
     telemetry_path = find_table(raw_dir, "telemetry")
     batches, spellings = one_spelling_per_crop(read_table(batches_path, schemas.BATCHES))
-    harvests = read_table(harvests_path, schemas.HARVESTS)
+    harvests = read_table(harvests_path, schemas.HARVESTS, schemas.HARVEST_RESULTS)
+    growing = harvests.filter(pl.col("harvest_date").is_null())  # not harvested yet
+    harvests = harvests.filter(pl.col("harvest_date").is_not_null())
     _check_not_in_future(harvests_path, harvests, "harvest_date")
     telemetry = scan_telemetry(telemetry_path)
 
@@ -646,7 +731,9 @@ def load(raw_dir: Path) -> RawData:
     truth_path = find_table(raw_dir, "truth", required=False)
     truth = read_table(truth_path, schemas.TRUTH) if truth_path else None
     world = _world(raw_dir, truth)
-    return RawData(batches, harvests, telemetry, telemetry_path, truth, world, spellings)
+    return RawData(
+        batches, harvests, telemetry, telemetry_path, truth, world, spellings, growing.height
+    )
 
 
 def _crop_key(name: str) -> str:

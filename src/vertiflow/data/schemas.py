@@ -68,6 +68,9 @@ HARVESTS = pa.DataFrameSchema(
     },
     name="harvests",
 )
+# A harvest sheet with a row per batch leaves these empty while the batch grows: such a
+# row is read as no harvest yet; a row with only some of them empty is refused.
+HARVEST_RESULTS = ("harvest_date", "fresh_weight_g", "quality_grade")
 # Columns an export may leave out: read as empty. A farm that meters energy per building,
 # not per module, has no energy_kwh; nothing trains on it (Cortex's energy cost comes
 # from params), so refusing such an export would stop the pipeline for no reason.

@@ -133,9 +133,16 @@ def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Bud
     if left_out > budgets.max_batches_without_telemetry * max(harvested, 1):
         why = []
         if untracked:
+            stray = checks.get("unknown_batch_ids") or {"count": 0}
+            seen = (
+                f"; telemetry tags {stray['count']} batch id(s) not in batches, e.g. "
+                f"{', '.join(stray['examples'])}"
+                if stray["count"]
+                else ""
+            )
             why.append(
                 f"{untracked} have no telemetry at all (do the telemetry's batch ids match the "
-                "batches table's?)"
+                f"batches table's?{seen})"
             )
         if unread["count"]:
             sensors = ", ".join(f"'{s}' in {n}" for s, n in unread["by_sensor"].items())
@@ -197,6 +204,8 @@ def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Bud
                     "batches_without_telemetry",  # harvested, left out
                 )
             },
+            # harvests rows with every harvest cell empty: batches still growing
+            "harvest_rows_still_growing": checks.get("harvest_rows_still_growing", 0),
             # harvested, left out: no valid reading of a sensor a recipe sets
             "batches_without_valid_readings": checks.get("batches_without_valid_readings", {}),
         },
@@ -206,6 +215,15 @@ def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Bud
             # dated outside their batch's days (a logger tagging the last batch while the
             # module is cleaned): left out of the features
             "rows_outside_batch_days": checks.get("telemetry_rows_outside_batch_days", 0),
+            # tagged with a batch id not in batches (a deleted batch, one not entered yet):
+            # left out, as they join to no harvest
+            "rows_of_unknown_batches": checks.get("telemetry_rows_of_unknown_batches", 0),
+            "unknown_batch_ids": checks.get("unknown_batch_ids", {"count": 0, "examples": []}),
+            # the same batch and timestamp twice: exact copies dropped; with other values,
+            # the first in the file kept and the others dropped
+            "repeated_rows_dropped": checks.get("telemetry_repeated_rows", 0),
+            "conflicting_rows_dropped": checks.get("telemetry_conflicting_rows", 0),
+            "conflict_examples": checks.get("telemetry_conflict_examples", []),
             "dropout_fraction": round(dropout_fraction, 6),
             "glitches_cleaned": sum(checks["glitches"].values()),
             "glitch_fraction": {s: round(f, 6) for s, f in glitch_fraction.items()},
