@@ -16,6 +16,7 @@ SCRIPTS = [
     "tracking_overhead.py",
     "cortex_stage.py",
     "train_yolo_stage.py",
+    "near_copies.py",
     "monitor_log.py",
     "sweep_parallel.py",
     "faults.py",
@@ -124,6 +125,21 @@ def rows() -> list[tuple[str, str, str, str]]:
             f"{yo['mAP50']} (spread over runs {yo['spread']['mAP50']})",
             ">= 0.90",
             yo["target_map50_0.90"],
+        )
+    if nc := load("near_copies"):
+        moved, bits = nc["re_saved_copies"], nc["threshold_bits"]
+        different = nc["different_pictures"]
+        pairs = different["builtin_320"]["pairs"] + different["photos_2000"]["pairs"]
+        close = sum(different[k][f"within_{bits}"] for k in ("builtin_320", "photos_2000"))
+        add(
+            f"near-copy check: re-saved (JPEG q50-95) or resized (0.5-2x) copies flagged "
+            f"(hash within {bits} bits)",
+            f"{moved['caught_within'][str(bits)]:,} of {moved['copies']:,}; different "
+            f"pictures flagged: {close} of {pairs:,} pairs",
+        )
+        add(
+            "validate_images' checks on 2,000 JPEG photos (near copies included)",
+            f"{max(nc['validate_2000_jpeg_images_seconds'])} s",
         )
     if mo := load("monitor_log"):
         add(

@@ -32,6 +32,9 @@ def main(
         )
         report, pr_curve = yolo.report(final)
         yolo.save_weights(best, out, str(dataset.source))
+        report, note = yolo.with_test(report, dataset, out / "best.pt", data_yaml, section, tmp)
+        if note:
+            typer.echo(f"train_yolo: {note}", err=True)
 
         plots = yolo.write_outputs(metrics, report, table, pr_curve)
         samples = metrics / "yolo_samples.png"

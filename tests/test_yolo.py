@@ -342,3 +342,58 @@ def test_the_gate_loss_reads_background_images_and_outlines(small_repo, tmp_path
 def _runs(repo: Path):
     mlflow.set_tracking_uri(f"sqlite:///{repo / '.mlflow' / 'mlflow.db'}")
     return mlflow.search_runs(search_all_experiments=True, output_format="list")
+
+
+@pytest.mark.pipeline
+def test_a_test_split_is_scored_by_ultralytics_next_to_val(tmp_path):
+    """Roboflow's `test:` split was never used: the only figure was val's, the split
+    best.pt is chosen on. With the val images again as the test split, Ultralytics'
+    model.val(split='test') must give val's very figures (nothing made up or shifted)."""
+    from vertiflow import runtime
+    from vertiflow.vision import yolo
+
+    runtime.configure()
+    d = tmp_path / "d"
+    write_dataset(
+        d,
+        ImageConfig(
+            seed=3, classes=["Acne", "Wrinkles"], train_images=48, val_images=8, image_size=64
+        ),
+    )
+    for kind in ("images", "labels"):
+        (d / kind / "test").mkdir()
+        for f in (d / kind / "val").iterdir():
+            shutil.copy(f, d / kind / "test" / f"copy_{f.name}")
+    (d / "data.yaml").write_text((d / "data.yaml").read_text() + "test: images/test\n")
+    section = {
+        "model": "configs/yolo/yolo11t.yaml",
+        "epochs": 12,
+        "image_size": 64,
+        "batch": 8,
+        "seed": 0,
+        "device": "cpu",
+        "workers": 0,
+        "hyperparams": {
+            "optimizer": "AdamW",
+            "lr0": 0.005,
+            "nbs": 8,
+            "warmup_epochs": 0,
+            "mosaic": 0.0,
+        },
+    }
+    dataset = yolo_data.read(d)
+    data_yaml = yolo_data.stage(dataset, tmp_path / "staged")
+    best, final, _ = yolo.train(data_yaml, section, tmp_path / "run")
+    report, _ = yolo.report(final)
+    yolo.save_weights(best, tmp_path / "out", str(dataset.source))
+    weights = tmp_path / "out" / "best.pt"
+    scored, note = yolo.with_test(report, dataset, weights, data_yaml, section, tmp_path)
+    assert note is None and scored["test_images"] == 8 and report["mAP50"] > 0
+    for key in ("mAP50", "mAP50-95", "precision", "recall"):
+        assert scored[f"test_{key}"] == scored[key], key
+    assert list(scored)[-1] == "per_class"  # the test figures next to val's
+    (d / "data.yaml").write_text((d / "data.yaml").read_text().replace("test: images/test", ""))
+    plain = yolo_data.read(d)  # the same data, no test split
+    unscored, note = yolo.with_test(report, plain, weights, data_yaml, section, tmp_path)
+    assert unscored["test_images"] == 0 and "test_mAP50" not in unscored
+    assert "no test split" in note and "no held-out figure" in note

@@ -62,7 +62,7 @@ HEADLINE = {
     "oracle": ("r2", "mae", "rmse", "r2_gap"),
     "classifier": ("accuracy", "f1_macro", "roc_auc_ovr", "log_loss", "accuracy_gap"),
     "cortex": ("max_regret",),
-    "yolo": ("mAP50", "mAP50-95", "precision", "recall"),
+    "yolo": ("mAP50", "mAP50-95", "precision", "recall", "test_mAP50", "test_mAP50-95"),
 }
 CORTEX_PER_CROP = ("regret", "cost_per_kg", "converged", "iterations")
 

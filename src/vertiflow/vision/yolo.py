@@ -207,6 +207,56 @@ def report(metrics) -> tuple[dict[str, Any], pd.DataFrame]:
     return summary, curve
 
 
+def test_report(
+    weights: Path, data_yaml: Path, section: dict[str, Any], workdir: Path, images: int
+) -> dict[str, Any]:
+    """The detector's figures on the test split, by Ultralytics' own `model.val(split=
+    'test')` at the training's image size: the held-out figures. The val figures are
+    optimistic, val being the split `best.pt` was chosen on; test took no part in training.
+    """
+    model = load_model(str(weights))
+    metrics = model.val(
+        data=str(data_yaml),
+        split="test",
+        imgsz=int(section["image_size"]),
+        batch=int(section["batch"]),
+        device=resolve_device(str(section["device"])),
+        workers=int(section["workers"]),
+        plots=False,
+        project=str(workdir),
+        name="test",
+        exist_ok=True,
+        verbose=False,
+    )
+    summary, _ = report(metrics)
+    keys = ("mAP50", "mAP50-95", "precision", "recall", "f1")
+    return {"test_images": images, **{f"test_{k}": summary[k] for k in keys}}
+
+
+def with_test(
+    report: dict[str, Any],
+    dataset: yolo_data.Dataset,
+    weights: Path,
+    data_yaml: Path,
+    section: dict[str, Any],
+    workdir: str | Path,
+) -> tuple[dict[str, Any], str | None]:
+    """The report with the test figures next to val's (before `per_class`), and what to
+    tell the user when there is no test split: `test_images: 0`, and no figure invented."""
+    if "test" in dataset.pairs:
+        tested = len(dataset.pairs["test"])
+        held_out, note = test_report(weights, data_yaml, section, Path(workdir), tested), None
+    else:
+        held_out = {"test_images": 0}
+        note = (
+            f"{dataset.no_test}: the figures are on val, the split best.pt was chosen on "
+            "(optimistic); there is no held-out figure."
+        )
+    per_class = report["per_class"]
+    rest = {k: v for k, v in report.items() if k != "per_class"}
+    return {**rest, **held_out, "per_class": per_class}, note
+
+
 SCRATCH_PREFIX = "vertiflow-yolo-"
 
 

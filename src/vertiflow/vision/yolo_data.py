@@ -11,6 +11,8 @@ split standing for `val`, `../train/images`-style entries (Ultralytics' own fall
 the leading `../` is dropped when the path does not exist as written), a split given as a
 `.txt` list of images, and labels beside their images where the path has no `images`
 folder (CVAT's and Darknet's layout; Ultralytics' `img2label_paths` does the same).
+A `test` split (Roboflow writes `test:`) is read and checked like the others when it is
+there: the held-out split `train_yolo` scores the detector on.
 
 Label rounding is tolerated: a box edge up to 0.01 past the image border is clipped to it
 (in the staged copy; counted in the report), not refused. Ultralytics checks only that
@@ -26,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -47,7 +49,7 @@ IMAGE_SUFFIXES = {
 # Ultralytics refuses it (after validation passed, it would be dropped from training).
 IMAGE_FORMATS = {"AVIF", "BMP", "JPEG", "JPEG2000", "MPO", "PNG", "TIFF", "WEBP"}
 MIN_SIDE = 10  # pixels; Ultralytics ignores smaller images
-SPLITS = ("train", "val")
+SPLITS = ("train", "val")  # required; `test` is read when data.yaml names one
 MAX_PROBLEMS = 10
 EDGE_TOLERANCE = 0.01  # label rounding past the border; Ultralytics bounds x, y, w, h by as much
 # Where exports put each split when data.yaml does not name it (first found wins).
@@ -55,29 +57,135 @@ CONVENTIONAL = {
     "train": ("images/train", "train/images"),
     "val": ("images/val", "val/images", "valid/images", "images/valid"),
 }
+# Perceptual hash: a 63-bit DCT hash (pHash) of a 32 x 32 grayscale thumbnail, each low
+# frequency above or below their median. Two images at most NEAR_COPY_BITS apart are
+# near-copies. Measured (benchmarks/near_copies.py, results/near_copies.json): re-saving
+# as JPEG at quality 50-95, or resizing 0.5-2x (as PNG or JPEG), moved a hash at most 8
+# bits (320 built-in and 300 photo-like sources, 14,880 copies; only a copy both halved
+# and saved at quality 50 went further, up to 12), while no two different pictures came
+# within 8: the 320 built-in images (51,040 pairs, nearest 10 apart) and 2,000 photo-like
+# ones (1,999,000 pairs, nearest 10). Distances are even (every hash has 31 bits set).
+HASH_SIDE = 32
+NEAR_COPY_BITS = 8
 
 
 @dataclass(frozen=True)
 class Dataset:
     names: list[str]
-    pairs: dict[str, list[tuple[Path, Path]]]  # split -> [(image, label)]
+    pairs: dict[str, list[tuple[Path, Path]]]  # split -> [(image, label)]: train, val[, test]
     source: Path | None = None  # the data YAML read
     listings: frozenset[Path] = frozenset()  # splits given as .txt lists of images
+    no_test: str | None = None  # why there is no test split, when there is none
+    test_named: bool = False  # data.yaml names a test split (there or not)
+    # perceptual hashes of the images `check` decoded: each image is decoded once
+    hashes: dict[Path, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
     @cached_property
     def shared_images(self) -> list[tuple[Path, Path]]:
-        """(val image, train image) pairs holding the same picture: one file in both splits,
-        or the same bytes under two names (a photo uploaded twice, exports merged: Roboflow
-        and Label Studio rename every file). The validation metrics and the registry's gate
-        then judge the detector on images it learnt from."""
-        train: dict[str, Path] = {}
-        for image, _ in self.pairs["train"]:
-            train.setdefault(_digest(image), image)
-        return [(img, train[d]) for img, _ in self.pairs["val"] if (d := _digest(img)) in train]
+        """(image, image of an earlier split) pairs holding the same picture: a val image
+        in train, a test image in train or val; one file in both splits, or the same bytes
+        under two names (a photo uploaded twice, exports merged: Roboflow and Label Studio
+        rename every file). The val metrics and the registry's gate, or the test figure,
+        then judge the detector on images it learnt from or was chosen on."""
+        seen: dict[str, Path] = {}
+        shared = []
+        for pairs in self.pairs.values():
+            digests = [(image, _digest(image)) for image, _ in pairs]
+            shared += [(image, seen[d]) for image, d in digests if d in seen]
+            for image, d in digests:
+                seen.setdefault(d, image)
+        return shared
 
     @property
     def in_both_splits(self) -> int:
         return len(self.shared_images)
+
+    @cached_property
+    def near_copies(self) -> list[tuple[Path, Path, int]]:
+        """(image, image of an earlier split, hash distance) pairs of the same picture in
+        other bytes: a photo re-saved at another JPEG quality or resized, which the content
+        hash of `shared_images` misses. The nearest earlier image is named; exact copies
+        are left to `shared_images`."""
+        copied = {image for image, _ in self.shared_images}  # already named as copies
+        found: list[tuple[Path, Path, int]] = []
+        earlier: list[tuple[Path, np.ndarray]] = []
+        for pairs in self.pairs.values():
+            hashes = [
+                (img, h)
+                for img, _ in pairs
+                if (h := self.hashes.get(img)) is not None or (h := image_hash(img)) is not None
+            ]
+            if earlier and hashes:
+                distance, nearest = _nearest(
+                    np.array([h for _, h in hashes]), np.array([h for _, h in earlier])
+                )
+                found += [
+                    (image, earlier[j][0], int(d))
+                    for (image, _), d, j in zip(hashes, distance, nearest, strict=True)
+                    if d <= NEAR_COPY_BITS and image not in copied
+                ]
+            earlier += hashes
+        return found
+
+    @cached_property
+    def mixed_labels(self) -> list[tuple[Path, list[int], list[int]]]:
+        """(label, box lines, outline lines) of label files holding both: box rows of 5
+        values and outline rows of more than 6 (Ultralytics' test for an outline). Staged
+        here as boxes, so this pipeline trains on them; Ultralytics itself (8.4) drops
+        such an image as corrupt ("labels mix segment and detection rows"), and earlier
+        versions read each box row as a two-point outline, a wrong box."""
+        out = []
+        labels = {label for pairs in self.pairs.values() for _, label in pairs}
+        for label in sorted(labels):
+            try:
+                text = label.read_text(encoding="utf-8-sig")
+            except (OSError, UnicodeDecodeError):  # none (background), or named by check
+                continue
+            rows = [(n, len(line.split())) for n, line in enumerate(text.splitlines(), 1)]
+            boxes, outlines = [n for n, k in rows if k == 5], [n for n, k in rows if k > 6]
+            if boxes and outlines:
+                out.append((label, boxes, outlines))
+        return out
+
+
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+def _nearest(a: np.ndarray, b: np.ndarray, rows: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """For each hash in a (n, 8 bytes), the Hamming distance to its nearest in b (m, 8)
+    and that one's index; a few rows at a time, so memory stays at rows x m x 8 bytes."""
+    distance, nearest = np.empty(len(a), int), np.empty(len(a), int)
+    for start in range(0, len(a), rows):
+        d = _POPCOUNT[a[start : start + rows, None, :] ^ b[None, :, :]].sum(axis=2, dtype=int)
+        nearest[start : start + rows] = d.argmin(axis=1)
+        distance[start : start + rows] = d.min(axis=1)
+    return distance, nearest
+
+
+def _dct_matrix(n: int) -> np.ndarray:
+    k, i = np.arange(n)[:, None], np.arange(n)[None, :]
+    m = np.cos(np.pi * (2 * i + 1) * k / (2 * n))
+    m[0] /= np.sqrt(2)
+    return m
+
+
+_DCT = _dct_matrix(HASH_SIDE)
+
+
+def image_hash(image: Path) -> np.ndarray | None:
+    """The image's perceptual hash (8 bytes), or None for an image Pillow cannot read
+    (named by `image_problem`, which keeps the hash of every image it decodes)."""
+    try:
+        with Image.open(image) as im:
+            return _hash_of(im)
+    except (OSError, SyntaxError, ImportError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def _hash_of(im: Image.Image) -> np.ndarray:
+    gray = im.convert("L").resize((HASH_SIDE, HASH_SIDE), Image.Resampling.BOX)
+    low = (_DCT @ np.asarray(gray, float) @ _DCT.T)[:8, :8].ravel()[1:]  # no DC term
+    return np.packbits(np.append(low > np.median(low), False))
 
 
 def _digest(image: Path) -> str:
@@ -349,7 +457,36 @@ def read(dataset_dir: Path) -> Dataset:
         if not images:
             raise DataError(f"{source}: {split} ({data.get(split)!r}) lists no images.")
         pairs[split] = [(img, label_path(img, home)) for img in images]
-    return Dataset(names, pairs, source, frozenset(listings))
+    no_test = _no_test(data, root, source)
+    if no_test is None:
+        images = sorted(set(_split_images(data, "test", root, dataset_dir, source, listings)))
+        pairs["test"] = [(img, label_path(img, home)) for img in images]
+    return Dataset(names, pairs, source, frozenset(listings), no_test, bool(data.get("test")))
+
+
+def _no_test(data: dict[str, Any], root: Path, source: Path) -> str | None:
+    """Why the dataset has no test split, or None when it has one to read.
+
+    Roboflow writes `test: ../test/images` into every data.yaml, also for a version
+    generated with no test images (no folder then): that is no test split, said, not an
+    error; Ultralytics too reads `test` only when asked to evaluate on it."""
+    value = data.get("test")
+    if not value:
+        found = [c for c in ("test/images", "images/test") if (root / c).is_dir()]
+        hint = f" ({found[0]} exists: add 'test: {found[0]}' to use it)" if found else ""
+        return f"{source} names no test split{hint}"
+    entries = value if isinstance(value, list) else [value]
+    for entry in entries:
+        if not isinstance(entry, str):
+            return None  # _split_images names the wrong type
+        path = root / entry
+        if not path.exists() and entry.startswith("../"):
+            path = root / entry[3:]
+        if not path.exists():
+            return f"{source}: test ({entry!r}) does not exist ({path}), so there is no test split"
+        if path.is_dir() and not any(path.iterdir()):
+            return f"{source}: test folder {path} ({entry!r}) is empty, so there is no test split"
+    return None
 
 
 def parse_label(label: Path, n_classes: int) -> Label:
@@ -450,8 +587,9 @@ def true_boxes(label: Path) -> np.ndarray:
     return np.array(clipped(parse_label(label, sys.maxsize).boxes), float).reshape(-1, 5)
 
 
-def image_problem(image: Path) -> str | None:
-    """Why Ultralytics' `check_image` would drop this image from training, or None.
+def image_problem(image: Path, hashes: dict[Path, np.ndarray] | None = None) -> str | None:
+    """Why Ultralytics' `check_image` would drop this image from training, or None; the
+    decoded image's perceptual hash goes into `hashes` (decoding is most of the time).
 
     `verify()` alone reads only the headers: a JPEG cut short in a copy passed it, was
     dropped by Ultralytics at training, and crashed the sample plot after it."""
@@ -466,6 +604,8 @@ def image_problem(image: Path) -> str | None:
         with Image.open(image) as im:  # verify() leaves the image unusable: open it again
             kind, size = im.format, im.size
             im.load()
+            if hashes is not None:
+                hashes[image] = _hash_of(im)
     # Once Ultralytics is imported, Image.open answers a file Pillow cannot identify
     # by looking for the pi-heif plugin (offline: not installed, ModuleNotFoundError).
     except (
@@ -504,7 +644,7 @@ def check(dataset: Dataset) -> dict[str, Any]:
         per_class = dict.fromkeys(dataset.names, 0)
         before = len(problems)
         for image, label in pairs:
-            if problem := image_problem(image):
+            if problem := image_problem(image, dataset.hashes):
                 problems.append(problem)
             if not label.is_file():  # Ultralytics' rule: no label file, no object
                 background += 1
@@ -538,7 +678,11 @@ def check(dataset: Dataset) -> dict[str, Any]:
     counts["boxes_clipped"] = clipped  # within EDGE_TOLERANCE of the border: rounding
     counts["outlines_as_boxes"] = polygons  # segmentation outlines, trained as their boxes
     counts["duplicate_labels_dropped"] = duplicates  # as Ultralytics drops them
-    counts["images_in_both_splits"] = dataset.in_both_splits
+    if "test" not in dataset.pairs:
+        counts["test_images"] = 0  # why: dataset.no_test
+    counts["images_in_both_splits"] = dataset.in_both_splits  # later split's image in an earlier
+    counts["near_copies_across_splits"] = len(dataset.near_copies)  # re-encoded, resized
+    counts["labels_mixing_outlines_and_boxes"] = len(dataset.mixed_labels)
     if problems:
         shown = "\n  - ".join(problems[:MAX_PROBLEMS])
         more = (
@@ -552,17 +696,49 @@ def check(dataset: Dataset) -> dict[str, Any]:
 
 def warnings(dataset: Dataset, counts: dict[str, Any]) -> list[str]:
     """What passes validation, as Ultralytics trains it, yet makes the figures mean less
-    than they seem: val images the model learnt from, classes it cannot learn or that no
-    metric measures (Ultralytics averages mAP over the classes present in val only)."""
-    out = []
+    than they seem: val or test images the model learnt from (copies, re-saved copies),
+    classes it cannot learn or that no metric measures (Ultralytics averages mAP over the
+    classes present in val only), and labels Ultralytics itself would not train on."""
+    out, test = [], "test" in dataset.pairs
     if shared := dataset.shared_images:
-        shown = "; ".join(f"{val} is {train}" for val, train in shared[:3])
-        out.append(
-            f"{len(shared)} val image(s) are also in train, as the same file or a copy "
-            f"under another name ({shown}{'; ...' if len(shared) > 3 else ''}); the "
-            "validation metrics and the registry's gate then judge the detector on images "
-            "it learnt from: keep each photo in one split."
+        shown = "; ".join(f"{later} is {earlier}" for later, earlier in shared[:3])
+        which = (
+            "val or test image(s) are also in train or val"
+            if test
+            else "val image(s) are also in train"
         )
+        out.append(
+            f"{len(shared)} {which}, as the same file or a copy under another name "
+            f"({shown}{'; ...' if len(shared) > 3 else ''}); the validation metrics and the "
+            f"registry's gate{' (or the test figure)' if test else ''} then judge the "
+            "detector on images it learnt from: keep each photo in one split."
+        )
+    if near := dataset.near_copies:
+        shown = "; ".join(
+            f"{later} looks like {earlier} ({d} bits)" for later, earlier, d in near[:5]
+        )
+        out.append(
+            f"{len(near)} image(s) look like a re-saved or resized copy of an image in an "
+            f"earlier split (perceptual hashes at most {NEAR_COPY_BITS} of 63 bits apart; "
+            f"{shown}{'; ...' if len(near) > 5 else ''}): look at each pair, and keep a photo "
+            "and its copies in one split, or the metrics judge the detector on images it "
+            "learnt from."
+        )
+    if mixed := dataset.mixed_labels:
+        shown = "; ".join(
+            f"{label} (box lines {_lines(boxes)}, outline lines {_lines(outlines)})"
+            for label, boxes, outlines in mixed[:5]
+        )
+        out.append(
+            f"{len(mixed)} label file(s) mix box rows (class x y w h) and outline rows "
+            f"(class x1 y1 x2 y2 ...): {shown}{'; ...' if len(mixed) > 5 else ''}. This "
+            "pipeline trains each outline as its box, but Ultralytics given this folder "
+            "itself drops such an image as corrupt ('labels mix segment and detection "
+            "rows'; older releases read each box row as a two-point outline, a wrong box): "
+            "write each file's rows in one form to train on it elsewhere."
+        )
+    if dataset.no_test and dataset.test_named:  # named, yet not there
+        out.append(f"{dataset.no_test}: the detector is measured on val only.")
     train, val = counts["train_objects_per_class"], counts["val_objects_per_class"]
     if unlearnt := [name for name, n in train.items() if not n]:
         out.append(
@@ -576,6 +752,10 @@ def warnings(dataset: Dataset, counts: dict[str, Any]) -> list[str]:
             "and the registry's gate ignores it)."
         )
     return out
+
+
+def _lines(numbers: list[int], shown: int = 5) -> str:
+    return ", ".join(map(str, numbers[:shown])) + (", ..." if len(numbers) > shown else "")
 
 
 def stage(dataset: Dataset, workdir: Path) -> Path:
@@ -604,6 +784,7 @@ def stage(dataset: Dataset, workdir: Path) -> Path:
         "path": str(workdir.resolve()),
         "train": "images/train",
         "val": "images/val",
+        **({"test": "images/test"} if "test" in dataset.pairs else {}),
         "names": dict(enumerate(dataset.names)),
     }
     path = workdir / "data.yaml"
