@@ -183,3 +183,10 @@ def test_labels_mixing_outlines_and_boxes_are_named_with_their_lines(dataset, tm
     (staged,) = (tmp_path / "staged" / "labels" / "train").glob(f"*_{label.stem}.txt")
     kept = verify_image_label((str(image), str(staged), "", False, 2, 0, 0, False))
     assert kept[0] is not None and len(kept[1]) == 3
+
+
+def test_an_empty_test_list_is_named_as_the_other_splits_are(dataset):
+    (dataset / "test.txt").write_text("\n")
+    (dataset / "data.yaml").write_text((dataset / "data.yaml").read_text() + "test: test.txt\n")
+    with pytest.raises(DataError, match=r"data.yaml: test \('test.txt'\) lists no images"):
+        yolo_data.read(dataset)

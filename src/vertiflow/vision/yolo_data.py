@@ -460,6 +460,8 @@ def read(dataset_dir: Path) -> Dataset:
     no_test = _no_test(data, root, source)
     if no_test is None:
         images = sorted(set(_split_images(data, "test", root, dataset_dir, source, listings)))
+        if not images:  # an empty list of images (an empty folder is no test split)
+            raise DataError(f"{source}: test ({data.get('test')!r}) lists no images.")
         pairs["test"] = [(img, label_path(img, home)) for img in images]
     return Dataset(names, pairs, source, frozenset(listings), no_test, bool(data.get("test")))
 
