@@ -32,7 +32,7 @@ def test_glitches_are_nulled_and_counted_dropouts_counted():
         {"batch_id": "B2", "water_temp": None},  # one probe's gap
         {"batch_id": "B2", "light_photoperiod": None},  # and one of a sensor not aggregated
     ]
-    summary = summarise_telemetry(telemetry(rows), BATCHES, "t")
+    summary = summarise_telemetry(telemetry(rows), BATCHES)
     b1 = summary.features.filter(pl.col("batch_id") == "B1").row(0, named=True)
     assert b1["temp_mean"] == pytest.approx(24.0)  # the 85 C spike is excluded
     assert b1["n_readings"] == 4
@@ -53,7 +53,7 @@ def test_a_sensor_the_farm_does_not_have_gives_empty_features_not_nan():
         for b in ("B1", "B2")
         for t in (19.0, 21.0)
     ]
-    features = summarise_telemetry(telemetry(rows), BATCHES, "t").features
+    features = summarise_telemetry(telemetry(rows), BATCHES).features
     assert features["dissolved_oxygen_mean"].null_count() == 2
     assert features["water_temp_mean"].to_list() == [20.0, 20.0]
     assert not any(features.select(pl.col(pl.Float64).is_nan().any()).row(0))
@@ -62,7 +62,7 @@ def test_a_sensor_the_farm_does_not_have_gives_empty_features_not_nan():
 def test_telemetry_of_unknown_batches_is_left_out_and_counted():
     """Refused before, though such readings join to no harvest (a deleted batch's logger)."""
     rows = [{"batch_id": "B9"}, {"batch_id": "B9"}, {"batch_id": "B1"}, {"batch_id": "B0"}]
-    summary = summarise_telemetry(telemetry(rows), BATCHES, "t")
+    summary = summarise_telemetry(telemetry(rows), BATCHES)
     assert summary.features["batch_id"].to_list() == ["B1"] and summary.rows == 1
     assert (summary.unknown.rows, summary.unknown.batches) == (3, 2)
     assert summary.unknown.examples == ["B0", "B9"]
@@ -79,7 +79,7 @@ def test_repeated_readings_count_once():
         {"batch_id": "B1", "timestamp": at + dt.timedelta(hours=1), "air_temp_internal": 22.0},
         {"batch_id": "B2", "timestamp": at, "air_temp_internal": 18.0},  # another batch
     ]
-    summary = summarise_telemetry(telemetry(rows), BATCHES, "t")
+    summary = summarise_telemetry(telemetry(rows), BATCHES)
     b1 = summary.features.filter(pl.col("batch_id") == "B1").row(0, named=True)
     assert b1["temp_mean"] == pytest.approx(21.0) and b1["n_readings"] == 2
     assert (summary.repeats.exact_rows, summary.repeats.conflicting_rows) == (1, 1)
@@ -135,16 +135,19 @@ def test_validation_budget_names_the_sensor_and_the_param():
     assert report["telemetry"]["missing_fraction"]["dissolved_oxygen"] == 0.3
 
 
-def test_a_reading_without_a_batch_id_is_named_not_a_traceback():
-    rows = [{"batch_id": "B1"}, {"batch_id": None}, {"batch_id": "B2"}]
-    with pytest.raises(DataError, match="1 reading\\(s\\) have an empty batch_id"):
-        summarise_telemetry(telemetry(rows), BATCHES, "t")
+def test_a_reading_without_a_batch_id_is_left_out_and_counted_like_an_unknown_batch():
+    """A module between cycles whose logger stays on writes readings of no batch: they
+    join to no harvest, so they are counted, not a reason to stop the farm's run."""
+    rows = [{"batch_id": "B1"}, {"batch_id": None}, {"batch_id": None}, {"batch_id": "B2"}]
+    summary = summarise_telemetry(telemetry(rows), BATCHES)
+    assert summary.unknown.rows == 2 and summary.unknown.examples == ["(empty)"]
+    assert summary.features["batch_id"].to_list() == ["B1", "B2"]
 
 
 def test_a_batch_with_one_reading_has_no_spread_not_a_missing_one():
     rows = [{"batch_id": "B1", "air_temp_internal": 22.0}, {"batch_id": "B2"}]
     rows.append({"batch_id": "B2", "air_temp_internal": 20.0})
-    features = summarise_telemetry(telemetry(rows), BATCHES, "t").features
+    features = summarise_telemetry(telemetry(rows), BATCHES).features
     b1 = features.filter(pl.col("batch_id") == "B1").row(0, named=True)
     assert b1["temp_std"] == 0.0 and b1["ec_std"] == 0.0
 

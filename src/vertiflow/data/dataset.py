@@ -147,9 +147,7 @@ def _features(raw: RawData, optima: Mapping[str, CropOptimum] | None) -> _Featur
         (pl.col("harvest_date") + WINDOW_SLACK).alias("_to"),  # none yet: open-ended
     )
     try:  # a bad row past the file's first rows shows only here, while streaming it
-        summary: TelemetrySummary = summarise_telemetry(
-            raw.telemetry, raw.batches, str(raw.telemetry_path), optima, windows
-        )
+        summary: TelemetrySummary = summarise_telemetry(raw.telemetry, raw.batches, optima, windows)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise read_error(raw.telemetry_path, exc) from None
     check_units(summary.features, raw.batches, str(raw.telemetry_path))

@@ -75,6 +75,9 @@ def optima_from_params(section: Mapping[str, Mapping]) -> dict[str, CropOptimum]
     }
 
 
+EMPTY_ID = "(empty)"  # how a reading without a batch_id is named in the reports
+
+
 @dataclass(frozen=True)
 class UnknownBatches:
     """Readings tagged with a batch id the batches table lacks (a logger still tagging a
@@ -201,7 +204,6 @@ def _from_sums(sums: pl.DataFrame) -> pl.DataFrame:
 def summarise_telemetry(
     telemetry: pl.LazyFrame,
     batches: pl.DataFrame,
-    source: str,
     optima: Mapping[str, CropOptimum] | None = None,
     windows: pl.DataFrame | None = None,
 ) -> TelemetrySummary:
@@ -222,17 +224,13 @@ def summarise_telemetry(
         .collect(engine="streaming")
         .sort("batch_id")
     )
-    blank = sums.filter(pl.col("batch_id").is_null())
-    if blank.height:
-        raise DataError(
-            f"{source}: {int(blank['n_readings'].sum())} reading(s) have an empty batch_id; "
-            "every reading needs a known batch."
-        )
+    # An empty batch_id (a module between cycles, its logger still on) is one more id the
+    # batches table lacks: left out and counted with them, shown as "(empty)".
     stray = sums.filter(pl.col("_unknown") > 0)
     unknown = UnknownBatches(
         rows=int(stray["n_readings"].sum()),
         batches=stray.height,
-        examples=stray["batch_id"].head(5).to_list(),
+        examples=stray["batch_id"].fill_null(EMPTY_ID).head(5).to_list(),
     )
     outside = int(sums["_outside"].sum())
     sums = sums.filter((pl.col("_unknown") == 0) & (pl.col("n_readings") > 0))
