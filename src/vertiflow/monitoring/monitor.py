@@ -2,8 +2,9 @@
 
 Layout under `.monitoring/` (git-ignored, the skin app's convention):
 `predictions/<model>/*.parquet` (one file per logged batch: inputs, prediction, model
-version, time; append-only, so concurrent apps never corrupt it; for the detector the
-inputs are the image features of `monitoring.images`), `alerts/*.json` (one per warning
+version, time; append-only, so concurrent apps never corrupt it; past hours merged into
+one file each, `compact_predictions`; for the detector the inputs are the image features
+of `monitoring.images`), `alerts/*.json` (one per warning
 or critical check, and one per prediction error), `history.jsonl` (one line per check),
 `performance/<model>.jsonl` (one line per prediction or error: time, latency, mean
 confidence) and `performance_metrics.json` (per model, over its last `WINDOW` events:
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 import uuid
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -64,7 +66,85 @@ def log_predictions(
     tmp = path.with_suffix(".tmp")
     table.write_parquet(tmp)
     tmp.rename(path)  # readers never see half a file
+    if _COMPACTED.get(folder) != now.strftime(HOUR):  # once per hour and process
+        _COMPACTED[folder] = now.strftime(HOUR)
+        threading.Thread(target=compact_predictions, args=(folder, now), daemon=True).start()
     return path
+
+
+# An app logs one file per request: about 14 KB for a one-row table, so a month at one
+# request a second would be 2.6 million files (37 GB) for the monitor to list and read.
+# Hours that are over are merged into one file each, `<hour>-hour.parquet`, whose
+# metadata names the files it holds (readers leave those out: no row counted twice,
+# whatever a crash left behind). Names keep starting with the hour, so a sync or a
+# reader can still pick a time window by prefix.
+HOUR = "%Y%m%dT%H"
+MERGED_KEY = "vertiflow.merged"  # parquet metadata: JSON list of the files merged in
+_COMPACTED: dict[Path, str] = {}
+
+
+def merged_files(files: list[Path]) -> set[str]:
+    """Names of the log files already merged into an hour file among `files`."""
+    merged: set[str] = set()
+    for f in files:
+        if f.name.endswith("-hour.parquet"):
+            merged.update(json.loads(pl.read_parquet_metadata(f).get(MERGED_KEY, "[]")))
+    return merged
+
+
+def log_files(folder: Path) -> list[Path]:
+    """A model's log files, less those an hour file already holds."""
+    files = sorted(folder.glob("*.parquet"))
+    merged = merged_files(files)
+    return [f for f in files if f.name not in merged]
+
+
+def compact_predictions(folder: Path, now: datetime | None = None) -> int:
+    """Merge the log files of every hour that is over into one file per hour; returns
+    the number of files merged. One process at a time (a lock file); another process
+    already compacting is left to it."""
+    from filelock import FileLock, Timeout
+
+    current = (now or datetime.now(UTC)).strftime(HOUR)
+    try:
+        # beside the model's folder, not in it: that folder is what gets synced and read
+        with FileLock(folder.with_name(f".{folder.name}.compact.lock"), timeout=0):
+            files = sorted(folder.glob("*.parquet"))
+            merged = merged_files(files)
+            hours: dict[str, list[Path]] = {}
+            for f in files:
+                if f.name[: len(current)] < current and f.name not in merged:
+                    hours.setdefault(f.name[: len(current)], []).append(f)
+            for f in files:  # merged, but a crash came before they were removed
+                if f.name in merged:
+                    f.unlink(missing_ok=True)
+            count = 0
+            for hour, group in hours.items():
+                small = [f for f in group if not f.name.endswith("-hour.parquet")]
+                if small:
+                    count += _merge_hour(folder / f"{hour}-hour.parquet", group, small)
+            return count
+    except Timeout:
+        return 0
+
+
+def _merge_hour(target: Path, group: list[Path], small: list[Path]) -> int:
+    names = sorted(_names_in(target) | {f.name for f in small})
+    table = pl.concat([pl.read_parquet(f) for f in group], how="diagonal_relaxed")
+    tmp = target.with_suffix(".tmp")
+    table.sort("logged_at", maintain_order=True).write_parquet(
+        tmp, metadata={MERGED_KEY: json.dumps(names)}
+    )
+    tmp.replace(target)  # the hour file and its list of merged files change at once
+    for f in small:
+        f.unlink(missing_ok=True)
+    return len(small)
+
+
+def _names_in(hour_file: Path) -> set[str]:
+    if not hour_file.exists():
+        return set()
+    return set(json.loads(pl.read_parquet_metadata(hour_file).get(MERGED_KEY, "[]")))
 
 
 def record_event(
@@ -214,22 +294,38 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _read_log(folder: Path, read):
+    """`read(files)` over a model's log files, listed again when an hour was merged (and
+    its files removed) while they were read."""
+    for attempt in range(3):
+        files = log_files(folder)
+        try:
+            return read(files)
+        except (OSError, pl.exceptions.PolarsError):
+            if attempt == 2 or all(f.exists() for f in files):
+                raise
+    raise AssertionError("unreachable")
+
+
 def read_predictions(
     model: str, root: Path = MONITORING_DIR, since: datetime | None = None
 ) -> pl.DataFrame:
     """The logged predictions of `model`, those logged at or after `since` when given (so
     a new drift is not diluted by months of earlier traffic)."""
     folder = root / "predictions" / model
-    files = sorted(folder.glob("*.parquet"))
-    if not files:
-        raise NothingToCheck(f"{folder}: no logged predictions for '{model}'.")
-    # files of one model may differ in columns (a detector log with and without outputs)
-    log = pl.concat([pl.scan_parquet(f) for f in files], how="diagonal_relaxed")
-    if since is None:
-        return log.collect()
-    recent = log.filter(pl.col("logged_at") >= since).collect()
-    if not recent.height:
-        total = log.select(pl.len()).collect().item()
+
+    def read(files: list[Path]) -> tuple[pl.DataFrame, int]:
+        if not files:
+            raise NothingToCheck(f"{folder}: no logged predictions for '{model}'.")
+        # files of one model may differ in columns (a detector log with and without outputs)
+        log = pl.concat([pl.scan_parquet(f) for f in files], how="diagonal_relaxed")
+        if since is None:
+            return log.collect(), 0
+        recent = log.filter(pl.col("logged_at") >= since).collect()
+        return recent, 0 if recent.height else log.select(pl.len()).collect().item()
+
+    recent, total = _read_log(folder, read)
+    if since is not None and not recent.height:
         raise NothingToCheck(
             f"{folder}: no predictions logged for '{model}' since "
             f"{since.isoformat(timespec='seconds')} ({total} earlier ones)."
@@ -239,15 +335,19 @@ def read_predictions(
 
 def prediction_counts(root: Path = MONITORING_DIR, since: datetime | None = None) -> dict[str, int]:
     """Logged predictions per model (rows: one per image or table row), since `since`."""
-    counts = {}
-    for folder in sorted(p for p in (root / "predictions").glob("*") if p.is_dir()):
-        files = sorted(folder.glob("*.parquet"))
+
+    def count(files: list[Path]) -> int | None:
         if not files:
-            continue
+            return None
         log = pl.concat([pl.scan_parquet(f).select("logged_at") for f in files])
         if since is not None:
             log = log.filter(pl.col("logged_at") >= since)
-        counts[folder.name] = log.select(pl.len()).collect().item()
+        return log.select(pl.len()).collect().item()
+
+    counts = {}
+    for folder in sorted(p for p in (root / "predictions").glob("*") if p.is_dir()):
+        if (n := _read_log(folder, count)) is not None:
+            counts[folder.name] = n
     return counts
 
 

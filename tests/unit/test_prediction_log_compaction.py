@@ -1,0 +1,66 @@
+"""An app logs one file per request; hours that are over are merged into one file each,
+and no row is read twice or lost on the way (monitor.compact_predictions)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+
+from vertiflow.monitoring import monitor
+
+
+def log_requests(root, n: int, start: int = 0) -> None:
+    for i in range(start, start + n):
+        table = pl.DataFrame({"co2_mean": [800.0 + i]})
+        monitor.log_predictions("oracle", "1", table, [float(i)], root)
+
+
+def later() -> datetime:
+    return datetime.now(UTC) + timedelta(hours=2)  # this hour is then over
+
+
+def test_an_hour_of_one_row_files_becomes_one_file_with_every_row(tmp_path):
+    log_requests(tmp_path, 6)
+    folder = tmp_path / "predictions" / "oracle"
+    before = monitor.read_predictions("oracle", tmp_path).sort("logged_at")
+    assert monitor.compact_predictions(folder, later()) == 6
+    (hour_file,) = folder.glob("*.parquet")
+    assert hour_file.name.endswith("-hour.parquet")
+    assert monitor.read_predictions("oracle", tmp_path).equals(before)
+    assert monitor.prediction_counts(tmp_path) == {"oracle": 6}
+    assert monitor.compact_predictions(folder, later()) == 0  # nothing new
+
+
+def test_rows_logged_late_in_a_merged_hour_join_it_and_none_is_counted_twice(tmp_path):
+    log_requests(tmp_path, 3)
+    folder = tmp_path / "predictions" / "oracle"
+    kept = next(folder.glob("*.parquet"))
+    shutil.copy(kept, tmp_path / "copy")
+    monitor.compact_predictions(folder, later())
+    # a crash between writing the hour file and removing what it holds
+    shutil.copy(tmp_path / "copy", kept)
+    assert monitor.prediction_counts(tmp_path) == {"oracle": 3}
+    log_requests(tmp_path, 2, start=3)  # same hour, after the merge
+    assert monitor.prediction_counts(tmp_path) == {"oracle": 5}
+    assert monitor.compact_predictions(folder, later()) == 2
+    assert [f.name.endswith("-hour.parquet") for f in folder.glob("*.parquet")] == [True]
+    log = monitor.read_predictions("oracle", tmp_path)
+    assert sorted(log["prediction"].to_list()) == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_the_first_request_of_an_hour_merges_the_hours_before(tmp_path):
+    log_requests(tmp_path, 2)
+    folder = tmp_path / "predictions" / "oracle"
+    for f in folder.glob("*.parquet"):  # as if logged yesterday
+        f.rename(folder / f"{(datetime.now(UTC) - timedelta(days=1)):%Y%m%dT%H}{f.name[11:]}")
+    monitor._COMPACTED.clear()  # a process that has not logged this hour yet
+    log_requests(tmp_path, 1, start=2)
+    deadline = time.monotonic() + 10
+    while len(list(folder.glob("*.parquet"))) != 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    names = sorted(f.name for f in folder.glob("*.parquet"))
+    assert len(names) == 2 and names[0].endswith("-hour.parquet"), names
+    assert monitor.prediction_counts(tmp_path) == {"oracle": 3}
