@@ -165,6 +165,21 @@ def report(
     typer.echo(text)
 
 
+@app.command("log-hours")
+@exit_cleanly
+def log_hours(
+    since: str = typer.Option(
+        ..., help="A duration back from now (30m, 6h, 7d, 2w) or an ISO date-time."
+    ),
+) -> None:
+    """The prediction log's hours (UTC, as its file names start) from SINCE to now, one per
+    line: what a sync of that window needs, e.g. `aws s3 sync --exclude '*' --include
+    '<hour>*' ...` (ml_monitoring.yml), instead of the whole history every time."""
+    from vertiflow.monitoring import monitor
+
+    typer.echo("\n".join(monitor.hour_prefixes(monitor.parse_since(since))))
+
+
 @app.command()
 @exit_cleanly
 def monitor(

@@ -64,3 +64,30 @@ def test_the_first_request_of_an_hour_merges_the_hours_before(tmp_path):
     names = sorted(f.name for f in folder.glob("*.parquet"))
     assert len(names) == 2 and names[0].endswith("-hour.parquet"), names
     assert monitor.prediction_counts(tmp_path) == {"oracle": 3}
+
+
+def test_a_window_s_hours_are_the_prefixes_of_its_log_files(tmp_path):
+    """ml_monitoring.yml syncs only these prefixes: every file of the window, merged
+    hour or not, and none older."""
+    log_requests(tmp_path, 2)
+    folder = tmp_path / "predictions" / "oracle"
+    monitor.compact_predictions(folder, later())
+    log_requests(tmp_path, 1, start=2)
+    now = datetime.now(UTC)
+    hours = monitor.hour_prefixes(now - timedelta(hours=7), now)
+    assert len(hours) == 8 and hours[-1] == f"{now:%Y%m%dT%H}"
+    assert all(any(f.name.startswith(h) for h in hours) for f in folder.glob("*.parquet"))
+    assert not monitor.hour_prefixes(now + timedelta(hours=1), now)
+    yesterday = monitor.hour_prefixes(now - timedelta(days=1), now - timedelta(hours=23))
+    assert not any(f.name.startswith(h) for h in yesterday for f in folder.glob("*.parquet"))
+
+
+def test_log_hours_prints_one_hour_a_line_and_names_a_bad_window():
+    from typer.testing import CliRunner
+
+    from vertiflow.cli import app
+
+    out = CliRunner().invoke(app, ["log-hours", "--since", "2h"])
+    assert out.exit_code == 0 and len(out.stdout.split()) == 3
+    bad = CliRunner().invoke(app, ["log-hours", "--since", "yesterday"])
+    assert bad.exit_code == 1 and "--since 'yesterday'" in bad.output

@@ -83,6 +83,18 @@ MERGED_KEY = "vertiflow.merged"  # parquet metadata: JSON list of the files merg
 _COMPACTED: dict[Path, str] = {}
 
 
+def hour_prefixes(since: datetime, now: datetime | None = None) -> list[str]:
+    """The log's file-name prefixes (UTC hours) from `since` to `now`: the files a sync
+    of that window needs, whether an hour is merged yet or not."""
+    now = now or datetime.now(UTC)
+    hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    prefixes = []
+    while hour <= now:
+        prefixes.append(hour.strftime(HOUR))
+        hour += timedelta(hours=1)
+    return prefixes
+
+
 def merged_files(files: list[Path]) -> set[str]:
     """Names of the log files already merged into an hour file among `files`."""
     merged: set[str] = set()
