@@ -45,6 +45,8 @@ def time_split(table: pl.DataFrame, test_fraction: float) -> tuple[pl.DataFrame,
         raise DataError(
             f"params.yaml: prepare.test_fraction is {test_fraction}; expected 0 < x < 1."
         )
+    if table.is_empty():  # nothing to split: the gate names why (min_train_rows, ...)
+        return table, table, 0
     cutoff = table["start_date"].quantile(1.0 - test_fraction, interpolation="lower")
     test = table.filter(pl.col("start_date") >= cutoff)
     train = table.filter(pl.col("harvest_date") < cutoff)
