@@ -18,6 +18,7 @@ SCRIPTS = [
     "train_yolo_stage.py",
     "near_copies.py",
     "monitor_log.py",
+    "prediction_log_files.py",
     "sweep_parallel.py",
     "faults.py",
     "second_world.py",
@@ -147,6 +148,15 @@ def rows() -> list[tuple[str, str, str, str]]:
             f"{mo['seconds']} s, {mo['peak_mb']:.0f} MB",
             "< 20 s",
             mo["target_under_20s"],
+        )
+    if pl_ := load("prediction_log_files"):
+        before, after = pl_["as_logged"], pl_["merged"]
+        add(
+            f"prediction log of {pl_['requests']:,} one-row requests, as logged / hour merged: "
+            "files, MB, `vertiflow monitor --from-log` (start-up included)",
+            f"{before['files']:,}, {before['mb']} MB, {before['monitor']['seconds']} s / "
+            f"{after['files']}, {after['mb']} MB, {after['monitor']['seconds']} s "
+            f"(merge {pl_['merge']['seconds']} s)",
         )
     if sw := load("sweep_parallel"):
         add(
