@@ -40,13 +40,14 @@ def test_rows_logged_late_in_a_merged_hour_join_it_and_none_is_counted_twice(tmp
     kept = next(folder.glob("*.parquet"))
     shutil.copy(kept, tmp_path / "copy")
     monitor.compact_predictions(folder, later())
-    # a crash between writing the hour file and removing what it holds
+    # a crash between writing the hour file and removing what it holds, and one mid-merge
     shutil.copy(tmp_path / "copy", kept)
+    (folder / "20250101T00-hour.tmp").write_bytes(b"half a file")
     assert monitor.prediction_counts(tmp_path) == {"oracle": 3}
     log_requests(tmp_path, 2, start=3)  # same hour, after the merge
     assert monitor.prediction_counts(tmp_path) == {"oracle": 5}
     assert monitor.compact_predictions(folder, later()) == 2
-    assert [f.name.endswith("-hour.parquet") for f in folder.glob("*.parquet")] == [True]
+    assert [f.name.endswith("-hour.parquet") for f in folder.glob("*")] == [True]
     log = monitor.read_predictions("oracle", tmp_path)
     assert sorted(log["prediction"].to_list()) == [0.0, 1.0, 2.0, 3.0, 4.0]
 

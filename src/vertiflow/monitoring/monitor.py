@@ -130,6 +130,8 @@ def compact_predictions(folder: Path, now: datetime | None = None) -> int:
             for f in files:  # merged, but a crash came before they were removed
                 if f.name in merged:
                     f.unlink(missing_ok=True)
+            for f in folder.glob("*-hour.tmp"):  # a merge cut short (no other runs now)
+                f.unlink(missing_ok=True)
             count = 0
             for hour, group in hours.items():
                 small = [f for f in group if not f.name.endswith("-hour.parquet")]
