@@ -92,3 +92,24 @@ def test_log_hours_prints_one_hour_a_line_and_names_a_bad_window():
     assert out.exit_code == 0 and len(out.stdout.split()) == 3
     bad = CliRunner().invoke(app, ["log-hours", "--since", "yesterday"])
     assert bad.exit_code == 1 and "--since 'yesterday'" in bad.output
+
+
+def test_a_process_that_logs_once_and_exits_finishes_the_merge_it_started(tmp_path):
+    """A script that logs one prediction and ends (the seed's scripts do) must not leave
+    a merge half done: the merge thread is joined at exit, not killed."""
+    import subprocess
+    import sys
+
+    log_requests(tmp_path, 40)
+    folder = tmp_path / "predictions" / "oracle"
+    for f in folder.glob("*.parquet"):  # as if logged yesterday
+        f.rename(folder / f"{(datetime.now(UTC) - timedelta(days=1)):%Y%m%dT%H}{f.name[11:]}")
+    script = (
+        "import sys, polars as pl; from pathlib import Path;"
+        "from vertiflow.monitoring import monitor;"
+        "t = pl.DataFrame({'co2_mean': [1.0]});"
+        "monitor.log_predictions('oracle', '1', t, [0.0], Path(sys.argv[1]))"
+    )
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, timeout=120)
+    names = sorted(f.name for f in folder.glob("*"))
+    assert len(names) == 2 and names[0].endswith("-hour.parquet"), names

@@ -68,7 +68,8 @@ def log_predictions(
     tmp.rename(path)  # readers never see half a file
     if _COMPACTED.get(folder) != now.strftime(HOUR):  # once per hour and process
         _COMPACTED[folder] = now.strftime(HOUR)
-        threading.Thread(target=compact_predictions, args=(folder, now), daemon=True).start()
+        # not a daemon: a process that exits mid-merge finishes it first (a few seconds)
+        threading.Thread(target=compact_predictions, args=(folder, now)).start()
     return path
 
 
