@@ -29,6 +29,12 @@ APP = textwrap.dedent(
                      "metrics/mAP50(B)": 0.6, "metrics/mAP50-95(B)": 0.4, "fitness": 0.42},
         )
         print("RESULT" + json.dumps(registry.last_decision))
+    elif sys.argv[1] == "retag":  # the very file again, as a new release of the app
+        registry = ModelRegistry()
+        registry.register_yolo_model(
+            model_path="models/yolo.pt", metrics={"mAP": 0.6}, tags={"version": "1.1"}
+        )
+        print("RESULT" + json.dumps(registry.last_decision))
     elif sys.argv[1] == "load":
         models = ModelLoader(use_registry=True).load_all_models()
         print("RESULT" + json.dumps(sorted(models)))
@@ -80,6 +86,12 @@ def test_ultralytics_metric_names_register_and_a_yolo_only_store_loads(small_cop
     mlflow.set_tracking_uri(store)
     tags = mlflow.MlflowClient().get_model_version("YOLO-SkinDetection", "1").tags
     assert tags["metric.metrics/mAP50_B"] == "0.6" and tags["metric.fitness"] == "0.42"
+    # The same weights registered again with the app's new tags: no new version, and the
+    # version says what the app now says of them (it kept no tag of the second call).
+    _, again = _app(small_copy, "retag", extra=env)
+    assert again["version"] == 1 and again["unchanged"], again
+    tags = mlflow.MlflowClient().get_model_version("YOLO-SkinDetection", "1").tags
+    assert tags["version"] == "1.1" and tags["metric.fitness"] == "0.42"
 
     proc, loaded = _app(small_copy, "load", extra=env)
     assert loaded == ["yolo"], proc.stderr

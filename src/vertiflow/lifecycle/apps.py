@@ -150,7 +150,18 @@ class ModelRegistry:
             self.last_decision = registry.register_detector(
                 weights, clean, passes, loss, section, tags
             )
-        return int(self.last_decision["version"])
+        decision = self.last_decision
+        if decision.get("unchanged") or decision.get("reused"):
+            # The same weights again, with what the caller now says of them (the seed's
+            # `tags={'version': '1.1'}`): set on the version that holds them, not dropped.
+            client = mlflow.MlflowClient()
+            held = client.get_model_version(decision["name"], str(decision["version"])).tags
+            for key, value in tags.items():
+                if held.get(key) != str(value):
+                    client.set_model_version_tag(
+                        decision["name"], str(decision["version"]), key, str(value)
+                    )
+        return int(decision["version"])
 
     def _client(self):
         import mlflow
