@@ -73,13 +73,15 @@ def log_predictions(
     return path
 
 
-# An app logs one file per request: about 14 KB for a one-row table, so a month at one
-# request a second would be 2.6 million files (37 GB) for the monitor to list and read.
+# An app logs one file per request: about 12 KB for a one-row table, so a month at one
+# request a second would be 2.6 million files (about 32 GB) for the monitor to list and
+# read (benchmarks/results/prediction_log_files.json).
 # Hours that are over are merged into one file each, `<hour>-hour.parquet`, whose
 # metadata names the files it holds (readers leave those out: no row counted twice,
 # whatever a crash left behind). Names keep starting with the hour, so a sync or a
 # reader can still pick a time window by prefix.
 HOUR = "%Y%m%dT%H"
+HOUR_FILE = "-hour.parquet"  # `<hour>-hour.parquet`: the merged hour
 MERGED_KEY = "vertiflow.merged"  # parquet metadata: JSON list of the files merged in
 _COMPACTED: dict[Path, str] = {}
 
@@ -96,13 +98,16 @@ def hour_prefixes(since: datetime, now: datetime | None = None) -> list[str]:
     return prefixes
 
 
+def _names_in(hour_file: Path) -> set[str]:
+    """The files an hour file holds (none when there is no such file yet)."""
+    if not hour_file.exists():
+        return set()
+    return set(json.loads(pl.read_parquet_metadata(hour_file).get(MERGED_KEY, "[]")))
+
+
 def merged_files(files: list[Path]) -> set[str]:
     """Names of the log files already merged into an hour file among `files`."""
-    merged: set[str] = set()
-    for f in files:
-        if f.name.endswith("-hour.parquet"):
-            merged.update(json.loads(pl.read_parquet_metadata(f).get(MERGED_KEY, "[]")))
-    return merged
+    return set().union(*(_names_in(f) for f in files if f.name.endswith(HOUR_FILE)))
 
 
 def log_files(folder: Path) -> list[Path]:
@@ -135,9 +140,9 @@ def compact_predictions(folder: Path, now: datetime | None = None) -> int:
                 f.unlink(missing_ok=True)
             count = 0
             for hour, group in hours.items():
-                small = [f for f in group if not f.name.endswith("-hour.parquet")]
+                small = [f for f in group if not f.name.endswith(HOUR_FILE)]
                 if small:
-                    count += _merge_hour(folder / f"{hour}-hour.parquet", group, small)
+                    count += _merge_hour(folder / f"{hour}{HOUR_FILE}", group, small)
             return count
     except Timeout:
         return 0
@@ -154,12 +159,6 @@ def _merge_hour(target: Path, group: list[Path], small: list[Path]) -> int:
     for f in small:
         f.unlink(missing_ok=True)
     return len(small)
-
-
-def _names_in(hour_file: Path) -> set[str]:
-    if not hour_file.exists():
-        return set()
-    return set(json.loads(pl.read_parquet_metadata(hour_file).get(MERGED_KEY, "[]")))
 
 
 def record_event(
@@ -312,14 +311,14 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 def _read_log(folder: Path, read):
     """`read(files)` over a model's log files, listed again when an hour was merged (and
     its files removed) while they were read."""
-    for attempt in range(3):
+    for _ in range(2):
         files = log_files(folder)
         try:
             return read(files)
         except (OSError, pl.exceptions.PolarsError):
-            if attempt == 2 or all(f.exists() for f in files):
+            if all(f.exists() for f in files):
                 raise
-    raise AssertionError("unreachable")
+    return read(log_files(folder))
 
 
 def read_predictions(
