@@ -207,7 +207,7 @@ def report(metrics) -> tuple[dict[str, Any], pd.DataFrame]:
     return summary, curve
 
 
-def test_report(
+def score_test_split(
     weights: Path, data_yaml: Path, section: dict[str, Any], workdir: Path, images: int
 ) -> dict[str, Any]:
     """The detector's figures on the test split, by Ultralytics' own `model.val(split=
@@ -245,7 +245,7 @@ def with_test(
     tell the user when there is no test split: `test_images: 0`, and no figure invented."""
     if "test" in dataset.pairs:
         tested = len(dataset.pairs["test"])
-        held_out, note = test_report(weights, data_yaml, section, Path(workdir), tested), None
+        held_out, note = score_test_split(weights, data_yaml, section, Path(workdir), tested), None
     else:
         held_out = {"test_images": 0}
         note = (
