@@ -26,6 +26,7 @@ SCRIPTS = [
     "size_graded_farm.py",
     "regret_anatomy.py",
     "cortex_surrogates.py",
+    "margin_optimism.py",
 ]
 
 
@@ -346,6 +347,37 @@ def cortex_surrogates() -> list[str]:
     return [*lines, "", "Crops in each cell: " + "; ".join(named) + ".", ""]
 
 
+def margin_optimism() -> list[str]:
+    """Why the small farm's margin interval misses, and what the farm's data can see of it."""
+    mo = load("margin_optimism")
+    if not mo:
+        return []
+    lines = [
+        "## Why the small farm's margin interval misses (margin_optimism.json)",
+        "",
+        "Second world's small farm (spinach), per draw: Cortex's predicted margin and 90 %",
+        "interval at its recipe against the true margin; the Oracle's yield error there (log);",
+        "what three checks on the farm's own data see of the gap: the models' optimism on the",
+        "held-out batches they rank highest (+- one standard error), the optimism that",
+        "cross-fitting on halves of the training batches measures, and the Gaussian process's",
+        "own posterior sd of log yield at the recipe.",
+        "",
+        "| draw | predicted [interval] | true | yield error | held-out top | cross-fit | GP sd |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for key, draw in mo["farms"].items():
+        for crop, d in draw["crops"].items():
+            r, top, gp = d["recipe"], d["held_out_top"], d["gp_latent_sd"] or {}
+            low, high = r["interval"]
+            lines.append(
+                f"| {key.replace('_seed', ' ')} {crop} | {r['predicted_margin']} [{low}, {high}] "
+                f"| {r['true_margin']} | {r['true_log_yield_error']:+.3f} "
+                f"| {top['optimism']:+.2f} +- {top['standard_error']:.2f} "
+                f"| {d['cross_fit']['mean_optimism']:+.2f} | {gp.get('at_recipe', '-')} |"
+            )
+    return [*lines, ""]
+
+
 def render() -> None:
     machine = next(
         (
@@ -374,6 +406,7 @@ def render() -> None:
         *learning_curve(),
         *regret_anatomy(),
         *cortex_surrogates(),
+        *margin_optimism(),
         "## Model quality against the limit (metrics/quality.json)",
         "",
         *quality(),
