@@ -251,6 +251,10 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1", "'/")
 @pytest.mark.pipeline
 def test_train_yolo_is_offline_hermetic_and_logs_one_run(small_copy):
     repo = small_copy
+    images = repo / "data" / "images"  # with a test split (val's images again): scored too
+    for kind in ("images", "labels"):
+        shutil.copytree(images / kind / "val", images / kind / "test")
+    (images / "data.yaml").write_text((images / "data.yaml").read_text() + "test: images/test\n")
     before = {p for p in repo.rglob("*") if ".git" not in p.parts}
     runs = _runs(repo)
     (repo / "probe.py").write_text(PROBE)
@@ -261,6 +265,9 @@ def test_train_yolo_is_offline_hermetic_and_logs_one_run(small_copy):
     new_runs = [r for r in _runs(repo) if r.info.run_id not in {x.info.run_id for x in runs}]
     assert [r.data.tags["stage"] for r in new_runs] == ["train_yolo"]
     assert new_runs[0].data.metrics["mAP50"] >= 0
+    assert new_runs[0].data.metrics["test_mAP50"] == new_runs[0].data.metrics["mAP50"]
+    report = json.loads((repo / "metrics" / "yolo.json").read_text())
+    assert report["test_per_class"] == report["per_class"]
     assert "train_box_loss" in mlflow.MlflowClient().get_run(new_runs[0].info.run_id).data.metrics
     history = mlflow.MlflowClient().get_metric_history(new_runs[0].info.run_id, "train_box_loss")
     assert len(history) >= 2  # one point per epoch
@@ -391,9 +398,11 @@ def test_a_test_split_is_scored_by_ultralytics_next_to_val(tmp_path):
     assert note is None and scored["test_images"] == 8 and report["mAP50"] > 0
     for key in ("mAP50", "mAP50-95", "precision", "recall"):
         assert scored[f"test_{key}"] == scored[key], key
-    assert list(scored)[-1] == "per_class"  # the test figures next to val's
+    assert scored["test_per_class"] == scored["per_class"]  # each class, held out too
+    assert list(scored)[-2:] == ["per_class", "test_per_class"]  # after the headline figures
     (d / "data.yaml").write_text((d / "data.yaml").read_text().replace("test: images/test", ""))
     plain = yolo_data.read(d)  # the same data, no test split
     unscored, note = yolo.with_test(report, plain, weights, data_yaml, section, tmp_path)
     assert unscored["test_images"] == 0 and "test_mAP50" not in unscored
+    assert "test_per_class" not in unscored
     assert "no test split" in note and "no held-out figure" in note

@@ -230,7 +230,9 @@ def score_test_split(
     )
     summary, _ = report(metrics)
     keys = ("mAP50", "mAP50-95", "precision", "recall", "f1")
-    return {"test_images": images, **{f"test_{k}": summary[k] for k in keys}}
+    scored = {"test_images": images, **{f"test_{k}": summary[k] for k in keys}}
+    # per class too: a rare class can fail on held-out photos while the mean holds
+    return {**scored, "test_per_class": summary["per_class"]}
 
 
 def with_test(
@@ -241,8 +243,9 @@ def with_test(
     section: dict[str, Any],
     workdir: str | Path,
 ) -> tuple[dict[str, Any], str | None]:
-    """The report with the test figures next to val's (before `per_class`), and what to
-    tell the user when there is no test split: `test_images: 0`, and no figure invented."""
+    """The report with the test figures next to val's (the headline figures first, then
+    `per_class` and `test_per_class`), and what to tell the user when there is no test
+    split: `test_images: 0`, and no figure invented."""
     if "test" in dataset.pairs:
         tested = len(dataset.pairs["test"])
         held_out, note = score_test_split(weights, data_yaml, section, Path(workdir), tested), None
@@ -252,9 +255,9 @@ def with_test(
             f"{dataset.no_test}: the figures are on val, the split best.pt was chosen on "
             "(optimistic); there is no held-out figure."
         )
-    per_class = report["per_class"]
-    rest = {k: v for k, v in report.items() if k != "per_class"}
-    return {**rest, **held_out, "per_class": per_class}, note
+    headline = {k: v for k, v in {**report, **held_out}.items() if not isinstance(v, dict)}
+    per_class = {k: v for k, v in {**report, **held_out}.items() if isinstance(v, dict)}
+    return {**headline, **per_class}, note
 
 
 SCRATCH_PREFIX = "vertiflow-yolo-"
