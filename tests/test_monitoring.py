@@ -178,6 +178,22 @@ def test_a_crop_never_trained_on_is_named():
     assert "new: tomato (3 rows)" in monitor.markdown(monitor._stamped(report, THRESHOLDS), {})
 
 
+def test_a_logged_null_crop_or_text_number_still_gets_its_report_and_alert(tmp_path):
+    """An app sent one row with crop null (the Oracle answers it) among rows of a new
+    crop: `vertiflow monitor --from-log oracle` found the drift, then ended in a
+    traceback drawing the crop chart (None == 'basil'), before report.md and the alert."""
+    rng = np.random.default_rng(0)
+    reference = pl.DataFrame(
+        {"crop": rng.choice(["basil", "lettuce"], 500), "temp_mean": rng.normal(22, 1, 500)}
+    )
+    current = pl.DataFrame(
+        {"crop": ["tomato"] * 40 + [None], "temp_mean": ["30.5"] * 40 + ["warm"]}
+    )
+    for name in ("crop", "temp_mean"):
+        monitor.plot_feature(reference[name], current[name], tmp_path / f"{name}.png")
+        assert (tmp_path / f"{name}.png").stat().st_size > 1000
+
+
 def test_a_move_away_from_a_constant_reference_is_scored():
     """Every training image was 128 px wide: the deciles made one bin and 640 px scored
     PSI 0 (KS p 1.6e-57, severity ok)."""

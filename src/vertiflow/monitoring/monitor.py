@@ -492,16 +492,21 @@ def plot_feature(reference: pl.Series, current: pl.Series, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(5, 3))
     if reference.dtype.is_numeric():
-        ref, cur = reference.drop_nulls().to_numpy(), current.drop_nulls().to_numpy()
+        # a logged column may be text (an app's "21.5", "null"): what is not a number is
+        # missing here, as in the drift check
+        ref = reference.cast(pl.Float64, strict=False).drop_nulls().to_numpy()
+        cur = current.cast(pl.Float64, strict=False).drop_nulls().to_numpy()
         bins = np.histogram_bin_edges(np.concatenate([ref, cur]), bins=30)
         ax.hist(ref, bins, density=True, alpha=0.5, label="training")
         ax.hist(cur, bins, density=True, alpha=0.5, label="now")
     else:
-        levels = sorted(set(reference.to_list()) | set(current.to_list()), key=str)
+        # a null category (an app's crop: null) is a bar of its own, not a comparison error
+        ref, cur = (s.cast(pl.String).fill_null("(missing)") for s in (reference, current))
+        levels = sorted(set(ref.to_list()) | set(cur.to_list()))
         x = np.arange(len(levels))
-        ax.bar(x - 0.2, [(reference == v).mean() for v in levels], 0.4, label="training")
-        ax.bar(x + 0.2, [(current == v).mean() for v in levels], 0.4, label="now")
-        ax.set_xticks(x, [str(v) for v in levels])
+        ax.bar(x - 0.2, [(ref == v).mean() for v in levels], 0.4, label="training")
+        ax.bar(x + 0.2, [(cur == v).mean() for v in levels], 0.4, label="now")
+        ax.set_xticks(x, levels)
     ax.set_title(reference.name)
     ax.legend()
     fig.tight_layout()
