@@ -12,14 +12,17 @@ weights). Tabular predictions are appended to the prediction log that
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 import polars as pl
+import pyarrow as pa
 
 from vertiflow import runtime
 from vertiflow.errors import VertiflowError
@@ -30,7 +33,9 @@ ALIASES = {"YOLO-SkinDetection": "yolo"}
 
 
 class LoggedPredictor:
-    """A pyfunc model whose every `predict` is appended to the prediction log."""
+    """A pyfunc model whose every `predict` (and `predict_proba`) is appended to the
+    prediction log, reading what an app sends as `mlflow models serve` reads a request
+    (`model_input`)."""
 
     def __init__(self, model: Any, name: str, version: str, log_root: Path):
         self.model, self.name, self.version, self.log_root = model, name, version, log_root
@@ -39,13 +44,127 @@ class LoggedPredictor:
     def metadata(self):
         return self.model.metadata
 
-    def predict(self, inputs: pd.DataFrame | pl.DataFrame):
-        frame = inputs.to_pandas() if isinstance(inputs, pl.DataFrame) else inputs
+    @property
+    def classes_(self):
+        """The grades, in the order of `predict_proba`'s columns (a classifier only)."""
+        return self._estimator("classes_").classes_
+
+    def predict(self, inputs):
+        frame = model_input(inputs, self.metadata.get_input_schema(), self.name)
         predictions = self.model.predict(frame)
-        monitor.log_predictions(
-            self.name, self.version, pl.from_pandas(frame), predictions, self.log_root
-        )
+        self._log(frame, predictions)
         return predictions
+
+    def predict_proba(self, inputs) -> np.ndarray:
+        """Each grade's probability, columns in `classes_` order; logged with the grade
+        `predict` answers, so the monitor sees an app that only asks for probabilities."""
+        estimator = self._estimator("predict_proba")
+        schema = self.metadata.get_input_schema()
+        frame = model_input(inputs, schema, self.name)
+        x = frame[schema.input_names()]
+        probabilities = estimator.predict_proba(x)
+        self._log(frame, estimator.predict(x))
+        return probabilities
+
+    def _estimator(self, attribute: str) -> Any:
+        estimator = self.model.get_raw_model()
+        if not hasattr(estimator, attribute):
+            raise VertiflowError(
+                f"model '{self.name}' has no {attribute} (a regression answers with predict)."
+            )
+        return estimator
+
+    def _log(self, frame: pd.DataFrame, predictions: Any) -> None:
+        monitor.log_predictions(
+            self.name, self.version, _loggable(frame), predictions, self.log_root
+        )
+
+
+NUMBERS = {"double", "float"}  # signature types MLflow refuses ints and text for
+
+
+def model_input(inputs: Any, schema, model: str = "model") -> pd.DataFrame:
+    """What an app passes (a pandas or polars table, one row as a dict, rows as a list of
+    dicts, a dict of columns) as the signature's types, as `mlflow models serve` reads a
+    JSON request: whole numbers (JSON's 35) and numbers as text ("21.5") become floats;
+    null is a missing value. In Python, MLflow refused them ("Can not safely convert
+    int64 to float64", after a dump of the frame and the schema) and a dict was predicted,
+    then failed to log. Anything else is a VertiflowError naming column, row and value."""
+    frame = _as_frame(inputs, model)
+    names = schema.input_names()
+    missing = [c for c in names if c not in frame.columns]
+    if missing:
+        raise VertiflowError(
+            f"{model}: missing input(s) {', '.join(missing)} (it reads {', '.join(names)})."
+        )
+    if frame.empty:
+        raise VertiflowError(f"{model}: no rows to predict.")
+    frame = frame.copy()
+    for spec in schema.inputs:
+        column, number = frame[spec.name], spec.type.name in NUMBERS
+        if number and pd.api.types.is_numeric_dtype(column) and column.dtype != bool:
+            frame[spec.name] = column.astype(float)
+            continue
+        if spec.type.name not in NUMBERS | {"string"}:
+            continue  # MLflow's own check
+        values = []
+        for row, value in enumerate(column.tolist(), start=1):
+            if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+                values.append(None)
+                continue
+            if number and isinstance(value, str):
+                with contextlib.suppress(ValueError):
+                    value = float(value)
+            if number:
+                ok = isinstance(value, int | float | np.number) and not isinstance(
+                    value, bool | np.bool_
+                )
+            else:
+                ok = isinstance(value, str)
+            if not ok:
+                kind = "a number" if number else "text"
+                raise VertiflowError(
+                    f"{model}: {spec.name} (row {row}): expected {kind}, found {value!r}."
+                )
+            values.append(float(value) if number else value)
+        frame[spec.name] = pd.Series(values, index=frame.index, dtype=float if number else object)
+    return frame
+
+
+def _as_frame(inputs: Any, model: str) -> pd.DataFrame:
+    if isinstance(inputs, pl.DataFrame):
+        return inputs.to_pandas()
+    if isinstance(inputs, pd.DataFrame):
+        return inputs
+    if isinstance(inputs, pd.Series):  # one row, as `table.iloc[0]` gives it
+        return inputs.to_frame().T.reset_index(drop=True)
+    if isinstance(inputs, dict):
+        listed = [isinstance(v, list | tuple | np.ndarray | pd.Series) for v in inputs.values()]
+        if inputs and all(listed):
+            return pd.DataFrame(inputs)  # a dict of columns
+        if not any(listed):
+            return pd.DataFrame([inputs])  # one row
+    if isinstance(inputs, list | tuple) and inputs and all(isinstance(r, dict) for r in inputs):
+        return pd.DataFrame(list(inputs))
+    raise VertiflowError(
+        f"{model}: expected model inputs as a pandas or polars DataFrame, a dict (one row, "
+        f"or a list per column) or a list of dicts (rows); found {type(inputs).__name__}."
+    )
+
+
+def _loggable(frame: pd.DataFrame) -> pl.DataFrame:
+    """The inputs for the log; a column the app added whose values mix kinds (an id sent
+    as 7 and as "a7") is logged as text rather than failing a prediction already made."""
+    try:
+        return pl.from_pandas(frame)
+    except (pl.exceptions.PolarsError, pa.ArrowException, TypeError, ValueError):
+        mixed = {}
+        for name in frame.columns:
+            try:
+                pl.from_pandas(frame[[name]])
+            except (pl.exceptions.PolarsError, pa.ArrowException, TypeError, ValueError):
+                mixed[name] = frame[name].map(lambda v: None if v is None else str(v))
+        return pl.from_pandas(frame.assign(**mixed))
 
 
 def _key(name: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
@@ -139,9 +138,10 @@ def oracle(request: HttpRequest) -> JsonResponse:
         return _bad(
             f"missing input(s): {', '.join(missing)} (the Oracle needs {', '.join(wanted)})."
         )
-    frame, problem = _typed(rows, predictor.metadata.get_input_schema())
-    if problem:
-        return _bad(problem)
+    try:  # the signature's types, as `mlflow models serve` reads them ("21.5" a number)
+        frame = serving.model_input(rows, predictor.metadata.get_input_schema(), "oracle")
+    except VertiflowError as exc:
+        return _bad(str(exc))
     start = time.perf_counter()
     try:
         predictions = predictor.predict(frame)  # logged with its inputs by the loader
@@ -171,33 +171,6 @@ def _unseen(frame: pd.DataFrame, metadata) -> list[str]:
                 f"a guess from {', '.join(known)}."
             )
     return said
-
-
-def _typed(rows: list[dict], schema) -> tuple[pd.DataFrame, str]:
-    """The rows as the model's input types, or the first cell that is not one: its
-    column, row and value (pandas' own words named neither: "Invalid object type at
-    position 0"). Numbers sent as text ("21.5") are read, as `mlflow models serve` does."""
-    columns = {}
-    for spec in schema.inputs:
-        number = spec.type.name in {"double", "float", "long", "integer"}
-        values = []
-        for i, row in enumerate(rows, start=1):
-            value = row[spec.name]
-            if number and isinstance(value, str):
-                with contextlib.suppress(ValueError):
-                    value = float(value)
-            ok = value is None or (
-                isinstance(value, int | float) and not isinstance(value, bool)
-                if number
-                else isinstance(value, str)
-            )
-            if not ok:
-                kind = "a number" if number else "text"
-                return pd.DataFrame(), f"{spec.name} (row {i}): expected {kind}, found {value!r}."
-            values.append(value)
-        # numbers as floats (an all-empty column too: its type, not pandas' object)
-        columns[spec.name] = pd.Series(values, dtype=float if number else object)
-    return pd.DataFrame(columns), ""
 
 
 @require_GET
