@@ -91,6 +91,23 @@ def test_champion_detector_served_over_http(small_copy):
         assert 0 <= box["x1"] < box["x2"] <= 64 and 0 <= box["y1"] < box["y2"] <= 64
         confidences = [b["confidence"] for b in first["boxes"]]
         assert confidences == sorted(confidences, reverse=True)
+        # an app's normalised image (floats 0-1) is the same picture, not a black one (this
+        # barely trained model answers alike for any picture: the unit test in
+        # tests/unit/test_image_features.py is the one that tells them apart)
+        floats = requests.post(
+            f"{url}/invocations", json={**split((rgb / 255).tolist()), "params": {"conf": 0.001}}
+        )
+        assert floats.status_code == 200 and floats.json()["predictions"][0] == second, floats.text
+        # MLflow's "inputs" format with a list of images: one answer per image
+        listed = {"inputs": {"image": [b64, b64]}, "params": {"conf": 0.001}}
+        reply = requests.post(f"{url}/invocations", json=listed)
+        assert reply.status_code == 200 and reply.json()["predictions"] == [first, first], (
+            reply.text
+        )
+        negative = requests.post(
+            f"{url}/invocations", json={**split(b64), "params": {"image_size": -5}}
+        )
+        assert negative.status_code == 400 and "image_size must be 0" in negative.text
         default = requests.post(f"{url}/invocations", json=split(b64)).json()["predictions"][0]
         assert all(b["confidence"] >= 0.25 for b in default["boxes"])  # the signature's default
 

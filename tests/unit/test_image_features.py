@@ -139,3 +139,32 @@ def test_good_images_decode_to_rgb():
         out = detector.decode(item)
         assert out.shape == (20, 30, 3) and out.dtype == np.uint8 and out[0, 0, 0] == 200
     assert detector.decode(np.zeros((20, 30), np.uint8)).shape == (20, 30, 3)
+
+
+def test_a_float_image_in_0_1_is_served_as_the_monitor_reads_it():
+    """An app's normalised image (floats 0-1) was cast to uint8 as it was: a black image,
+    and `mlflow models serve` answered 200 with no boxes while the monitor, reading the
+    same array scaled, logged a normal picture."""
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    rgb[..., 0] = 200
+    floats = rgb / 255
+    for item in (floats, floats.tolist(), floats.astype(np.float32)):
+        assert np.array_equal(detector.decode(item), rgb)
+    assert np.array_equal(detector.decode(rgb.astype(float)), rgb)  # floats 0-255 as they are
+    assert np.array_equal(images.as_images(floats)[0], detector.decode(floats))
+    dark = np.ones((20, 30, 3), np.uint8)  # a dark 0-255 image stays dark through the monitor
+    assert np.array_equal(images.as_images([dark.astype(float), rgb.astype(float)])[0], dark)
+
+
+def test_the_inputs_format_of_a_list_of_images_is_one_image_each():
+    """{"inputs": {"image": [b64, b64]}} reaches the model as one row holding the list:
+    it was read as one array of text ("must hold numbers 0-255, found dtype <U33532"),
+    after a 33 KB message echoing the request."""
+    import pandas as pd
+
+    from vertiflow.vision import pyfunc
+
+    frame = pd.DataFrame({"image": [["aGk=", "aGk="]]})
+    assert pyfunc.rows(frame) == ["aGk=", "aGk="]
+    array = np.zeros((2, 2, 3)).tolist()  # an RGB array stays one image
+    assert pyfunc.rows(pd.DataFrame({"image": [array]})) == [array]

@@ -154,7 +154,9 @@ def _rgb(image: np.ndarray, where: str = "image") -> np.ndarray:
     from vertiflow.vision import detector
 
     if np.issubdtype(image.dtype, np.floating):
-        image = np.rint(image)  # 0.999 * 255 is 255, not 254
+        # 0.999 * 255 is 255, not 254; uint8 once scaled here (by the batch's range), so
+        # that decode does not read a dark 0-255 image as one of 0-1
+        image = np.rint(image).astype(np.uint8)
     return detector.decode(image, where)
 
 

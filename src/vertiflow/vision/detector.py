@@ -73,7 +73,11 @@ def _from_array(value: Any, where: str) -> np.ndarray:
         )
     array = array[..., :3]
     if array.size and (np.nanmin(array) < 0 or np.nanmax(array) > 255 or np.isnan(array).any()):
-        raise ImageError(f"{where}: array values must lie in 0-255 (RGB).")
+        raise ImageError(f"{where}: array values must lie in 0-255 (RGB), or 0-1 as floats.")
+    if np.issubdtype(array.dtype, np.floating):
+        # float pixels in 0-1 (an app's normalised image) are scaled, as the monitor reads
+        # them: cast as they were, they became a black image and a 200 with no boxes
+        array = np.rint(array * 255 if array.size and array.max() <= 1 else array)
     return array.astype(np.uint8)
 
 

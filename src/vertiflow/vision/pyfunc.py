@@ -88,7 +88,13 @@ class Detector(mlflow.pyfunc.PythonModel):
         conf = float(params.get("conf", detector.DEFAULT_CONF))
         if not 0 <= conf <= 1:
             raise MlflowException.invalid_parameter_value(f"conf must be 0-1, found {conf}.")
-        return detector.detect(self.model, images, conf, int(params.get("image_size") or 0))
+        image_size = int(params.get("image_size") or 0)
+        if image_size < 0:  # Ultralytics took -5 and answered at another size
+            raise MlflowException.invalid_parameter_value(
+                "image_size must be 0 (the training size) or a number of pixels, "
+                f"found {image_size}."
+            )
+        return detector.detect(self.model, images, conf, image_size)
 
 
 def rows(model_input: Any) -> list[Any]:
@@ -98,12 +104,19 @@ def rows(model_input: Any) -> list[Any]:
             raise detector.ImageError(
                 f"input has no 'image' column (found {', '.join(map(str, model_input.columns))})."
             )
-        return model_input["image"].tolist()
+        images = []
+        for item in model_input["image"].tolist():
+            if isinstance(item, list | tuple | np.ndarray) and _all_text(item):
+                # {"inputs": {"image": [b64, ...]}}: MLflow hands the list over as one cell
+                images.extend(item)
+            else:
+                images.append(item)
+        return images
     if isinstance(model_input, dict):
         if "image" not in model_input:
             raise detector.ImageError("input has no 'image' key.")
-        # {"image": [...]} in Python, one image per element (over HTTP MLflow's schema
-        # check refuses {"inputs": {"image": [...]}}: send dataframe_split, as the README)
+        # {"image": [...]} in Python, one image per element (over HTTP MLflow makes
+        # {"inputs": {"image": [...]}} a one-row frame holding the list: see above)
         value = model_input["image"]
         return list(value) if isinstance(value, list | tuple | np.ndarray) else [value]
     if isinstance(model_input, np.ndarray) and model_input.ndim == 4:
@@ -111,6 +124,11 @@ def rows(model_input: Any) -> list[Any]:
     if isinstance(model_input, list | tuple):
         return list(model_input)
     return [model_input]
+
+
+def _all_text(item) -> bool:
+    """A list of encoded images, not an RGB array (whose leaves are numbers)."""
+    return len(item) > 0 and all(isinstance(v, str | bytes) for v in item)
 
 
 def weights_in(folder: Path) -> Path:
