@@ -661,3 +661,54 @@ def test_a_yield_of_zero_is_refused_with_a_rule_it_breaks(farm, tmp_path):
     text = str(err.value)
     assert "'fresh_weight_g' breaks rule 'greater_than(0.0)'" in text, text
     assert "data rows 3" in text and "found 0.0" in text
+
+
+def _grouped(value: float | None) -> str:
+    """A number as Excel in a German locale saves it: `1.234,56`."""
+    if value is None:
+        return ""
+    return (
+        f"{value:,.{0 if value == round(value) else 2}f}".replace(",", " ")
+        .replace(".", ",")
+        .replace(" ", ".")
+    )
+
+
+def test_thousands_separators_of_comma_decimal_locales_read_as_the_same_data(farm, tmp_path):
+    """A German export of a formatted sheet writes 1100 ppm as `1.100` and 1234.5 kWh as
+    `1.234,50`. They were read as 1.1 and refused (1.1 ppm is no setpoint), or, where the
+    range let them through (a PPFD setpoint, a reading), taken as decimals without a word;
+    a column whose first 10,000 rows had no grouped number was parsed by polars itself,
+    which reads `1.100` as 1.1 too."""
+    plain, german = tmp_path / "plain", tmp_path / "german"
+    plain.mkdir(), german.mkdir()
+    tables = {n: pl.read_csv(farm / f"{n}.csv") for n in ("batches", "harvests")}
+    telemetry = pl.read_parquet(farm / "telemetry.parquet")
+    telemetry = pl.concat([telemetry, telemetry])  # past polars' 10,000-row type inference
+    assert telemetry.height > 10_500
+    first = pl.int_range(pl.len()) < 10_500  # no grouped number there: inferred as floats
+    co2 = pl.col("co2_level_ambient")
+    tables["telemetry"] = telemetry.with_columns(
+        pl.when(first)
+        .then(co2.clip(upper_bound=999.0))
+        .otherwise(co2 * 1.5)
+        .alias(co2.meta.output_name())
+    )
+    tables["harvests"] = tables["harvests"].with_columns(pl.col("energy_kwh") * 20)
+    setpoints = pl.col("co2_setpoint", "ppfd_setpoint")  # `1.100`: no decimals written
+    tables["batches"] = tables["batches"].with_columns(setpoints.round(0))
+    for name, frame in tables.items():
+        frame = frame.with_columns(pl.col(pl.Float64).fill_nan(None).round(2))
+        frame.write_csv(plain / f"{name}.csv")
+        floats = [c for c, t in frame.schema.items() if t == pl.Float64]
+        frame = frame.with_columns(
+            pl.col(c).map_elements(_grouped, return_dtype=pl.String) for c in floats
+        )
+        frame.write_csv(german / f"{name}.csv", separator=";")
+        assert re.search(r";\d{1,3}\.\d{3}(,\d\d)?[;\r\n]", (german / f"{name}.csv").read_text())
+    reference, read = rawdata.load(plain), rawdata.load(german)
+    assert read.batches.equals(reference.batches) and read.harvests.equals(reference.harvests)
+    sensors = ["co2_level_ambient", "light_intensity_ppfd", "water_ph"]
+    got = read.telemetry.select(sensors).collect()
+    assert got.equals(reference.telemetry.select(sensors).collect())
+    assert got["co2_level_ambient"].max() > 1000

@@ -46,6 +46,8 @@ DAY_MONTH = r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[ T](\d{1,2}:\d{2}(?::\d{2}
 # here as it reads in pandas (`NA` in a sensor column is a dropout, not text).
 NULL_TEXT = ["#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND"]
 NULL_TEXT += ["1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+# A number whose points group thousands in a decimal-comma file (`1.100`, `-12.345,6`).
+GROUPED = r"^-?\d{1,3}(?:\.\d{3})+(?:,\d*)?$"
 FUTURE_TOLERANCE = dt.timedelta(days=1)  # time zones: an export's "today" may be our tomorrow
 
 
@@ -243,10 +245,14 @@ def _dialect(path: Path) -> tuple[str, bool]:
 def as_number(text: pl.Expr, decimal_comma: bool) -> pl.Expr:
     """Text cells (a column polars could not read as numbers) as the file's numbers:
     padding stripped (fixed-width exports), blanks and the null words missing, the file's
-    decimal mark; null where a cell is no number, which `not_a_number` then names."""
+    decimal mark (and, with a decimal comma, points grouping thousands, as Excel in a
+    German locale writes 1100 `1.100`); null where a cell is no number, which
+    `not_a_number` then names."""
     cell = text.str.strip_chars()
     cell = pl.when(_blank(cell)).then(None).otherwise(cell)
-    if decimal_comma:
+    if decimal_comma:  # `1.234,5`: the point groups thousands where the comma is decimal
+        grouped = cell.str.contains(GROUPED)
+        cell = pl.when(grouped).then(cell.str.replace_all(".", "", literal=True)).otherwise(cell)
         cell = cell.str.replace(",", ".", literal=True)
     return cell.cast(pl.Float64, strict=False)
 
@@ -297,7 +303,7 @@ def _scan(path: Path, dates: bool = True) -> pl.LazyFrame:
             )
 
         lazy = scan()
-        overrides = _csv_overrides(lazy.collect_schema())
+        overrides = _csv_overrides(lazy.collect_schema(), decimal_comma)
         if overrides:
             lazy = scan(overrides)
     else:
@@ -305,14 +311,17 @@ def _scan(path: Path, dates: bool = True) -> pl.LazyFrame:
     return _normalise_header(path, lazy)
 
 
-def _csv_overrides(inferred: pl.Schema) -> dict[str, pl.DataType]:
+def _csv_overrides(inferred: pl.Schema, decimal_comma: bool = False) -> dict[str, pl.DataType]:
     """Types polars would guess wrong from a CSV's first 10,000 rows: ids that look like
     numbers are labels (`0017` stays `0017`, as in a Parquet export), and a numeric
-    column of whole numbers so far (CO2 `800`) is read as decimals (`800.4` further down)."""
+    column of whole numbers so far (CO2 `800`) is read as decimals (`800.4` further down).
+    With a decimal comma, numbers are read as text and then by `as_number`: polars there
+    reads a thousands-grouped `1.100` as 1.1."""
     overrides: dict[str, pl.DataType] = {}
     for raw, dtype in inferred.items():
         name = raw.strip().lower()
-        if name in schemas.LABELS and dtype != pl.String:
+        as_text = name in schemas.LABELS or (name in schemas.DECIMALS and decimal_comma)
+        if as_text and dtype != pl.String:
             overrides[raw] = pl.String
         elif name in schemas.DECIMALS and dtype.is_integer():
             overrides[raw] = pl.Float64
@@ -678,6 +687,11 @@ def _text_timestamps(path: Path, lazy: pl.LazyFrame) -> pl.Expr:
 def _not_numbers(lazy: pl.LazyFrame, columns: dict[str, pl.DataType], decimal_comma: bool) -> str:
     """Which cells of text columns are no number; empty when every cell is one (see
     `as_number`). One scan per text column, and only for columns polars read as text."""
+    text = [n for n, t in columns.items() if t == pl.String]
+    if text:  # one streamed pass for all; the rows are looked up only where a cell is bad
+        flags = lazy.select(not_a_number(pl.col(n), decimal_comma).any() for n in text)
+        bad_columns = flags.collect(engine="streaming").row(0, named=True)
+        columns = {n: t for n, t in columns.items() if t != pl.String or bad_columns[n]}
     parts = []
     for name, dtype in columns.items():
         if dtype != pl.String:
