@@ -74,6 +74,7 @@ def test_dates_with_a_utc_offset_become_utc_times(farm, tmp_path):
     # One offset cell among plain ones: the column stays text and the cell was refused.
     raw = _copy_with(farm, tmp_path, "batches", "start_date", [0], "2015-03-01T14:00:00+02:00")
     raw = _copy_with(raw, tmp_path, "harvests", "harvest_date", [0], "2015-04-05T10:30:00Z")
+    raw = _copy_with(raw, tmp_path, "batches", "cycle_days", [0], "35")  # the days grown
     data = rawdata.load(raw)
     assert data.batches["start_date"][0] == dt.datetime(2015, 3, 1, 12)
     assert data.harvests["harvest_date"][0] == dt.datetime(2015, 4, 5, 10, 30)
@@ -464,8 +465,8 @@ def test_a_date_typed_in_the_other_order_is_named_with_its_row(farm, tmp_path):
 
 
 def test_a_utc_offset_without_seconds_parses(farm, tmp_path):
-    raw = _copy_with(farm, tmp_path, "batches", "start_date", [0], "2010-01-01T10:00+02:00")
-    assert rawdata.load(raw).batches["start_date"][0] == dt.datetime(2010, 1, 1, 8, 0)
+    raw = _copy_with(farm, tmp_path, "batches", "start_date", [0], "2010-01-05T10:00+02:00")
+    assert rawdata.load(raw).batches["start_date"][0] == dt.datetime(2010, 1, 5, 8, 0)
 
 
 def test_telemetry_timestamps_stored_as_text_in_parquet_parse(farm, tmp_path):
@@ -712,3 +713,31 @@ def test_thousands_separators_of_comma_decimal_locales_read_as_the_same_data(far
     got = read.telemetry.select(sensors).collect()
     assert got.equals(reference.telemetry.select(sensors).collect())
     assert got["co2_level_ambient"].max() > 1000
+
+
+def test_cycle_days_that_are_not_the_days_grown_are_refused_naming_the_batches(farm, tmp_path):
+    """An ERP that keeps the planned cycle length in cycle_days (35 days, whenever the kale
+    was cut) passed without a word: on a 525-batch export harvested up to a week early or
+    late, the Oracle's R2 was 0.73 on the planned days against 0.93 on the days grown, and
+    92 batches cut early were reported as loggers down. A day off (a date-only harvest, a
+    local clock) still passes."""
+    batches = pl.read_csv(farm / "batches.csv")
+    _copy(farm, tmp_path)
+    batches.with_columns(pl.col("cycle_days") + 1).write_csv(tmp_path / "batches.csv")
+    rawdata.load(tmp_path)  # within the slack
+    planned = batches.with_columns(
+        pl.when(pl.int_range(pl.len()).is_in([1, 4]))
+        .then(pl.col("cycle_days") + 7)
+        .otherwise(pl.col("cycle_days"))
+        .alias("cycle_days")
+    )
+    planned.write_csv(tmp_path / "batches.csv")
+    first = planned.row(1, named=True)
+    message = (
+        rf"harvests.csv: 2 of \d+ harvested batches have a cycle_days in batches.csv more "
+        rf"than 2 days off .* \(e.g. {first['batch_id']}: cycle_days "
+        rf"{first['cycle_days']}, started .* \({first['cycle_days'] - 7}(\.0)? days\).*write "
+        "the days grown"
+    )
+    with pytest.raises(DataError, match=message):
+        rawdata.load(tmp_path)

@@ -48,7 +48,10 @@ NULL_TEXT = ["#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "
 NULL_TEXT += ["1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
 # A number whose points group thousands in a decimal-comma file (`1.100`, `-12.345,6`).
 GROUPED = r"^-?\d{1,3}(?:\.\d{3})+(?:,\d*)?$"
-FUTURE_TOLERANCE = dt.timedelta(days=1)  # time zones: an export's "today" may be our tomorrow
+FUTURE_TOLERANCE = dt.timedelta(days=1)
+# cycle_days against harvest_date - start_date: a date-only harvest (start 09:00, cut on
+# day 35 at 00:00) and a local clock against UTC may each take a day off.
+CYCLE_SLACK_DAYS = 2  # time zones: an export's "today" may be our tomorrow
 
 
 @dataclass
@@ -742,11 +745,47 @@ def load(raw_dir: Path) -> RawData:
             f"{first['start_date']} in {batches_path.name}); harvest_date must not precede "
             "start_date."
         )
+    _check_days_grown(harvests_path, batches_path, batches, harvests)
     truth_path = find_table(raw_dir, "truth", required=False)
     truth = read_table(truth_path, schemas.TRUTH) if truth_path else None
     world = _world(raw_dir, truth)
     return RawData(
         batches, harvests, telemetry, telemetry_path, truth, world, spellings, growing.height
+    )
+
+
+def _check_days_grown(
+    harvests_path: Path, batches_path: Path, batches: pl.DataFrame, harvests: pl.DataFrame
+) -> None:
+    """Refuses harvested batches whose `cycle_days` is not the days from start to harvest.
+
+    An ERP that keeps the *planned* cycle length there (35 days for kale, whenever it was
+    cut) passed without a word: the models learnt yield from the plan while the batch grew
+    a week more or less (and its telemetry was read up to the harvest), and batches cut
+    early were reported as loggers down. Which of the two is wrong only the farm knows."""
+    grown = (
+        harvests.join(batches, on="batch_id")
+        .with_row_index("row", offset=1)
+        .with_columns(
+            ((pl.col("harvest_date") - pl.col("start_date")).dt.total_seconds() / 86_400)
+            .round(1)
+            .alias("grown")
+        )
+        .filter((pl.col("grown") - pl.col("cycle_days")).abs() > CYCLE_SLACK_DAYS)
+    )
+    if grown.is_empty():
+        return
+    shown = "; ".join(
+        f"{r['batch_id']}: cycle_days {r['cycle_days']}, started {r['start_date']:%Y-%m-%d}, "
+        f"harvested {r['harvest_date']:%Y-%m-%d} ({r['grown']:g} days)"
+        for r in grown.head(3).iter_rows(named=True)
+    )
+    raise DataError(
+        f"{harvests_path}: {grown.height} of {harvests.height} harvested batches have a "
+        f"cycle_days in {batches_path.name} more than {CYCLE_SLACK_DAYS} days off the days "
+        f"from their start_date to their harvest_date (e.g. {shown}). cycle_days must be "
+        "the days grown: the models learn the yield from it. If it holds the planned "
+        "length, write the days grown; if a harvest_date is wrong, correct it."
     )
 
 
