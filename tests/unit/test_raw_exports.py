@@ -741,3 +741,24 @@ def test_cycle_days_that_are_not_the_days_grown_are_refused_naming_the_batches(f
     )
     with pytest.raises(DataError, match=message):
         rawdata.load(tmp_path)
+
+
+def test_harvest_ids_that_differ_only_in_leading_zeros_are_named_as_such(farm, tmp_path):
+    """A harvest sheet with `001017` for the ERP's batch `1017` (a spreadsheet dropped the
+    zeros of one of them) was refused as harvests of unknown batches, without a word on
+    why they did not match."""
+    _copy(farm, tmp_path)
+    batches = pl.read_csv(farm / "batches.csv")
+    numbers = {b: str(i + 17) for i, b in enumerate(batches["batch_id"])}
+    batches.with_columns(pl.col("batch_id").replace_strict(numbers)).write_csv(
+        tmp_path / "batches.csv"
+    )
+    harvests = pl.read_csv(farm / "harvests.csv")
+    padded = pl.col("batch_id").replace_strict(numbers).str.zfill(6)
+    harvests.with_columns(padded).write_csv(tmp_path / "harvests.csv")
+    with pytest.raises(
+        DataError,
+        match=r"refer to batches not in batches.csv \(e.g. 000017.*differ from an id there only "
+        r"in leading zeros \(000017 here, 17 in batches.csv",
+    ):
+        rawdata.load(tmp_path)

@@ -729,10 +729,11 @@ def load(raw_dir: Path) -> RawData:
 
     unknown = harvests.join(batches, on="batch_id", how="anti")["batch_id"]
     if len(unknown):
+        hint = _zeros_hint(unknown, batches["batch_id"], batches_path)
         raise DataError(
             f"{harvests_path}: {len(unknown)} harvest row(s) refer to batches not in "
             f"{batches_path.name} (e.g. {', '.join(unknown.head(3).to_list())}); "
-            "every harvest needs its batch."
+            f"every harvest needs its batch.{hint}"
         )
     early = harvests.join(batches.select("batch_id", "start_date"), on="batch_id").filter(
         pl.col("harvest_date") < pl.col("start_date")
@@ -751,6 +752,29 @@ def load(raw_dir: Path) -> RawData:
     world = _world(raw_dir, truth)
     return RawData(
         batches, harvests, telemetry, telemetry_path, truth, world, spellings, growing.height
+    )
+
+
+def _zeros_hint(unknown: pl.Series, known: pl.Series, known_path: Path) -> str:
+    """Ids that match but for leading zeros (`001017` and `1017`): a spreadsheet that
+    opened one export as numbers dropped them. Which form is right only the farm knows."""
+    key = pl.col("batch_id").str.strip_chars_start("0")
+    pairs = (
+        unknown.to_frame("batch_id")
+        .with_columns(key.alias("key"))
+        .join(
+            known.to_frame("batch_id").with_columns(key.alias("key")),
+            on="key",
+            maintain_order="left",
+        )
+    )
+    if pairs.is_empty():
+        return ""
+    first = pairs.row(0)
+    return (
+        f" {pairs.height} of the {len(unknown)} differ from an id there only in leading zeros "
+        f"({first[0]} here, {first[2]} in {known_path.name}; a spreadsheet that opened one of "
+        "the files drops them): write the ids the same way in both files."
     )
 
 
