@@ -24,7 +24,7 @@ from vertiflow.data.features import (
     optima_from_params,
     summarise_telemetry,
 )
-from vertiflow.data.rawdata import RawData, read_error
+from vertiflow.data.rawdata import CYCLE_SLACK_DAYS, RawData, read_error
 from vertiflow.errors import DataError
 from vertiflow.params import by_crop
 
@@ -103,6 +103,11 @@ def build(
         "harvested_batches": harvested,
         "unharvested_batches": raw.batches.height - harvested,
         "harvest_rows_still_growing": raw.growing_rows,  # every harvest cell empty
+        # cycle_days more than 2 days off harvest_date - start_date: the days grown used
+        "cycle_days_from_dates": {
+            "count": raw.cycle_days_from_dates,
+            "examples": raw.cycle_days_examples,
+        },
         "batches_without_telemetry": untracked,  # harvested, left out
         "batches_without_valid_readings": unread,  # of a recipe's sensor: left out
         "telemetry_rows": summary.rows,
@@ -231,6 +236,14 @@ def notices(checks: Mapping) -> list[str]:
             "timestamp with another row but not its readings (e.g. "
             f"{', '.join(checks['telemetry_conflict_examples'])}): the first in the file "
             "kept, the others dropped."
+        )
+    regrown = checks.get("cycle_days_from_dates") or {"count": 0}
+    if regrown["count"]:
+        out.append(
+            f"{regrown['count']} harvested batch(es) with a cycle_days more than "
+            f"{CYCLE_SLACK_DAYS} days off the days from start_date to harvest_date "
+            f"(e.g. {'; '.join(regrown['examples'])}): read as the days grown (a planned "
+            "length there would teach the models the plan). Check the dates if they are wrong."
         )
     if checks.get("harvest_rows_still_growing"):
         out.append(

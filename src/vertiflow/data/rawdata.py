@@ -48,10 +48,10 @@ NULL_TEXT = ["#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "
 NULL_TEXT += ["1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
 # A number whose points group thousands in a decimal-comma file (`1.100`, `-12.345,6`).
 GROUPED = r"^-?\d{1,3}(?:\.\d{3})+(?:,\d*)?$"
-FUTURE_TOLERANCE = dt.timedelta(days=1)
+FUTURE_TOLERANCE = dt.timedelta(days=1)  # time zones: an export's "today" may be our tomorrow
 # cycle_days against harvest_date - start_date: a date-only harvest (start 09:00, cut on
 # day 35 at 00:00) and a local clock against UTC may each take a day off.
-CYCLE_SLACK_DAYS = 2  # time zones: an export's "today" may be our tomorrow
+CYCLE_SLACK_DAYS = 2
 
 
 @dataclass
@@ -66,6 +66,9 @@ class RawData:
     crop_spellings: dict[str, list[str]] = field(default_factory=dict)
     # harvests rows with every harvest cell empty: batches still growing, read as such
     growing_rows: int = 0
+    # harvested batches whose cycle_days was not their dates' days grown: read as the latter
+    cycle_days_from_dates: int = 0
+    cycle_days_examples: list[str] = field(default_factory=list)
 
 
 def find_table(raw_dir: Path, name: str, *, required: bool = True) -> Path | None:
@@ -746,12 +749,21 @@ def load(raw_dir: Path) -> RawData:
             f"{first['start_date']} in {batches_path.name}); harvest_date must not precede "
             "start_date."
         )
-    _check_days_grown(harvests_path, batches_path, batches, harvests)
+    batches, regrown, regrown_examples = days_grown(harvests_path, batches_path, batches, harvests)
     truth_path = find_table(raw_dir, "truth", required=False)
     truth = read_table(truth_path, schemas.TRUTH) if truth_path else None
     world = _world(raw_dir, truth)
     return RawData(
-        batches, harvests, telemetry, telemetry_path, truth, world, spellings, growing.height
+        batches,
+        harvests,
+        telemetry,
+        telemetry_path,
+        truth,
+        world,
+        spellings,
+        growing.height,
+        regrown,
+        regrown_examples,
     )
 
 
@@ -778,18 +790,21 @@ def _zeros_hint(unknown: pl.Series, known: pl.Series, known_path: Path) -> str:
     )
 
 
-def _check_days_grown(
+def days_grown(
     harvests_path: Path, batches_path: Path, batches: pl.DataFrame, harvests: pl.DataFrame
-) -> None:
-    """Refuses harvested batches whose `cycle_days` is not the days from start to harvest.
+) -> tuple[pl.DataFrame, int, list[str]]:
+    """Batches with `cycle_days` the days from start to harvest where the two disagree by
+    more than CYCLE_SLACK_DAYS; how many, and a few with both.
 
     An ERP that keeps the *planned* cycle length there (35 days for kale, whenever it was
-    cut) passed without a word: the models learnt yield from the plan while the batch grew
-    a week more or less (and its telemetry was read up to the harvest), and batches cut
-    early were reported as loggers down. Which of the two is wrong only the farm knows."""
+    cut) had passed without a word: the models learnt yield from the plan while the batch
+    grew a week more or less (its telemetry is read up to the harvest), and batches cut
+    early were reported as loggers down. The dates say what was grown; a count and
+    examples say it was read so. Days grown outside cycle_days' range point at a wrong
+    date, which is refused."""
     grown = (
-        harvests.join(batches, on="batch_id")
-        .with_row_index("row", offset=1)
+        harvests.select("batch_id", "harvest_date")
+        .join(batches.select("batch_id", "start_date", "cycle_days"), on="batch_id")
         .with_columns(
             ((pl.col("harvest_date") - pl.col("start_date")).dt.total_seconds() / 86_400)
             .round(1)
@@ -798,19 +813,30 @@ def _check_days_grown(
         .filter((pl.col("grown") - pl.col("cycle_days")).abs() > CYCLE_SLACK_DAYS)
     )
     if grown.is_empty():
-        return
-    shown = "; ".join(
+        return batches, 0, []
+    shown = [
         f"{r['batch_id']}: cycle_days {r['cycle_days']}, started {r['start_date']:%Y-%m-%d}, "
         f"harvested {r['harvest_date']:%Y-%m-%d} ({r['grown']:g} days)"
         for r in grown.head(3).iter_rows(named=True)
+    ]
+    lo, hi = (int(v) for v in schemas.FEATURE_RANGES["cycle_days"])
+    wrong = grown.filter(~pl.col("grown").round().is_between(lo, hi))
+    if wrong.height:
+        first = wrong.row(0, named=True)
+        raise DataError(
+            f"{harvests_path}: {wrong.height} harvested batch(es) were grown for a number of "
+            f"days outside {lo}-{hi} by their dates (e.g. {first['batch_id']}: started "
+            f"{first['start_date']:%Y-%m-%d} in {batches_path.name}, harvested "
+            f"{first['harvest_date']:%Y-%m-%d}, {first['grown']:g} days, cycle_days "
+            f"{first['cycle_days']}): correct the harvest_date or start_date."
+        )
+    days = grown.select("batch_id", pl.col("grown").round().cast(pl.Int64).alias("days"))
+    batches = (
+        batches.join(days, on="batch_id", how="left")
+        .with_columns(pl.coalesce("days", "cycle_days").alias("cycle_days"))
+        .drop("days")
     )
-    raise DataError(
-        f"{harvests_path}: {grown.height} of {harvests.height} harvested batches have a "
-        f"cycle_days in {batches_path.name} more than {CYCLE_SLACK_DAYS} days off the days "
-        f"from their start_date to their harvest_date (e.g. {shown}). cycle_days must be "
-        "the days grown: the models learn the yield from it. If it holds the planned "
-        "length, write the days grown; if a harvest_date is wrong, correct it."
-    )
+    return batches, grown.height, shown
 
 
 def _crop_key(name: str) -> str:

@@ -206,6 +206,8 @@ def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Bud
             },
             # harvests rows with every harvest cell empty: batches still growing
             "harvest_rows_still_growing": checks.get("harvest_rows_still_growing", 0),
+            # cycle_days off the dates by more than 2 days: the days grown used
+            "cycle_days_from_dates": checks.get("cycle_days_from_dates", {"count": 0}),
             # harvested, left out: no valid reading of a sensor a recipe sets
             "batches_without_valid_readings": checks.get("batches_without_valid_readings", {}),
         },
