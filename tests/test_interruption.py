@@ -234,3 +234,36 @@ def test_a_stage_that_fails_on_bad_data_closes_its_run_failed(small_copy):
     prepare = [status for status, stage in new.values() if stage == "prepare"]
     assert prepare == ["FAILED"], new
     assert "RUNNING" not in {status for status, _ in new.values()}, new
+
+
+def test_a_stage_interrupted_by_the_user_closes_its_runs_killed(small_copy):
+    """Ctrl-C in a terminal, or `dvc queue kill` on a queued sweep point, sends SIGINT: the
+    stage's run and its pipeline run read KILLED. They read FAILED, like a stage that broke,
+    and the runs table could not tell a point stopped on purpose from one that crashed."""
+    repo = small_copy
+    store = repo / ".mlflow" / "mlflow.db"
+    known = set(statuses(store))
+    set_params(repo, {"train_yolo.epochs": 300})  # long enough to be caught training
+    with (repo.parent / "interrupted.log").open("w") as log:
+        proc = subprocess.Popen(
+            ["dvc", "repro", "-s", "train_yolo"],
+            cwd=repo,
+            env=env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        new = {k: v for k, v in statuses(store).items() if k not in known}
+        if ("RUNNING", "train_yolo") in new.values():
+            break
+        time.sleep(0.2)
+    time.sleep(3)  # in training
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends the foreground group
+    proc.wait(timeout=120)
+    output = (repo.parent / "interrupted.log").read_text()
+    assert proc.returncode != 0, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    new = {k: v for k, v in statuses(store).items() if k not in known}
+    assert sorted(new.values()) == [("KILLED", ""), ("KILLED", "train_yolo")], new

@@ -239,8 +239,15 @@ def stage_run(stage: str, params: dict[str, Any], experiment: str | None = None)
     status = "FAILED"
     try:
         with mlflow.start_run(experiment_id=ids[experiment], run_name=name, tags=tags) as run:
-            mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
-            yield run
+            try:
+                mlflow.log_params({k: str(v)[:6000] for k, v in flatten(params).items()})
+                yield run
+            except KeyboardInterrupt:
+                # Ctrl-C or `dvc queue kill` (SIGINT): stopped by the user, not broken. As
+                # FAILED, a sweep point stopped on purpose read like one that crashed.
+                status = "KILLED"
+                mlflow.end_run(status)
+                raise
         status = "FINISHED"
     finally:
         if pipeline:
