@@ -228,6 +228,18 @@ def test_energy_price_change_reruns_only_cortex(small_copy):
     assert ran(out) == {"optimise_cortex", "summarise"}  # not evaluate, not the registry
 
 
+def test_a_cortex_sweep_point_run_again_is_restored_from_the_run_cache(small_copy):
+    """Back to a Cortex param value already run, DVC restores the stage from its run-cache.
+    `metrics/cortex_plots` was an uncached out, and DVC saves no run-cache for a stage with
+    one: every sweep point run again re-ran the optimiser (plots are exempt)."""
+    before = (small_copy / "metrics" / "cortex.json").read_bytes()
+    run(["dvc", "exp", "run", "-S", "optimise_cortex.energy.peak_price=1.5"], small_copy)
+    out = run(["dvc", "exp", "run", "-S", "optimise_cortex.energy.peak_price=1.2"], small_copy)
+    assert "Stage 'optimise_cortex' is cached - skipping run" in out.stdout, out.stdout
+    assert ran(out.stdout) == set()
+    assert (small_copy / "metrics" / "cortex.json").read_bytes() == before
+
+
 def test_cortex_regret_is_small_for_every_crop(default_repo):
     report = json.loads((default_repo / "metrics" / "cortex.json").read_text())
     crops = json.loads((default_repo / "data" / "prepared" / "crops.json").read_text())

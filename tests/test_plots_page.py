@@ -36,9 +36,12 @@ CHROMIUM_FLAGS = [
 
 
 def declared_plots() -> dict[str, str]:
-    """Top-level `plots:` of dvc.yaml: the page's div id of each plot -> its name."""
+    """The `plots:` of dvc.yaml, top-level and per stage (Cortex's traces, a stage plot so
+    that DVC keeps its run-cache): the page's div id of each plot -> its name."""
     plots = {}
-    for entry in yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["plots"]:
+    pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))
+    stage_plots = [e for s in pipeline["stages"].values() for e in s.get("plots") or []]
+    for entry in [*pipeline["plots"], *stage_plots]:
         name = entry if isinstance(entry, str) else next(iter(entry))
         folder = REPO / name
         # a folder (one trace per crop in the data) is one plot per file on the page

@@ -418,7 +418,8 @@ def stale_outputs(ran: set[str], root: Path = Path(".")) -> set[str]:
         return a == b or a.startswith(b + "/") or b.startswith(a + "/")
 
     made = {
-        n: paths([*(s.get("outs") or []), *(s.get("metrics") or [])]) for n, s in stages.items()
+        n: paths([e for k in ("outs", "metrics", "plots") for e in s.get(k) or []])
+        for n, s in stages.items()
     }
     needs = {n: paths(s.get("deps")) for n, s in stages.items()}
     hashes: dict[str, str | None] = {}
