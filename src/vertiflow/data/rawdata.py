@@ -749,7 +749,7 @@ def load(raw_dir: Path) -> RawData:
             f"{first['start_date']} in {batches_path.name}); harvest_date must not precede "
             "start_date."
         )
-    batches, regrown, regrown_examples = days_grown(harvests_path, batches_path, batches, harvests)
+    batches, regrown, regrown_examples = _days_grown(harvests_path, batches_path, batches, harvests)
     truth_path = find_table(raw_dir, "truth", required=False)
     truth = read_table(truth_path, schemas.TRUTH) if truth_path else None
     world = _world(raw_dir, truth)
@@ -790,7 +790,7 @@ def _zeros_hint(unknown: pl.Series, known: pl.Series, known_path: Path) -> str:
     )
 
 
-def days_grown(
+def _days_grown(
     harvests_path: Path, batches_path: Path, batches: pl.DataFrame, harvests: pl.DataFrame
 ) -> tuple[pl.DataFrame, int, list[str]]:
     """Batches with `cycle_days` the days from start to harvest where the two disagree by
@@ -832,7 +832,7 @@ def days_grown(
         )
     days = grown.select("batch_id", pl.col("grown").round().cast(pl.Int64).alias("days"))
     batches = (
-        batches.join(days, on="batch_id", how="left")
+        batches.join(days, on="batch_id", how="left", maintain_order="left")
         .with_columns(pl.coalesce("days", "cycle_days").alias("cycle_days"))
         .drop("days")
     )
