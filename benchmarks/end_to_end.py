@@ -89,7 +89,8 @@ def trivial_pipeline(repo: Path, dest: Path) -> Path:
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
     outs = {
         name: [next(iter(o)) if isinstance(o, dict) else o for o in st.get("outs", [])]
-        + [next(iter(m)) for m in st.get("metrics", [])]
+        + [next(iter(m)) if isinstance(m, dict) else m for m in st.get("metrics", [])]
+        + [next(iter(p)) if isinstance(p, dict) else p for p in st.get("plots", [])]
         for name, st in stages.items()
     }
     every_out = [o for paths in outs.values() for o in paths]

@@ -33,10 +33,10 @@ POINTS = ("starting", "writing")
 
 
 def stage_outs(repo: Path, stage: str) -> list[tuple[Path, bool]]:
-    """(path, persist) of every out and metric of `stage` in the repo's dvc.yaml."""
+    """(path, persist) of every out, metric and plot of `stage` in the repo's dvc.yaml."""
     spec = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"][stage]
     outs = []
-    for entry in spec.get("outs", []) + spec.get("metrics", []):
+    for entry in spec.get("outs", []) + spec.get("metrics", []) + spec.get("plots", []):
         name, opts = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
         outs.append((repo / name, bool((opts or {}).get("persist"))))
     return outs

@@ -115,14 +115,15 @@ def bucket(s3) -> dict[str, int]:
 
 
 def pushed_objects(repo: Path) -> set[str]:
-    """The remote keys `dvc push` must store: every cached out in dvc.lock, a folder as its
-    manifest (.dir) and its files. (The local cache holds more: the run cache's copies of
-    uncached outs, which a plain push leaves out.)"""
+    """The remote keys `dvc push` must store: every cached out in dvc.lock (outs, metrics
+    and plots marked `cache: false` are not), a folder as its manifest (.dir) and its
+    files. (The local cache holds more: the run cache's copies of uncached outs, which a
+    plain push leaves out.)"""
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
     uncached = {
         name
         for stage in stages.values()
-        for entry in stage.get("outs", []) + stage.get("metrics", [])
+        for entry in stage.get("outs", []) + stage.get("metrics", []) + stage.get("plots", [])
         if isinstance(entry, dict)
         for name, opts in entry.items()
         if (opts or {}).get("cache") is False
