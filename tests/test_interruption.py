@@ -236,6 +236,16 @@ def test_a_stage_that_fails_on_bad_data_closes_its_run_failed(small_copy):
     assert "RUNNING" not in {status for status, _ in new.values()}, new
 
 
+# A terminal's foreground job gets Ctrl-C's default action. A job started in the background
+# by a non-interactive shell (as CI may start this suite) inherits SIGINT ignored, and
+# Python then installs no KeyboardInterrupt handler: the training ran its 300 epochs to the
+# end. The stage is started as a terminal would start it.
+DEFAULT_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execvp(sys.argv[1], sys.argv[1:])"
+)
+
+
 def test_a_stage_interrupted_by_the_user_closes_its_runs_killed(small_copy):
     """Ctrl-C in a terminal, or `dvc queue kill` on a queued sweep point, sends SIGINT: the
     stage's run and its pipeline run read KILLED. They read FAILED, like a stage that broke,
@@ -246,22 +256,27 @@ def test_a_stage_interrupted_by_the_user_closes_its_runs_killed(small_copy):
     set_params(repo, {"train_yolo.epochs": 300})  # long enough to be caught training
     with (repo.parent / "interrupted.log").open("w") as log:
         proc = subprocess.Popen(
-            ["dvc", "repro", "-s", "train_yolo"],
+            [sys.executable, "-c", DEFAULT_SIGINT, "dvc", "repro", "-s", "train_yolo"],
             cwd=repo,
             env=env(),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        new = {k: v for k, v in statuses(store).items() if k not in known}
-        if ("RUNNING", "train_yolo") in new.values():
-            break
-        time.sleep(0.2)
-    time.sleep(3)  # in training
-    os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends the foreground group
-    proc.wait(timeout=120)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            new = {k: v for k, v in statuses(store).items() if k not in known}
+            if ("RUNNING", "train_yolo") in new.values():
+                break
+            time.sleep(0.2)
+        time.sleep(3)  # in training
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends the foreground group
+        proc.wait(timeout=120)
+    finally:  # a failed test leaves no 300-epoch training behind on CI's two cores
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     output = (repo.parent / "interrupted.log").read_text()
     assert proc.returncode != 0, output[-3000:]
     assert "Traceback" not in output, output[-3000:]
