@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import polars as pl
 import pytest
 import yaml
 
+from vertiflow.lifecycle import serving
 from vertiflow.lifecycle.stack import DVC_BUCKET, MLFLOW_BUCKET, Stack, free_port
 from vertiflow.tabular import modeling
 from vertiflow.testing import env, run
@@ -67,7 +69,11 @@ def test_push_then_pull_into_a_fresh_clone(small_copy, stack, tmp_path):
     assert np.all(np.asarray(model.predict(x)) > 0)
 
 
-def test_pipeline_logs_runs_and_models_to_the_server_and_s3(small_copy, stack, monkeypatch):
+def test_pipeline_logs_runs_and_models_to_the_server_and_s3(
+    small_copy, stack, monkeypatch, tmp_path
+):
+    """...and an app's load of the registered model through S3 leaves no copy of it in the
+    temporary folder (MLflow's download folder is never removed: one copy per load)."""
     e = with_stack(stack, MLFLOW_TRACKING_URI=stack.mlflow_url)
     dvc(["repro", "--force", "--single-item", "train_oracle"], small_copy, e)
     mlflow.set_tracking_uri(stack.mlflow_url)
@@ -88,10 +94,17 @@ def test_pipeline_logs_runs_and_models_to_the_server_and_s3(small_copy, stack, m
         monkeypatch.setenv(key, value)
     model = mlflow.pyfunc.load_model(f"models:/{logged[0].model_id}")
     test = pl.read_parquet(small_copy / "data" / "prepared" / "test.parquet")
-    assert (
-        len(model.predict(modeling.frame(test, model.metadata.get_input_schema().input_names())))
-        == test.height
-    )
+    x = modeling.frame(test, model.metadata.get_input_schema().input_names())
+    assert len(model.predict(x)) == test.height
+
+    version = mlflow.register_model(f"models:/{logged[0].model_id}", "oracle").version
+    mlflow.MlflowClient().set_registered_model_alias("oracle", "champion", version)
+    system_tmp = tmp_path / "system_tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    served = serving.load_model("oracle", use_registry=True, log_root=tmp_path / "log")
+    assert sorted(p.name for p in system_tmp.iterdir()) == []
+    assert np.array_equal(np.asarray(served.predict(x)), np.asarray(model.predict(x)))
 
 
 @pytest.mark.reliability
@@ -285,6 +298,10 @@ def test_credentials_file_is_ignored_and_the_remote_named():
 
 
 def test_stack_command_prints_its_environment_and_stops_cleanly(tmp_path):
+    """...and leaves nothing in TMPDIR: weed's sockets, logs and work folder had gathered
+    in /tmp by the hundred."""
+    system_tmp = tmp_path / "tmp"
+    system_tmp.mkdir()
     proc = subprocess.Popen(
         [
             "vertiflow",
@@ -296,7 +313,7 @@ def test_stack_command_prints_its_environment_and_stops_cleanly(tmp_path):
             "--mlflow-port",
             "0",
         ],
-        env=env(),
+        env={**env(), "TMPDIR": str(system_tmp)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -328,3 +345,4 @@ def test_stack_command_prints_its_environment_and_stops_cleanly(tmp_path):
     assert proc.returncode == 0 and "stopped cleanly" in out
     with pytest.raises(requests.ConnectionError):
         requests.get(exports["MLFLOW_TRACKING_URI"] + "/health", timeout=5)
+    assert sorted(p.name for p in system_tmp.iterdir()) == []

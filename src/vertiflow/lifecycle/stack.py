@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +98,7 @@ class Stack:
     access_key: str = ""
     secret_key: str = ""
     _procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    _scratch: list[Path] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -204,6 +206,11 @@ class Stack:
         names = ("master", "volume", "filer", "admin")
         taken = (self.s3_port, self.mlflow_port)
         ports = dict(zip(names, weed_ports(self.host, len(names), taken), strict=True))
+        # weed keeps its unix sockets, logs and a work folder in TMPDIR and leaves them
+        # there when stopped (hundreds gathered in /tmp over test runs). A short folder
+        # of its own (a socket path has ~100 characters), removed at stop.
+        scratch = Path(tempfile.mkdtemp(prefix="vertiflow-weed-"))
+        self._scratch.append(scratch)
         self._spawn(
             "s3",
             [
@@ -224,6 +231,7 @@ class Stack:
                 "-s3.port.iceberg=0",
                 "-s3.port.lance=0",
             ],
+            env={"TMPDIR": str(scratch)},
         )
         client = self.s3_client()
         self._wait("s3", lambda: client.list_buckets() is not None, timeout=60)
@@ -268,6 +276,9 @@ class Stack:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        if "s3" not in self._procs:
+            while self._scratch:
+                shutil.rmtree(self._scratch.pop(), ignore_errors=True)
 
     def __enter__(self) -> Stack:
         try:
