@@ -6,7 +6,6 @@ import json
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -42,8 +41,8 @@ def _judge(tmp_path, units, rows, passes_gate=True, baseline=None):
     (folder / "model.txt").write_text(units)
 
     def loss(uri):  # read back from the model's files, as registered
-        where = registry.local_folder(uri) if uri.startswith("models:/") else Path(uri)
-        return NOISE * (1.0 if (where / "model.txt").read_text() == rows else 50.0)
+        with registry.local_folder(uri) as where:
+            return NOISE * (1.0 if (where / "model.txt").read_text() == rows else 50.0)
 
     section = {**SECTION, "min_improvement": {"oracle": 0.0}}
     with mlflow.start_run():

@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -47,9 +49,24 @@ class Comparison:
     rows: int
 
 
-def local_folder(uri: str) -> Path:
-    """A model's files on disk: downloaded for a `models:/` URI, else the folder itself."""
-    return Path(mlflow.artifacts.download_artifacts(uri) if uri.startswith("models:/") else uri)
+@contextmanager
+def local_folder(uri: str) -> Iterator[Path]:
+    """A model's files on disk while they are read: a `models:/` URI is downloaded to a
+    temporary folder removed afterwards, a local folder is itself. (MLflow's own download
+    folder is never removed: each load, one per evaluate run and app start, left a copy
+    of the model in /tmp.)"""
+    if not uri.startswith("models:/"):
+        yield Path(uri)
+        return
+    with tempfile.TemporaryDirectory(prefix="vertiflow-model-") as tmp:
+        yield Path(mlflow.artifacts.download_artifacts(uri, dst_path=tmp))
+
+
+def _load_sklearn(uri: str):
+    import mlflow.sklearn
+
+    with local_folder(uri) as folder:
+        return mlflow.sklearn.load_model(str(folder))
 
 
 def content_hash(path: Path) -> str:
@@ -327,9 +344,10 @@ def register_detector(
         return record
     # A champion registered before the pyfunc format (a bare best.pt) holding these very
     # weights: the new version is the same model, now servable; it takes the alias.
-    folder = local_folder(f"models:/{NAMES['yolo']}/{champion.version}")
-    bare = not (folder / "MLmodel").exists()
-    if bare and pyfunc.weights_in(folder).read_bytes() == Path(weights).read_bytes():
+    with local_folder(f"models:/{NAMES['yolo']}/{champion.version}") as folder:
+        bare = not (folder / "MLmodel").exists()
+        same = bare and pyfunc.weights_in(folder).read_bytes() == Path(weights).read_bytes()
+    if same:
         client = mlflow.MlflowClient()
         set_alias(client, NAMES["yolo"], CHAMPION, record["version"])
         if alias_version(client, NAMES["yolo"], CHALLENGER) is not None:
@@ -346,7 +364,8 @@ def detector_errors(uri: str, pairs: list[tuple[Path, Path]], yolo_section: dict
     """Per-image detection error of a registered or local detector (the gate's loss)."""
     from vertiflow.vision import pyfunc, yolo
 
-    return yolo.image_errors(pyfunc.weights_in(local_folder(uri)), pairs, yolo_section)
+    with local_folder(uri) as folder:
+        return yolo.image_errors(pyfunc.weights_in(folder), pairs, yolo_section)
 
 
 def _squared_errors(model, test, actual: np.ndarray) -> np.ndarray:
@@ -380,8 +399,6 @@ def promote_all(
     tabular models' gate: beat the no-skill baseline from `train` (register.gates.
     beat_no_skill), and any floor set in register.gates (null: none).
     """
-    import mlflow.sklearn
-
     from vertiflow.tabular.evaluation import no_skill_losses
 
     gates = section["gates"]
@@ -400,7 +417,7 @@ def promote_all(
             "sklearn",
             {k: o[k] for k in ("r2", "mae", "rmse")},
             reaches(o["r2"], gates["oracle_r2"]),
-            lambda uri: _squared_errors(mlflow.sklearn.load_model(uri), test, yield_g),
+            lambda uri: _squared_errors(_load_sklearn(uri), test, yield_g),
             section,
             tags["oracle"],
             baselines.get("oracle"),
@@ -411,7 +428,7 @@ def promote_all(
             "sklearn",
             {k: c[k] for k in ("accuracy", "f1_macro", "roc_auc_ovr", "log_loss")},
             reaches(c["accuracy"], gates["classifier_accuracy"]),
-            lambda uri: _log_losses(mlflow.sklearn.load_model(uri), test, grade),
+            lambda uri: _log_losses(_load_sklearn(uri), test, grade),
             section,
             tags["classifier"],
             baselines.get("classifier"),

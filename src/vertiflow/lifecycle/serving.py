@@ -233,11 +233,12 @@ def load_model(
         uri, label = str(models_dir / key), "local"
         if not Path(uri).is_dir():
             raise VertiflowError(f"{uri}: no model here; run `dvc repro` (or `dvc pull`) first.")
-    if key == "yolo":
-        from vertiflow.vision import pyfunc, yolo
+    with registry.local_folder(uri) as folder:  # read into memory here, then removed
+        if key == "yolo":
+            from vertiflow.vision import pyfunc, yolo
 
-        return yolo.load_model(str(pyfunc.weights_in(registry.local_folder(uri))))
-    return LoggedPredictor(mlflow.pyfunc.load_model(uri), key, label, log_root)
+            return yolo.load_model(str(pyfunc.weights_in(folder)))
+        return LoggedPredictor(mlflow.pyfunc.load_model(str(folder)), key, label, log_root)
 
 
 def load_all_models(**kwargs) -> dict[str, Any]:
