@@ -3,6 +3,8 @@ JSON request. Real MLflow models (tiny, saved as the stages save theirs); no moc
 
 from __future__ import annotations
 
+import warnings
+
 import mlflow.sklearn
 import numpy as np
 import pandas as pd
@@ -112,3 +114,32 @@ def test_classifier_probabilities_as_the_readme_says_and_logged(models, tmp_path
     assert log.height == 4 and log["prediction"].to_list() == [*grades, *grades]
     with pytest.raises(VertiflowError, match="no predict_proba"):
         load(models, "oracle", tmp_path).predict_proba(rows)
+
+
+def test_a_crop_never_trained_on_is_predicted_with_a_warning_naming_it(models, tmp_path):
+    """The Django view answered "crop 'tomato' ... never trained on"; in Python the same
+    guess came back silently. Now an `UnseenCategoryWarning` an app can catch or refuse."""
+    oracle = load(models, "oracle", tmp_path)
+    row = {"crop": "basil", "temp_mean": 22, "cycle_days": 35}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a trained crop: no warning at all
+        oracle.predict(row)
+    rows = [{**row, "crop": "tomato"}, {**row, "crop": "tomato"}, row]
+    with pytest.warns(serving.UnseenCategoryWarning) as caught:
+        assert len(oracle.predict(rows)) == 3  # answered, as over HTTP
+    (warning,) = caught
+    said = str(warning.message)
+    assert "oracle: crop 'tomato' (2 row(s)) was never trained on" in said, said
+    assert "a guess from basil, lettuce" in said, said
+    assert warning.filename == __file__  # points at the app's call, not at the loader
+    assert warning.message.unseen == [serving.Unseen("crop", "tomato", 2, ("basil", "lettuce"))]
+    classifier = load(models, "classifier", tmp_path)
+    with pytest.warns(serving.UnseenCategoryWarning, match="classifier: crop 'kale'"):
+        classifier.predict_proba([{**row, "crop": "kale"}])
+    # an app that refuses guesses: an error before anything is predicted or logged
+    before = logged(tmp_path, "oracle").height
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", serving.UnseenCategoryWarning)
+        with pytest.raises(serving.UnseenCategoryWarning):
+            oracle.predict({**row, "crop": "tomato"})
+    assert logged(tmp_path, "oracle").height == before

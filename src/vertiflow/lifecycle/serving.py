@@ -7,7 +7,8 @@ pipeline's local `models/` outputs. The registry is the one the stages write to:
 tracking URI with `mlflow.set_tracking_uri`). Oracle and Classifier load as MLflow pyfunc
 models, the detector as an Ultralytics YOLO model (its registered pyfunc folder holds the
 weights). Tabular predictions are appended to the prediction log that
-`vertiflow monitor --from-log` reads.
+`vertiflow monitor --from-log` reads. A row whose category the model never trained on (a
+crop it never saw) is still predicted, with an `UnseenCategoryWarning`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import mlflow
 import numpy as np
@@ -27,9 +29,52 @@ import pyarrow as pa
 from vertiflow import runtime
 from vertiflow.errors import VertiflowError
 from vertiflow.lifecycle import registry
-from vertiflow.monitoring import monitor
+from vertiflow.monitoring import drift, monitor
 
 ALIASES = {"YOLO-SkinDetection": "yolo"}
+
+
+class Unseen(NamedTuple):
+    """A label of a categorical input that the model was never trained on."""
+
+    column: str
+    value: str
+    rows: int
+    known: tuple[str, ...]
+
+    @property
+    def message(self) -> str:
+        return (
+            f"{self.column} '{self.value}' ({self.rows} row(s)) was never trained on: the "
+            f"prediction is a guess from {', '.join(self.known)}."
+        )
+
+
+class UnseenCategoryWarning(UserWarning):
+    """A prediction for a label the model never trained on (a crop it never saw): it is
+    answered, but it is a guess. A category of its own so that an app can catch it
+    (`warnings.catch_warnings(record=True)`), refuse such rows
+    (`warnings.simplefilter("error", UnseenCategoryWarning)`) or silence it. `unseen` holds
+    the `Unseen` labels (column, value, rows, known labels)."""
+
+    def __init__(self, message: str, unseen: list[Unseen]):
+        super().__init__(message)
+        self.unseen = unseen
+
+
+def unseen_categories(frame: pd.DataFrame, metadata: Any) -> list[Unseen]:
+    """Labels of `frame` absent from the training labels the MLmodel file records
+    (`trained_categories`), with their rows: what the Django view answers in `warnings`
+    and `LoggedPredictor` warns of. A model saved without them has none."""
+    trained = (getattr(metadata, "metadata", None) or {}).get("trained_categories") or {}
+    found = []
+    for column, known in trained.items():
+        if column not in frame.columns:
+            continue
+        sent = pl.Series(frame[column].dropna().astype(str).tolist(), dtype=pl.String)
+        for value, rows in drift.unseen_levels(pl.Series(known), sent, top=len(frame)).items():
+            found.append(Unseen(column, str(value), int(rows), tuple(map(str, known))))
+    return found
 
 
 class LoggedPredictor:
@@ -51,6 +96,7 @@ class LoggedPredictor:
 
     def predict(self, inputs):
         frame = model_input(inputs, self.metadata.get_input_schema(), self.name)
+        self._warn_unseen(frame)
         predictions = self.model.predict(frame)
         self._log(frame, predictions)
         return predictions
@@ -61,10 +107,19 @@ class LoggedPredictor:
         estimator = self._estimator("predict_proba")
         schema = self.metadata.get_input_schema()
         frame = model_input(inputs, schema, self.name)
+        self._warn_unseen(frame)
         x = frame[schema.input_names()]
         probabilities = estimator.predict_proba(x)
         self._log(frame, estimator.predict(x))
         return probabilities
+
+    def _warn_unseen(self, frame: pd.DataFrame) -> None:
+        """Before predicting, so that an app treating the warning as an error predicts
+        (and logs) nothing; silent, these guesses reached the app as answers."""
+        unseen = unseen_categories(frame, self.metadata)
+        if unseen:
+            message = f"{self.name}: " + " ".join(u.message for u in unseen)
+            warnings.warn(UnseenCategoryWarning(message, unseen), stacklevel=3)
 
     def _estimator(self, attribute: str) -> Any:
         estimator = self.model.get_raw_model()

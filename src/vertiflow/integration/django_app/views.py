@@ -8,8 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-import polars as pl
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
@@ -17,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from vertiflow.errors import VertiflowError
 from vertiflow.lifecycle import registry, serving
 from vertiflow.lifecycle.apps import ModelMonitor
-from vertiflow.monitoring import drift, monitor
+from vertiflow.monitoring import monitor
 from vertiflow.vision import detector
 
 DEFAULTS: dict[str, Any] = {
@@ -155,22 +153,9 @@ def oracle(request: HttpRequest) -> JsonResponse:
     latency = time.perf_counter() - start
     monitor.record_event("oracle", latency, root=Path(config()["MONITORING_DIR"]))
     answer = {"model": "oracle", "predictions": [float(p) for p in predictions]}
-    unseen = _unseen(frame, predictor.metadata)
+    # the loader also warned (UnseenCategoryWarning: Django logs it as py.warnings)
+    unseen = [u.message for u in serving.unseen_categories(frame, predictor.metadata)]
     return JsonResponse({**answer, "warnings": unseen} if unseen else answer)
-
-
-def _unseen(frame: pd.DataFrame, metadata) -> list[str]:
-    """Labels the model was not trained on (a crop it never saw): answered, but guessed."""
-    trained = (getattr(metadata, "metadata", None) or {}).get("trained_categories", {})
-    said = []
-    for column, known in trained.items():
-        sent = pl.Series(frame[column].dropna().astype(str).tolist(), dtype=pl.String)
-        for value, rows in drift.unseen_levels(pl.Series(known), sent, top=len(frame)).items():
-            said.append(
-                f"{column} '{value}' ({rows} row(s)) was never trained on: the prediction is "
-                f"a guess from {', '.join(known)}."
-            )
-    return said
 
 
 @require_GET
