@@ -107,7 +107,17 @@ def test_champion_detector_served_over_http(small_copy):
         negative = requests.post(
             f"{url}/invocations", json={**split(b64), "params": {"image_size": -5}}
         )
-        assert negative.status_code == 400 and "image_size must be 0" in negative.text
+        assert negative.status_code == 400 and "image_size: -5 is out of range" in negative.text
+        huge = requests.post(
+            f"{url}/invocations", json={**split(b64), "params": {"image_size": 100_000}}
+        )  # before: OpenCV asked for 30 GB (a 500, or a server killed for memory)
+        assert huge.status_code == 400 and "image_size: 100000 is out of range" in huge.text
+        assert "or 32-256 px" in huge.text, huge.text  # 4 x the test pipeline's 64 px
+        typo = requests.post(
+            f"{url}/invocations", json={**split(b64), "params": {"conf_threshold": 0.9}}
+        )  # before: dropped by MLflow with a line in the server's log, answered at 0.25
+        assert typo.status_code == 400 and "unknown param(s) 'conf_threshold'" in typo.text
+        assert "conf: the confidence threshold" in typo.json()["message"]
         default = requests.post(f"{url}/invocations", json=split(b64)).json()["predictions"][0]
         assert all(b["confidence"] >= 0.25 for b in default["boxes"])  # the signature's default
 
