@@ -9,8 +9,6 @@ import mlflow.pyfunc
 import numpy as np
 import pytest
 from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature
-from mlflow.types.schema import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 
 from vertiflow.vision import pyfunc, yolo
 
@@ -45,32 +43,3 @@ def test_a_huge_image_size_is_refused_naming_param_value_and_range(served):
     for ok in (0, 32, 256):  # the range's ends answer
         (answer,) = served.predict(IMAGE, params={"image_size": ok, "conf": 0.5})
         assert (answer["width"], answer["height"]) == (64, 64)
-
-
-def test_an_unknown_param_is_refused_naming_it_and_the_accepted_ones(served):
-    """MLflow drops a param its signature lacks with a line in the server's log: a
-    client's `conf_threshold` (for `conf`) was answered at the default threshold."""
-    said = refused(served, {"conf_threshold": 0.9, "conf": 0.5})
-    assert "unknown param(s) 'conf_threshold'" in said, said
-    assert "conf: the confidence threshold" in said and "image_size: the inference" in said
-    # the wrapper itself, called without MLflow's PyFuncModel around it
-    detector = served.unwrap_python_model()
-    with pytest.raises(MlflowException, match=r"unknown param.*'imgsz'"):
-        detector.predict(None, IMAGE, {"imgsz": 64})
-    assert len(served.predict(IMAGE, params={"conf": 0.5})) == 1  # known params still work
-
-
-def test_other_models_keep_mlflows_handling_of_params(tmp_path):
-    """The check is the detector's: another pyfunc model with params is left alone."""
-
-    class Echo(mlflow.pyfunc.PythonModel):
-        def predict(self, context, model_input, params=None):
-            return [params]
-
-    signature = ModelSignature(
-        inputs=Schema([ColSpec(DataType.string, "x")]),
-        params=ParamSchema([ParamSpec("conf", DataType.double, 0.25)]),
-    )
-    mlflow.pyfunc.save_model(str(tmp_path / "echo"), python_model=Echo(), signature=signature)
-    echo = mlflow.pyfunc.load_model(str(tmp_path / "echo"))
-    assert echo.predict({"x": ["a"]}, params={"other": 1}) == [{"conf": 0.25}]

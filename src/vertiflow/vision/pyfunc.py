@@ -7,17 +7,15 @@ installed where the model is served, as it is with `--env-manager local`).
 Input: a column `image`, one image per row, as base64 text of an image file (PNG, JPEG,
 ...; a `data:` URL works too) or as an RGB array (H x W x 3, values 0-255). Params
 (optional): `conf`, the confidence threshold (default 0.25), and `image_size` (0: the
-size the model was trained at; else 32 px to 4 x that size, at most 4096). Any other
-param is refused (MLflow drops unknown params with a line in the server's log, so a
-client's `conf_threshold` left the threshold at 0.25 unseen). Output, per image: `boxes`
-(class_id, class_name, confidence, x1, y1, x2, y2 in pixels, best first), `width`,
-`height`. A row that is not a usable image fails the whole request with a 400 naming
-the row and the problem.
+size the model was trained at; else 32 px to 4 x that size, at most 4096). MLflow drops
+any other param before the model sees it, with a line in the server's log only. Output,
+per image: `boxes` (class_id, class_name, confidence, x1, y1, x2, y2 in pixels, best
+first), `width`, `height`. A row that is not a usable image fails the whole request with
+a 400 naming the row and the problem.
 """
 
 from __future__ import annotations
 
-import functools
 import warnings
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,6 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model, ModelSignature
-from mlflow.pyfunc import PyFuncModel
 from mlflow.types.schema import (
     AnyType,
     Array,
@@ -74,26 +71,6 @@ SIGNATURE = ModelSignature(
 )
 
 
-PARAMS = {
-    "conf": f"the confidence threshold, 0-1 (default {detector.DEFAULT_CONF})",
-    "image_size": "the inference size in pixels (default 0: the training size)",
-}
-
-
-def check_params(params: Any) -> None:
-    """Refuse a param the detector does not read, naming it and the ones it does: a typo
-    (`conf_threshold`) was ignored and the app believed it had set something."""
-    if not isinstance(params, dict):
-        return  # MLflow's own check: "Parameters must be a dictionary"
-    unknown = sorted(str(key) for key in params if key not in PARAMS)
-    if unknown:
-        accepted = "; ".join(f"{name}: {what}" for name, what in PARAMS.items())
-        raise MlflowException.invalid_parameter_value(
-            f"unknown param(s) {', '.join(map(repr, unknown))}: the detector accepts "
-            f"only {accepted}."
-        )
-
-
 class Detector(mlflow.pyfunc.PythonModel):
     """Ultralytics YOLO behind MLflow's pyfunc interface."""
 
@@ -103,7 +80,6 @@ class Detector(mlflow.pyfunc.PythonModel):
         self.model = yolo.load_model(context.artifacts[WEIGHTS])  # configures the runtime
 
     def predict(self, context, model_input, params=None):  # no hints: MLflow reads them
-        check_params(params)  # called directly, not through a loaded PyFuncModel
         params = params or {}
         try:
             images = [
@@ -119,27 +95,6 @@ class Detector(mlflow.pyfunc.PythonModel):
         except detector.ParamError as exc:
             raise MlflowException.invalid_parameter_value(str(exc)) from None
         return detector.detect(self.model, images, conf, image_size)
-
-
-def _refusing_unknown_params(predict):
-    """`PyFuncModel.predict` that refuses unknown params for this detector before MLflow
-    drops them (`_enforce_params_schema` keeps only the signature's params, so the model
-    never sees the others). Other models are untouched."""
-
-    @functools.wraps(predict)
-    def checked(self, data, params=None):
-        if isinstance(getattr(getattr(self, "_model_impl", None), "python_model", None), Detector):
-            check_params(params)
-        return predict(self, data, params)
-
-    checked.vertiflow_checks_params = True
-    return checked
-
-
-# Installed when the model is unpickled (this module is its class's), in `mlflow models
-# serve` as in Python; tests/unit/test_detector_pyfunc.py fails if MLflow's path changes.
-if not getattr(PyFuncModel.predict, "vertiflow_checks_params", False):
-    PyFuncModel.predict = _refusing_unknown_params(PyFuncModel.predict)
 
 
 def rows(model_input: Any) -> list[Any]:
