@@ -565,6 +565,49 @@ def _pending_rows(path: Path, frame: pl.DataFrame, columns: tuple[str, ...]) -> 
     return frame
 
 
+HARVEST_SHOWN = ("harvest_date", "fresh_weight_g", "quality_grade")
+
+
+def _cell(value: object) -> str:
+    return "empty" if value is None or str(value).strip() == "" else str(value).strip()
+
+
+def _one_harvest_per_batch(path: Path, frame: pl.DataFrame) -> None:
+    """Refuses a batch with more than one harvests row, naming the batch, its rows and what
+    they hold, and how to export it.
+
+    A crop cut twice (a first cut and a regrowth cut) comes as two rows; pandera named the
+    rows only ('field_uniqueness'). They are not summed here: which cut's grade stands for
+    the batch is the farm's call, and a row exported twice would count double."""
+    rows = frame.with_row_index("row", offset=1).filter(
+        pl.col("batch_id").is_not_null() & pl.col("batch_id").is_duplicated()
+    )
+    if rows.is_empty():
+        return
+    shown = []
+    for (batch,), cuts in rows.group_by("batch_id", maintain_order=True):
+        if len(shown) == 3:
+            break
+        held = [
+            f"{r['row']} ({', '.join(_cell(r[c]) for c in HARVEST_SHOWN)})"
+            for r in cuts.head(4).iter_rows(named=True)
+        ]
+        copies = cuts.drop("row").n_unique() == 1
+        shown.append(
+            f"{batch} in data rows {', '.join(held)}"
+            + (" (the same row twice: keep one)" if copies else "")
+        )
+    batches = rows["batch_id"].n_unique()
+    raise DataError(
+        f"{path}: {batches} batch(es) have more than one harvest row; column 'batch_id' must "
+        f"be unique, one harvest row per batch: {'; '.join(shown)}. A batch harvested in "
+        "several cuts (a first cut and a regrowth cut) is exported as one row: "
+        "fresh_weight_g the cuts' weights summed, harvest_date the last cut's, "
+        "quality_grade the main (heaviest) cut's, energy_kwh the whole cycle's. They are "
+        "not merged here, as which cut's grade stands for the batch is the farm's call."
+    )
+
+
 def read_table(
     path: Path, schema: pa.DataFrameSchema, pending: tuple[str, ...] = ()
 ) -> pl.DataFrame:
@@ -586,6 +629,8 @@ def read_table(
         pl.lit(None, pl.Float64).alias(c) for c in schema.columns if c not in frame.columns
     )
     frame = _keys_as_text(frame, schema)
+    if schema is schemas.HARVESTS:
+        _one_harvest_per_batch(path, frame)
     if "quality_grade" in schema.columns and frame["quality_grade"].dtype == pl.String:
         # "Premium", " standard": the grade's name is what counts, not how it is cased
         frame = frame.with_columns(pl.col("quality_grade").str.strip_chars().str.to_uppercase())
