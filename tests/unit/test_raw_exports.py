@@ -784,3 +784,46 @@ def test_a_harvest_row_exported_twice_is_named_as_a_copy(farm, tmp_path):
         DataError, match=rf"{batch} in data rows 1 .*\(the same row twice: keep one\)"
     ):
         rawdata.load(tmp_path)
+
+
+def _numbered(farm: Path, tmp_path: Path, padded: str) -> None:
+    """The farm with batches numbered 17, 18, ... and `padded`'s ids written `000017`, as a
+    spreadsheet that opened the other file as numbers leaves them."""
+    _copy(farm, tmp_path)
+    numbers = {b: str(i + 17) for i, b in enumerate(pl.read_csv(farm / "batches.csv")["batch_id"])}
+    for name in ("batches", "harvests", "telemetry", "truth"):
+        parquet = tmp_path / f"{name}.parquet"
+        frame = pl.read_parquet(parquet) if parquet.exists() else pl.read_csv(farm / f"{name}.csv")
+        frame = frame.with_columns(pl.col("batch_id").replace_strict(numbers))
+        if name == padded:
+            frame = frame.with_columns(pl.col("batch_id").str.zfill(6))
+        parquet.unlink(missing_ok=True)
+        frame.write_csv(tmp_path / f"{name}.csv")
+
+
+def test_harvest_ids_that_differ_only_in_leading_zeros_are_named_as_such(farm, tmp_path):
+    """A harvest sheet with `000017` for the ERP's batch `17` was refused as harvests of
+    unknown batches, without a word on why they did not match."""
+    _numbered(farm, tmp_path, "harvests")
+    with pytest.raises(
+        DataError,
+        match=r"refer to batches not in batches.csv \(e.g. 000017.*8 of the 8 differ from an id "
+        r"in batches.csv only in leading zeros \(000017 in harvests.csv, 17 in batches.csv",
+    ):
+        rawdata.load(tmp_path)
+
+
+def test_telemetry_ids_that_differ_only_in_leading_zeros_are_named_as_such(farm, tmp_path):
+    """Telemetry tagged `000017` for batch `17` is left out as readings of unknown batches,
+    and the gate then fails for batches without telemetry: neither said why the ids did not
+    match, which the harvests' refusal says (`zeros_hint`)."""
+    _numbered(farm, tmp_path, "telemetry")
+    prepared = dataset.build(rawdata.load(tmp_path), 0.2)
+    pair = r"8 of the 8 differ from an id in batches.csv only in leading zeros \(000017 in "
+    pair += r"telemetry.csv, 17 in batches.csv"
+    assert re.search(pair, " ".join(dataset.notices(prepared.checks)))
+    from vertiflow.data import validation
+
+    budgets = validation.Budgets(1, 1, 1, 1, 0.05, 1.0)
+    gate = validation.validate(prepared.train, prepared.test, prepared.checks, budgets)
+    assert re.search(r"have no telemetry at all .*" + pair, " ".join(gate["problems"]))

@@ -24,7 +24,7 @@ from vertiflow.data.features import (
     optima_from_params,
     summarise_telemetry,
 )
-from vertiflow.data.rawdata import CYCLE_SLACK_DAYS, RawData, read_error
+from vertiflow.data.rawdata import CYCLE_SLACK_DAYS, RawData, read_error, zeros_hint
 from vertiflow.errors import DataError
 from vertiflow.params import by_crop
 
@@ -114,10 +114,7 @@ def build(
         "telemetry_rows_outside_batch_days": summary.outside_window_rows,
         # tagged with a batch id not in batches (deleted, or not entered yet): left out
         "telemetry_rows_of_unknown_batches": summary.unknown.rows,
-        "unknown_batch_ids": {
-            "count": summary.unknown.batches,
-            "examples": summary.unknown.examples,
-        },
+        "unknown_batch_ids": _unknown_ids(raw, summary),
         # a batch and timestamp met twice: exact copies dropped; other values, first kept
         "telemetry_repeated_rows": summary.repeats.exact_rows,
         "telemetry_conflicting_rows": summary.repeats.conflicting_rows,
@@ -133,6 +130,20 @@ def build(
     }
     crops = crop_table(train, optima)
     return Prepared(train=train, test=test, truth=truth, checks=checks, crops=crops)
+
+
+def _unknown_ids(raw: RawData, summary: TelemetrySummary) -> dict:
+    """Telemetry's batch ids not in batches: how many, a few, and, when they differ from
+    batch ids only in leading zeros (`001017` for `1017`), a pair (the key is absent
+    otherwise). Those batches then have no telemetry, which the gate names."""
+    unknown = summary.unknown
+    report: dict = {"count": unknown.batches, "examples": unknown.examples}
+    batches = raw.batches_path.name if raw.batches_path else "batches"
+    ids = pl.Series(unknown.ids, dtype=pl.String)
+    zeros = zeros_hint(ids, raw.batches["batch_id"], raw.telemetry_path.name, batches)
+    if zeros:
+        report["leading_zeros"] = zeros.strip()
+    return report
 
 
 class _Features(NamedTuple):
@@ -224,6 +235,7 @@ def notices(checks: Mapping) -> list[str]:
             f"{checks['telemetry_rows_of_unknown_batches']} telemetry row(s) of "
             f"{stray['count']} batch id(s) not in batches left out (e.g. "
             f"{', '.join(stray['examples'])}): they join to no batch or harvest."
+            + (f" {stray['leading_zeros']}" if stray.get("leading_zeros") else "")
         )
     if checks.get("telemetry_repeated_rows"):
         out.append(

@@ -86,6 +86,7 @@ class UnknownBatches:
     rows: int
     batches: int
     examples: list[str]  # a few of the ids, sorted
+    ids: list[str] = field(default_factory=list, repr=False)  # all of them, sorted
 
 
 @dataclass(frozen=True)
@@ -231,6 +232,7 @@ def summarise_telemetry(
         rows=int(stray["n_readings"].sum()),
         batches=stray.height,
         examples=stray["batch_id"].fill_null(EMPTY_ID).head(5).to_list(),
+        ids=stray["batch_id"].drop_nulls().to_list(),
     )
     outside = int(sums["_outside"].sum())
     sums = sums.filter((pl.col("_unknown") == 0) & (pl.col("n_readings") > 0))

@@ -69,6 +69,7 @@ class RawData:
     # harvested batches whose cycle_days was not their dates' days grown: read as the latter
     cycle_days_from_dates: int = 0
     cycle_days_examples: list[str] = field(default_factory=list)
+    batches_path: Path | None = None  # named where telemetry's ids do not match its ids
 
 
 def find_table(raw_dir: Path, name: str, *, required: bool = True) -> Path | None:
@@ -777,7 +778,7 @@ def load(raw_dir: Path) -> RawData:
 
     unknown = harvests.join(batches, on="batch_id", how="anti")["batch_id"]
     if len(unknown):
-        hint = _zeros_hint(unknown, batches["batch_id"], batches_path)
+        hint = zeros_hint(unknown, batches["batch_id"], harvests_path.name, batches_path.name)
         raise DataError(
             f"{harvests_path}: {len(unknown)} harvest row(s) refer to batches not in "
             f"{batches_path.name} (e.g. {', '.join(unknown.head(3).to_list())}); "
@@ -809,12 +810,15 @@ def load(raw_dir: Path) -> RawData:
         growing.height,
         regrown,
         regrown_examples,
+        batches_path,
     )
 
 
-def _zeros_hint(unknown: pl.Series, known: pl.Series, known_path: Path) -> str:
-    """Ids that match but for leading zeros (`001017` and `1017`): a spreadsheet that
-    opened one export as numbers dropped them. Which form is right only the farm knows."""
+def zeros_hint(unknown: pl.Series, known: pl.Series, here: str, there: str) -> str:
+    """Ids in `here` that match ids in `there` but for leading zeros (`001017` and
+    `1017`): a spreadsheet that opened one export as numbers dropped them. Which form is
+    right only the farm knows. Said for harvests' ids (refused) and telemetry's (left out,
+    and the gate then counts the batches without telemetry)."""
     key = pl.col("batch_id").str.strip_chars_start("0")
     pairs = (
         unknown.to_frame("batch_id")
@@ -829,9 +833,10 @@ def _zeros_hint(unknown: pl.Series, known: pl.Series, known_path: Path) -> str:
         return ""
     first = pairs.row(0)
     return (
-        f" {pairs.height} of the {len(unknown)} differ from an id there only in leading zeros "
-        f"({first[0]} here, {first[2]} in {known_path.name}; a spreadsheet that opened one of "
-        "the files drops them): write the ids the same way in both files."
+        f" {pairs['batch_id'].n_unique()} of the {unknown.n_unique()} differ from an id in "
+        f"{there} only in leading zeros ({first[0]} in {here}, {first[2]} in {there}; a "
+        "spreadsheet that opened one of the files drops them): write the ids the same way "
+        "in both files."
     )
 
 

@@ -137,6 +137,7 @@ def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Bud
             seen = (
                 f"; telemetry tags {stray['count']} batch id(s) not in batches, e.g. "
                 f"{', '.join(stray['examples'])}"
+                + (f". {stray['leading_zeros'].rstrip('.')}" if stray.get("leading_zeros") else "")
                 if stray["count"]
                 else ""
             )
