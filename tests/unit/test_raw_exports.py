@@ -827,3 +827,31 @@ def test_telemetry_ids_that_differ_only_in_leading_zeros_are_named_as_such(farm,
     budgets = validation.Budgets(1, 1, 1, 1, 0.05, 1.0)
     gate = validation.validate(prepared.train, prepared.test, prepared.checks, budgets)
     assert re.search(r"have no telemetry at all .*" + pair, " ".join(gate["problems"]))
+
+
+def test_a_csv_saved_as_windows_1252_is_named_with_its_row_and_how_to_save_it(farm, tmp_path):
+    """Excel's 'CSV (Comma delimited)' on Windows writes `épinard` in Windows-1252: polars
+    said 'invalid utf-8 sequence', with no row and no way out."""
+    _copy(farm, tmp_path)
+    lines = (farm / "batches.csv").read_text().splitlines()
+    lines[2] = lines[2].replace(",lettuce,", ",épinard,").replace(",basil,", ",épinard,")
+    (tmp_path / "batches.csv").write_bytes("\n".join(lines).encode("cp1252") + b"\n")
+    with pytest.raises(
+        DataError,
+        match=r"batches.csv: .*not UTF-8: data row 2 holds byte e9 \('é' in Windows-1252.*"
+        r"épinard.*Save it as 'CSV UTF-8",
+    ):
+        rawdata.load(tmp_path)
+
+
+def test_telemetry_not_in_utf8_is_named_not_a_traceback(farm, tmp_path):
+    """A Windows-1252 byte in telemetry's first rows raised polars' ComputeError from the
+    timestamp check, a traceback; it is named as a read error, with its row."""
+    _copy(farm, tmp_path)
+    telemetry = pl.read_parquet(farm / "telemetry.parquet")
+    (tmp_path / "telemetry.parquet").unlink()
+    text = telemetry.write_csv().splitlines()
+    text[3] = text[3].replace(",R01-M1,", ",Serre-É,").replace(",R01-M2,", ",Serre-É,")
+    (tmp_path / "telemetry.csv").write_bytes("\n".join(text).encode("cp1252") + b"\n")
+    with pytest.raises(DataError, match=r"telemetry.csv: .*not UTF-8: data row 3 holds byte c9"):
+        rawdata.load(tmp_path)

@@ -117,6 +117,8 @@ def read_error(path: Path, exc: Exception) -> DataError:
         row = _unparsed_row(path, *unparsed.groups())
     elif _is_csv(path) and "more fields than defined" in message:
         row = _ragged_row(path)
+    elif _is_csv(path) and "invalid utf-8" in message:
+        row = _not_utf8_row(path)
     return DataError(f"{path}: cannot be read as {fmt}: {message}.{row}")
 
 
@@ -152,6 +154,31 @@ def _ragged_row(path: Path) -> str:
                         f"{len(header)}: {separator.join(row)[:120]!r}."
                     )
     except (OSError, csv.Error):
+        pass
+    return ""
+
+
+def _not_utf8_row(path: Path) -> str:
+    """The first line that is not UTF-8, with what it holds read as Windows-1252: Excel's
+    'CSV (Comma delimited)' on Windows writes that, and polars said only 'invalid utf-8
+    sequence', with no row and no way out."""
+    try:
+        with path.open("rb") as f:
+            for number, line in enumerate(f):  # line 0 is the header
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    byte = line[err.start : err.start + 1]
+                    text = line.decode("cp1252", errors="replace").strip()[:120]
+                    where = f"data row {number}" if number else "the header"
+                    return (
+                        f" The file is not UTF-8: {where} holds byte {byte.hex()} "
+                        f"({byte.decode('cp1252', errors='replace')!r} in Windows-1252, as "
+                        f"Excel's 'CSV (Comma delimited)' writes it): {text!r}. Save it as "
+                        "'CSV UTF-8 (Comma delimited)', or convert it (iconv -f CP1252 -t "
+                        "UTF-8)."
+                    )
+    except OSError:
         pass
     return ""
 
@@ -650,12 +677,19 @@ def read_table(
 
 
 def scan_telemetry(path: Path) -> pl.LazyFrame:
-    """A lazy, type-checked view of telemetry: nothing is loaded into memory here."""
+    """A lazy, type-checked view of telemetry: nothing is loaded into memory here.
+
+    Its checks read the file's first rows (timestamps, numbers), where a row polars cannot
+    read (a Windows-1252 `é` in a CSV) raised a traceback: named here as any read error."""
     try:
-        lazy = _scan(path, dates=False)  # timestamps as text: `_text_timestamps` reads them
-        columns = lazy.collect_schema()
+        return _scan_telemetry(path)
     except READ_ERRORS as exc:
         raise read_error(path, exc) from None
+
+
+def _scan_telemetry(path: Path) -> pl.LazyFrame:
+    lazy = _scan(path, dates=False)  # timestamps as text: `_text_timestamps` reads them
+    columns = lazy.collect_schema()
     missing = [c for c in schemas.TELEMETRY.columns if c not in columns]
     if missing:
         needed = [c for c in missing if c in schemas.RECIPE_SENSORS]
