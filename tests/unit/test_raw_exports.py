@@ -855,3 +855,16 @@ def test_telemetry_not_in_utf8_is_named_not_a_traceback(farm, tmp_path):
     (tmp_path / "telemetry.csv").write_bytes("\n".join(text).encode("cp1252") + b"\n")
     with pytest.raises(DataError, match=r"telemetry.csv: .*not UTF-8: data row 3 holds byte c9"):
         rawdata.load(tmp_path)
+
+
+def test_rows_of_empty_cells_after_the_table_are_no_rows(farm, tmp_path):
+    """Excel writes `,,,,` rows for cells below the table once edited: they were refused
+    as rows with no batch_id, crop, dates and setpoints, every column named."""
+    _copy(farm, tmp_path)
+    for name in ("batches", "harvests"):
+        text = (farm / f"{name}.csv").read_text()
+        commas = text.splitlines()[0].count(",")
+        (tmp_path / f"{name}.csv").write_text(text + ("," * commas + "\r\n") * 3)
+    read, reference = rawdata.load(tmp_path), rawdata.load(farm)
+    assert read.batches.equals(reference.batches) and read.harvests.equals(reference.harvests)
+    assert read.growing_rows == 0

@@ -542,6 +542,15 @@ def _check_not_in_future(path: Path, frame: pl.DataFrame, column: str) -> None:
         )
 
 
+def _without_trailing_empty_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    """The table without the rows of empty cells after its last row (`,,,,`), which Excel
+    writes for cells below the table once edited or formatted: they hold nothing, and were
+    refused as rows without a batch_id, crop, dates... (every column named). Empty rows
+    between rows are kept, and refused, so that data row numbers stay the file's."""
+    held = frame.select(~pl.all_horizontal(pl.all().is_null())).to_series().arg_true()
+    return frame.head(int(held[-1]) + 1 if len(held) else 0)
+
+
 def read_frame(path: Path, dates: bool = True) -> pl.DataFrame:
     """Read a whole small CSV or Parquet table, with errors that name the file."""
     if not path.is_file():
@@ -550,6 +559,7 @@ def read_frame(path: Path, dates: bool = True) -> pl.DataFrame:
         frame = _scan(path, dates).collect()
     except READ_ERRORS as exc:
         raise read_error(path, exc) from None
+    frame = _without_trailing_empty_rows(frame)
     if frame.height == 0:
         raise DataError(f"{path}: has a header but no rows; expected at least one row.")
     # polars renames a repeated CSV header to <name>_duplicated_<n>: which one is meant?
