@@ -508,6 +508,31 @@ def test_the_row_of_a_cell_that_cannot_be_read_is_named(farm, tmp_path):
         dataset.build(rawdata.load(tmp_path), 0.2)
 
 
+def test_a_telemetry_row_with_a_field_too_many_is_refused_not_shifted(farm, tmp_path):
+    """An unquoted decimal comma (`21,7` for 21.7) in a comma-separated telemetry file makes
+    a row one field too long. polars checks a row's fields only when every column is read,
+    and no feature reads module_id: the row's values moved one column along (temperature
+    21, humidity 7, ...), the last one dropped, and it was aggregated without a word."""
+    _copy(farm, tmp_path)
+    (tmp_path / "telemetry.parquet").unlink()
+    telemetry = pl.read_parquet(farm / "telemetry.parquet")
+    columns = telemetry.columns
+    assert "module_id" in columns  # read by no feature
+    telemetry.write_csv(tmp_path / "telemetry.csv")
+    lines = (tmp_path / "telemetry.csv").read_text().splitlines()
+    cells = lines[3_000].split(",")
+    at = columns.index("air_temp_internal")
+    cells[at] = cells[at].replace(".", ",", 1) if "." in cells[at] else cells[at] + ",5"
+    lines[3_000] = ",".join(cells)
+    (tmp_path / "telemetry.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(
+        DataError,
+        match=rf"telemetry\.csv: .* Data row 3000 has {len(columns) + 1} fields where the "
+        rf"header has {len(columns)}",
+    ):
+        dataset.build(rawdata.load(tmp_path), 0.2)
+
+
 def test_an_export_without_energy_per_batch_prepares(farm, tmp_path):
     """Many farms meter energy per building, not per module: an export without
     energy_kwh (or with it empty) was refused, though nothing trains on it."""

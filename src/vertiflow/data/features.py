@@ -222,7 +222,10 @@ def summarise_telemetry(
         terms.group_by("batch_id")
         .agg(pl.exclude("batch_id").sum())
         .rename({"_inside": "n_readings"})
-        .collect(engine="streaming")
+        # Every column is read, also those no feature uses (module_id): polars checks a CSV
+        # row's field count only then. A row one field too long (an unquoted decimal comma,
+        # `21,7`) had its values moved one column along, silently.
+        .collect(engine="streaming", optimizations=pl.QueryOptFlags(projection_pushdown=False))
         .sort("batch_id")
     )
     # An empty batch_id (a module between cycles, its logger still on) is one more id the
