@@ -84,6 +84,14 @@ def rows() -> list[tuple[str, str, str, str]]:
             "<= 0.15",
             t["incremental_ratio_at_most_0_15"],
         )
+    if fp := load("footprint"):  # footprint.py runs after a full pytest, not from here
+        add(
+            "the test suite on 2 cores: time; disk (environment + one run's scratch)",
+            f"{fp['suite_seconds'] / 60:.1f} min; {fp['venv_gb']} + "
+            f"{fp['last_run_scratch_gb']} = {fp['needed_gb']} GB",
+            "< 25 min",
+            fp["suite_seconds"] < 25 * 60,
+        )
     pv = load("prepare_validate")
     for size in ("1M", "10M", "30M"):
         if f := pv.get(size):
