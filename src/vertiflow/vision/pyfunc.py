@@ -90,11 +90,10 @@ class Detector(mlflow.pyfunc.PythonModel):
         conf = float(params.get("conf", detector.DEFAULT_CONF))
         if not 0 <= conf <= 1:
             raise MlflowException.invalid_parameter_value(f"conf must be 0-1, found {conf}.")
-        try:  # Ultralytics took -5 and answered at another size, 100000 and ran out of memory
-            image_size = detector.check_image_size(self.model, params.get("image_size"))
+        try:  # detect checks image_size (-5 and 100000 had reached Ultralytics)
+            return detector.detect(self.model, images, conf, params.get("image_size"))
         except detector.ParamError as exc:
             raise MlflowException.invalid_parameter_value(str(exc)) from None
-        return detector.detect(self.model, images, conf, image_size)
 
 
 def rows(model_input: Any) -> list[Any]:
