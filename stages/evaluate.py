@@ -5,6 +5,9 @@ its figures beside the tabular ones and registers all three models through the
 champion/challenger gate (vertiflow.lifecycle.registry).
 """
 
+import vertiflow.pin_kernels  # noqa: F401  first: the same CPU kernels on every machine (README)
+
+# isort: split
 from pathlib import Path
 
 import mlflow

@@ -1,5 +1,8 @@
 """Stage optimise_cortex (A11): the recipe with the best margin per crop, and its regret."""
 
+import vertiflow.pin_kernels  # noqa: F401  first: the same CPU kernels on every machine (README)
+
+# isort: split
 import json
 from pathlib import Path
 

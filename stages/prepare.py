@@ -1,5 +1,8 @@
 """Stage prepare: raw tables -> per-batch features, split by time into train and test."""
 
+import vertiflow.pin_kernels  # noqa: F401  first: the same CPU kernels on every machine (README)
+
+# isort: split
 from pathlib import Path
 
 import mlflow

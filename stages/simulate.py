@@ -1,5 +1,8 @@
 """Stage simulate: write the built-in farm's raw tables (the default data source)."""
 
+import vertiflow.pin_kernels  # noqa: F401  first: the same CPU kernels on every machine (README)
+
+# isort: split
 import shutil
 from pathlib import Path
 

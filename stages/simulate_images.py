@@ -1,5 +1,8 @@
 """Stage simulate_images: write the built-in skin-condition dataset (YOLO format)."""
 
+import vertiflow.pin_kernels  # noqa: F401  first: the same CPU kernels on every machine (README)
+
+# isort: split
 import shutil
 from pathlib import Path
 

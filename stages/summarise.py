@@ -4,6 +4,9 @@ Its own stage so that a Cortex-only change (prices, tariffs) re-runs Cortex and 
 table, not evaluate and the registry.
 """
 
+import vertiflow.pin_kernels  # noqa: F401  first: the same CPU kernels on every machine (README)
+
+# isort: split
 import json
 from pathlib import Path
 

@@ -1,5 +1,8 @@
 """Stage train_classifier: Classifier (A10): quality grade PREMIUM / STANDARD / REJECT."""
 
+import vertiflow.pin_kernels  # noqa: F401  first: the same CPU kernels on every machine (README)
+
+# isort: split
 from pathlib import Path
 
 import typer

@@ -1,5 +1,8 @@
 """Stage train_oracle: Oracle (A9): fresh weight per plant from climate aggregates."""
 
+import vertiflow.pin_kernels  # noqa: F401  first: the same CPU kernels on every machine (README)
+
+# isort: split
 from pathlib import Path
 
 import typer

@@ -1,5 +1,8 @@
 """Stage train_yolo: the skin-condition detector (Ultralytics), offline and hermetic."""
 
+import vertiflow.pin_kernels  # noqa: F401  first: the same CPU kernels on every machine (README)
+
+# isort: split
 from pathlib import Path
 
 import mlflow

@@ -1,5 +1,8 @@
 """Stage validate: the gate before training; writes metrics/validation.json either way."""
 
+import vertiflow.pin_kernels  # noqa: F401  first: the same CPU kernels on every machine (README)
+
+# isort: split
 import json
 from pathlib import Path
 

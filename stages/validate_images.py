@@ -1,5 +1,8 @@
 """Stage validate_images: the image dataset's gate before train_yolo."""
 
+import vertiflow.pin_kernels  # noqa: F401  first: the same CPU kernels on every machine (README)
+
+# isort: split
 from pathlib import Path
 
 import mlflow

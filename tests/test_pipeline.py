@@ -121,36 +121,33 @@ def test_models_load_from_models_dir_and_from_mlflow(default_repo):
     assert np.allclose(proba.sum(axis=1), 1.0)
 
 
-# What a fresh machine must rebuild byte for byte from params, data and the locked
-# environment (requirements/*.lock). YOLO's weights and Cortex's last digits are left out:
-# CPU kernels may differ between machines in the last bits (README, Reproducibility). The
-# tabular models are in: lifecycle/model_bytes.py removes MLflow's random model_uuid and
-# save time and skops' memory-address entry names (tests/test_model_bytes.py).
-REPRODUCED = ("data/raw", "data/prepared", "data/images", "models/oracle", "models/classifier")
-REPRODUCED_METRICS = (
-    *("oracle.json", "classifier.json", "validation.json"),
-    *("selection_oracle.json", "selection_classifier.json"),  # no timings: same bytes
-)
-# The committed dvc.lock was made where numpy runs its AVX-512 kernels and OpenBLAS its
-# Haswell ones (this workplace's machines set OPENBLAS_CORETYPE=Haswell). Other kernels
-# give exp, log and matrix products other last bits, so elsewhere the model files and
-# the CV scores' 5th digit differ (measured: README, Reproducibility; the data and the
-# held-out metrics did not). There the models are left out and the CV scores compared
-# to 1e-3.
-LOCK_MADE_WITH = {"numpy_avx512": True, "openblas": "Haswell"}
-SIMD_DEPENDENT = ("models/oracle", "models/classifier")
+# A fresh x86-64 machine must rebuild every output in dvc.lock byte for byte from params,
+# data and the locked environment (requirements/*.lock): the stages pin the CPU kernels
+# (vertiflow.pin_kernels), lifecycle/model_bytes.py removes MLflow's random model_uuid and save
+# time and skops' memory-address entry names (tests/test_model_bytes.py), and no out holds
+# a timing. Where kernels cannot be pinned (no AVX2 and FMA, not x86-64), exp, log and
+# matrix products differ in their last bits: there the models (and what they decide) are
+# left out and the CV scores compared to 1e-3 (README, Reproducibility).
+PINNED = {"numpy_avx512": False, "openblas": "Haswell", "torch": "AVX2"}
+KERNEL_FREE = ("data/raw", "data/prepared", "data/images")
+KERNEL_FREE_METRICS = ("oracle.json", "classifier.json", "validation.json")
 CV_SCORES = ("selection_oracle.json", "selection_classifier.json")
+KERNELS_OF_A_STAGE = """
+import vertiflow.pin_kernels, json, numpy, torch
+from numpy._core._multiarray_umath import __cpu_features__
+from threadpoolctl import threadpool_info
+blas = {i.get("architecture") for i in threadpool_info() if i["internal_api"] == "openblas"}
+print(json.dumps({
+    "numpy_avx512": bool(__cpu_features__.get("AVX512_SKX")),
+    "openblas": blas.pop() if len(blas) == 1 else sorted(map(str, blas)),
+    "torch": torch.backends.cpu.get_cpu_capability(),
+}))
+"""
 
 
-def _kernels() -> dict:
-    from numpy._core._multiarray_umath import __cpu_features__  # honours the variable
-    from threadpoolctl import threadpool_info
-
-    blas = {i.get("architecture") for i in threadpool_info() if i["internal_api"] == "openblas"}
-    return {
-        "numpy_avx512": bool(__cpu_features__.get("AVX512_SKX")),
-        "openblas": blas.pop() if len(blas) == 1 else sorted(map(str, blas)),
-    }
+def _stage_kernels(repo: Path) -> dict:
+    """The kernels a stage process runs on, as it starts: what the pins give here."""
+    return json.loads(run(["python", "-c", KERNELS_OF_A_STAGE], repo).stdout)
 
 
 def _differs(was, now, close: bool) -> bool:
@@ -172,22 +169,23 @@ def test_a_clean_clone_reproduces_the_committed_hashes_and_metrics(default_repo)
     metrics exactly, else `dvc push` uploads "new" data that is the same."""
     committed = _out_hashes(run(["git", "show", "HEAD:dvc.lock"], default_repo).stdout)
     rebuilt = _out_hashes((default_repo / "dvc.lock").read_text())
-    kernels = _kernels()
-    other_simd = kernels != LOCK_MADE_WITH
+    kernels = _stage_kernels(default_repo)
+    pinned = kernels == PINNED
+    compared = committed if pinned else KERNEL_FREE
     differs = [
         f"{path}: committed {committed.get(path)}, rebuilt {rebuilt.get(path)}"
-        for path in REPRODUCED
-        if committed.get(path) != rebuilt.get(path) and not (other_simd and path in SIMD_DEPENDENT)
+        for path in compared
+        if committed.get(path) != rebuilt.get(path)
     ]
-    for name in REPRODUCED_METRICS:
+    for name in (*KERNEL_FREE_METRICS, *CV_SCORES):
         was = json.loads(run(["git", "show", f"HEAD:metrics/{name}"], default_repo).stdout)
         now = json.loads((default_repo / "metrics" / name).read_text())
         differs += [
             f"metrics/{name} {key}: committed {was.get(key)}, rebuilt {now.get(key)}"
             for key in sorted(set(was) | set(now))
-            if _differs(was.get(key), now.get(key), other_simd and name in CV_SCORES)
+            if _differs(was.get(key), now.get(key), not pinned and name in CV_SCORES)
         ]
-    assert not differs, f"not reproduced on this machine (kernels {kernels}):\n" + (
+    assert not differs, f"not reproduced on this machine (stage kernels {kernels}):\n" + (
         "\n".join(differs)
     )
 
