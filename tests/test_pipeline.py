@@ -121,7 +121,7 @@ def test_models_load_from_models_dir_and_from_mlflow(default_repo):
     assert np.allclose(proba.sum(axis=1), 1.0)
 
 
-# A fresh x86-64 machine must rebuild every output in dvc.lock byte for byte from params,
+# A fresh x86-64 machine must rebuild the outputs in dvc.lock byte for byte from params,
 # data and the locked environment (requirements/*.lock): the stages pin the CPU kernels
 # (vertiflow.pin_kernels), lifecycle/model_bytes.py removes MLflow's random model_uuid and save
 # time and skops' memory-address entry names (tests/test_model_bytes.py), and no out holds
@@ -158,16 +158,25 @@ def _differs(was, now, close: bool) -> bool:
     return was != now
 
 
-def _out_hashes(lock_text: str) -> dict[str, str]:
+def _out_hashes(lock_text: str, leave_out: tuple[str, ...] = ()) -> dict[str, str]:
     stages = yaml.safe_load(lock_text)["stages"]
-    return {o["path"]: o["md5"] for s in stages.values() for o in s.get("outs", [])}
+    return {
+        o["path"]: o["md5"]
+        for name, s in stages.items()
+        if name not in leave_out
+        for o in s.get("outs", [])
+    }
 
 
 def test_a_clean_clone_reproduces_the_committed_hashes_and_metrics(default_repo):
     """The committed dvc.lock and metrics were made in the locked environment; a clean
     clone's `dvc repro` on this machine must give the same md5s and the same tabular
     metrics exactly, else `dvc push` uploads "new" data that is the same."""
-    committed = _out_hashes(run(["git", "show", "HEAD:dvc.lock"], default_repo).stdout)
+    # The fixture trains the detector for fewer epochs (CI's time): its outputs and the
+    # summary that carries its figures differ by design. The detector's own bytes are
+    # checked by the retrain test (the same weights twice on the CPU).
+    leave_out = ("train_yolo", "summarise")
+    committed = _out_hashes(run(["git", "show", "HEAD:dvc.lock"], default_repo).stdout, leave_out)
     rebuilt = _out_hashes((default_repo / "dvc.lock").read_text())
     kernels = _stage_kernels(default_repo)
     pinned = kernels == PINNED

@@ -2,14 +2,15 @@
 
 numpy, OpenBLAS, MKL, oneDNN and PyTorch each pick SIMD kernels for the CPU when they load,
 and one CPU's kernels and another's differ in the last bits of exp, log and matrix
-products. Measured on two machines of the same kind with the same params, data and locked
-environment: other md5s for both tabular models in dvc.lock, and a detector at mAP50 0.925
-against 0.905. Every stage script first imports `vertiflow.pin_kernels`, which calls `pin`:
-it holds every library to x86-64-v3 kernels (AVX2 and FMA: Intel since Haswell, AMD since
-Zen), with the variables the reproseed project documents. Each library reads its variable
-when it loads, so pinning after numpy, torch or scikit-learn is refused. A variable you
-set (even empty) wins. On a CPU without AVX2 and FMA, or not x86-64 (Apple silicon,
-Graviton), nothing is set and the models may differ in their last bits (README, Reproducibility).
+products. Measured on two Intel Xeons of this workplace with the same params, data and
+locked environment: other md5s for both tabular models in dvc.lock, and a detector at
+mAP50 0.925 against 0.905. Every stage script first imports `vertiflow.pin_kernels`, which
+calls `pin`: it holds every library to x86-64-v3 kernels (AVX2 and FMA: Intel since
+Haswell, AMD since Zen; MKL honours its variable on Intel CPUs only), with the variables
+the reproseed project documents. Each library reads its variable when it loads, so
+pinning after numpy, torch or scikit-learn is refused. A variable you set (even empty)
+wins. On a CPU without AVX2 and FMA, or not x86-64 (Apple silicon, Graviton), nothing is
+set and the models may differ in their last bits (README, Reproducibility).
 """
 
 from __future__ import annotations

@@ -68,7 +68,8 @@ def test_a_stage_process_runs_the_pinned_kernels():
         " 'torch': torch.backends.cpu.get_cpu_capability()}))\n"
     )
     clean = {k: v for k, v in os.environ.items() if k not in kernels.X86_64_V3}
-    clean.pop("NPY_DISABLE_CPU_FEATURES", None)
+    for numpy_variable in ("NPY_DISABLE_CPU_FEATURES", "NPY_ENABLE_CPU_FEATURES"):
+        clean.pop(numpy_variable, None)
     out = subprocess.run(
         [sys.executable, "-c", probe], env=clean, capture_output=True, text=True, check=True
     )
