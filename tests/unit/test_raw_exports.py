@@ -893,3 +893,62 @@ def test_rows_of_empty_cells_after_the_table_are_no_rows(farm, tmp_path):
     read, reference = rawdata.load(tmp_path), rawdata.load(farm)
     assert read.batches.equals(reference.batches) and read.harvests.equals(reference.harvests)
     assert read.growing_rows == 0
+
+
+def _telemetry_csv(farm: Path, tmp: Path) -> tuple[list[str], list[str]]:
+    _copy(farm, tmp)
+    (tmp / "telemetry.parquet").unlink()
+    telemetry = pl.read_parquet(farm / "telemetry.parquet")
+    telemetry.write_csv(tmp / "telemetry.csv")
+    return telemetry.columns, (tmp / "telemetry.csv").read_text().splitlines()
+
+
+def test_a_telemetry_row_with_a_field_too_few_is_named_not_read_silently(farm, tmp_path):
+    """A row that lost a value mid-row is read by polars with its values one column early
+    and its last cell empty, exactly like an export that leaves out trailing empty cells:
+    prepare cannot tell them apart, so it names the rows instead of saying nothing."""
+    columns, lines = _telemetry_csv(farm, tmp_path)
+    cells = lines[2_000].split(",")
+    del cells[columns.index("air_humidity")]
+    lines[2_000] = ",".join(cells)
+    (tmp_path / "telemetry.csv").write_text("\n".join(lines) + "\n")
+    checks = dataset.build(rawdata.load(tmp_path), 0.2).checks
+    short = checks["telemetry_short_rows"]
+    assert short == {
+        "count": 1,
+        "first_row": 2000,
+        "first": lines[2_000],
+        "fields": len(columns),
+    }
+    (said,) = [n for n in dataset.notices(checks) if "fewer fields" in n]
+    assert "data row 2000" in said and "one column early" in said
+
+
+def test_quoted_cells_with_separators_and_line_breaks_are_no_short_rows(farm, tmp_path):
+    columns, lines = _telemetry_csv(farm, tmp_path)
+    at = columns.index("module_id")
+    cells = lines[5].split(",")
+    cells[at] = '"rack 1,\nmodule 2"'  # a separator and a line break, quoted
+    lines[5] = ",".join(cells)
+    (tmp_path / "telemetry.csv").write_text("\n".join(lines) + "\n")
+    assert rawdata.short_rows(tmp_path / "telemetry.csv") == {"count": 0}
+    assert rawdata.short_rows(farm / "telemetry.parquet") == {"count": 0}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a,b,c\n1,2,3\n4,5\n", (1, 2, "4,5")),  # the last line, cut off
+        ("a,b,c\r\n1,2\r\n4,5,6\r\n", (1, 1, "1,2")),  # Windows line ends
+        ("a;b;c\n1,5;2\n3,1;4,2;5\n", (1, 1, "1,5;2")),  # semicolons and decimal commas
+        ('a,b,c\n1,"x,y"\n4,5,6\n7,8', (2, 1, '1,"x,y"')),  # a quoted separator; no newline
+        ('a,b,c\n1,"x,\ny",3\n4,5\n', (1, 2, "4,5")),  # a quoted line break: the csv module
+        ("a,b,c\n\n1,2,3\n", (0, None, None)),  # a blank line is no short row
+        ('"a,1",b,c\n1,2,3\n', (0, None, None)),  # a quoted header name with a comma
+    ],
+)
+def test_short_rows_are_counted_as_a_csv_reader_counts_them(tmp_path, text, expected):
+    path = tmp_path / "telemetry.csv"
+    path.write_bytes(text.encode())
+    found = rawdata.short_rows(path)
+    assert (found["count"], found.get("first_row"), found.get("first")) == expected

@@ -111,6 +111,8 @@ def build(
         "batches_without_telemetry": untracked,  # harvested, left out
         "batches_without_valid_readings": unread,  # of a recipe's sensor: left out
         "telemetry_rows": summary.rows,
+        # CSV rows with fewer fields than the header: last cells read as empty (see notices)
+        "telemetry_short_rows": raw.telemetry_short_rows,
         "telemetry_rows_outside_batch_days": summary.outside_window_rows,
         # tagged with a batch id not in batches (deleted, or not entered yet): left out
         "telemetry_rows_of_unknown_batches": summary.unknown.rows,
@@ -256,6 +258,15 @@ def notices(checks: Mapping) -> list[str]:
             f"{CYCLE_SLACK_DAYS} days off the days from start_date to harvest_date "
             f"(e.g. {'; '.join(regrown['examples'])}): read as the days grown (a planned "
             "length there would teach the models the plan). Check the dates if they are wrong."
+        )
+    short = checks.get("telemetry_short_rows") or {"count": 0}
+    if short["count"]:
+        out.append(
+            f"{short['count']} telemetry row(s) have fewer fields than the header's "
+            f"{short['fields']} (first: data row {short['first_row']}, {short['first']!r}): "
+            "read with their last cells empty. Right if the export leaves out trailing empty "
+            "cells; if a value is missing mid-row, that row's values sit one column early, and "
+            "a last row cut short is a file cut off: fix the export."
         )
     if checks.get("harvest_rows_still_growing"):
         out.append(

@@ -70,6 +70,8 @@ class RawData:
     cycle_days_from_dates: int = 0
     cycle_days_examples: list[str] = field(default_factory=list)
     batches_path: Path | None = None  # named where telemetry's ids do not match its ids
+    # CSV telemetry rows with fewer fields than the header: their last cells read as empty
+    telemetry_short_rows: dict = field(default_factory=lambda: {"count": 0})
 
 
 def find_table(raw_dir: Path, name: str, *, required: bool = True) -> Path | None:
@@ -156,6 +158,72 @@ def _ragged_row(path: Path) -> str:
     except (OSError, csv.Error):
         pass
     return ""
+
+
+def short_rows(path: Path) -> dict:
+    """CSV rows with fewer fields than the header, counted and the first named: polars
+    reads one with its last cells empty. That is right for an export that leaves out a
+    row's trailing empty cells, and wrong for a row that lost a value mid-row (its values
+    then sit one column early) or a file cut off mid-row, which polars cannot tell apart;
+    so such rows are reported, not refused. One streamed pass counts each line's
+    separators outside quoted cells; a quoted cell with a line break in it (a line with an
+    odd number of quotes) makes lines and rows differ, and the csv module reads the file
+    instead."""
+    if not _is_csv(path):
+        return {"count": 0}
+    separator = _dialect(path)[0]
+    with path.open(encoding="utf-8", errors="replace", newline="") as f:
+        width = len(next(csv.reader(f, delimiter=separator), []))
+    line = pl.col("line")
+    lines = pl.scan_lines(path, row_index_name="row").filter(pl.col("row") > 0)
+    quoted = line.str.contains('"', literal=True)
+
+    def short(text: pl.Expr) -> pl.Expr:
+        fields = text.str.count_matches(separator, literal=True) + 1
+        return (line.str.strip_chars() != "") & (fields < width)
+
+    def first_short(rows: pl.LazyFrame, text: pl.Expr, broken: pl.Expr) -> pl.LazyFrame:
+        return rows.select(
+            short(text).sum().alias("count"),
+            pl.col("row").filter(short(text)).first(),
+            line.filter(short(text)).first(),
+            broken.any().alias("broken"),
+        )
+
+    plain, with_quotes = pl.collect_all(  # quoted cells' separators removed only where quoted
+        [
+            first_short(lines.filter(~quoted), line, pl.lit(False)),
+            first_short(
+                lines.filter(quoted),
+                line.str.replace_all('"[^"]*"', ""),
+                line.str.count_matches('"', literal=True) % 2 == 1,  # a quoted line break
+            ),
+        ],
+        engine="streaming",
+    )
+    count, row, text, _ = plain.row(0)
+    if with_quotes["broken"][0]:
+        count, row, text = _short_rows_quoted(path, separator, width)
+    elif with_quotes["count"][0]:
+        count += with_quotes["count"][0]
+        if row is None or with_quotes["row"][0] < row:
+            row, text = with_quotes["row"][0], with_quotes["line"][0]
+    if not count:
+        return {"count": 0}
+    return {"count": count, "first_row": row, "first": text.rstrip("\r")[:120], "fields": width}
+
+
+def _short_rows_quoted(path: Path, separator: str, width: int) -> tuple[int, int | None, str]:
+    count, first_row, first = 0, None, ""
+    with path.open(encoding="utf-8", errors="replace", newline="") as f:
+        rows = csv.reader(f, delimiter=separator)
+        next(rows, None)
+        for number, row in enumerate(rows, start=1):
+            if row and len(row) < width:
+                count += 1
+                if first_row is None:
+                    first_row, first = number, separator.join(row)
+    return count, first_row, first
 
 
 def _not_utf8_row(path: Path) -> str:
@@ -819,6 +887,10 @@ def load(raw_dir: Path) -> RawData:
     harvests = harvests.filter(pl.col("harvest_date").is_not_null())
     _check_not_in_future(harvests_path, harvests, "harvest_date")
     telemetry = scan_telemetry(telemetry_path)
+    try:
+        short = short_rows(telemetry_path)
+    except READ_ERRORS as exc:
+        raise read_error(telemetry_path, exc) from None
 
     unknown = harvests.join(batches, on="batch_id", how="anti")["batch_id"]
     if len(unknown):
@@ -855,6 +927,7 @@ def load(raw_dir: Path) -> RawData:
         regrown,
         regrown_examples,
         batches_path,
+        short,
     )
 
 

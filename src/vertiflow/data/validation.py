@@ -227,6 +227,8 @@ def validate(train: pl.DataFrame, test: pl.DataFrame, checks: dict, budgets: Bud
             "repeated_rows_dropped": checks.get("telemetry_repeated_rows", 0),
             "conflicting_rows_dropped": checks.get("telemetry_conflicting_rows", 0),
             "conflict_examples": checks.get("telemetry_conflict_examples", []),
+            # CSV rows with fewer fields than the header: last cells read as empty
+            "short_rows": checks.get("telemetry_short_rows", {"count": 0}),
             "dropout_fraction": round(dropout_fraction, 6),
             "glitches_cleaned": sum(checks["glitches"].values()),
             "glitch_fraction": {s: round(f, 6) for s, f in glitch_fraction.items()},
