@@ -6,10 +6,19 @@ the benchmarks import too.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+
+# `-n 2` runs two test processes at once, and each one's OpenMP (scikit-learn's gradient
+# boosting, in the tests and in the stages they start) would use every core: on a 2-core
+# VM the oversubscribed unit lane took 6 min 30 s instead of 54 s (measured). Each worker
+# gets its share of the cores, as the README's queued sweeps do; the models' bytes do not
+# depend on the thread count (README, Reproducibility). Set before anything loads OpenMP.
+if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
 
 from vertiflow.testing import (
     SMALL,
