@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from vertiflow.tabular import modeling
-from vertiflow.testing import YOLO_CI_FLOOR, run, set_params
+from vertiflow.testing import PINNED_KERNELS, YOLO_CI_FLOOR, run, set_params, stage_kernels
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.xdist_group("default_repo")]
 STAGES = {
@@ -128,26 +128,9 @@ def test_models_load_from_models_dir_and_from_mlflow(default_repo):
 # a timing. Where kernels cannot be pinned (no AVX2 and FMA, not x86-64), exp, log and
 # matrix products differ in their last bits: there the models (and what they decide) are
 # left out and the CV scores compared to 1e-3 (README, Reproducibility).
-PINNED = {"numpy_avx512": False, "openblas": "Haswell", "torch": "AVX2"}
 KERNEL_FREE = ("data/raw", "data/prepared", "data/images")
 KERNEL_FREE_METRICS = ("oracle.json", "classifier.json", "validation.json")
 CV_SCORES = ("selection_oracle.json", "selection_classifier.json")
-KERNELS_OF_A_STAGE = """
-import vertiflow.pin_kernels, json, numpy, torch
-from numpy._core._multiarray_umath import __cpu_features__
-from threadpoolctl import threadpool_info
-blas = {i.get("architecture") for i in threadpool_info() if i["internal_api"] == "openblas"}
-print(json.dumps({
-    "numpy_avx512": bool(__cpu_features__.get("AVX512_SKX")),
-    "openblas": blas.pop() if len(blas) == 1 else sorted(map(str, blas)),
-    "torch": torch.backends.cpu.get_cpu_capability(),
-}))
-"""
-
-
-def _stage_kernels(repo: Path) -> dict:
-    """The kernels a stage process runs on, as it starts: what the pins give here."""
-    return json.loads(run(["python", "-c", KERNELS_OF_A_STAGE], repo).stdout)
 
 
 def _differs(was, now, close: bool) -> bool:
@@ -178,8 +161,8 @@ def test_a_clean_clone_reproduces_the_committed_hashes_and_metrics(default_repo)
     leave_out = ("train_yolo", "summarise")
     committed = _out_hashes(run(["git", "show", "HEAD:dvc.lock"], default_repo).stdout, leave_out)
     rebuilt = _out_hashes((default_repo / "dvc.lock").read_text())
-    kernels = _stage_kernels(default_repo)
-    pinned = kernels == PINNED
+    kernels = stage_kernels(default_repo)
+    pinned = kernels == PINNED_KERNELS
     compared = committed if pinned else KERNEL_FREE
     differs = [
         f"{path}: committed {committed.get(path)}, rebuilt {rebuilt.get(path)}"

@@ -7,6 +7,7 @@ package is, and used only from a checkout.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -48,6 +49,32 @@ SMALL = {
 
 YOLO_CI_EPOCHS = 10  # the default pipeline's detector in CI (default_repo)
 YOLO_CI_FLOOR = 0.5  # its mAP50 floor: an untrained detector scores 0.0, 10 epochs 0.70
+
+
+# What a stage process runs on once `vertiflow.pin_kernels` has set its variables.
+KERNELS_PROBE = """
+import vertiflow.pin_kernels, json, numpy, torch
+from numpy._core._multiarray_umath import __cpu_features__
+from threadpoolctl import threadpool_info
+blas = {i.get("architecture") for i in threadpool_info() if i["internal_api"] == "openblas"}
+print(json.dumps({
+    "numpy_avx512": bool(__cpu_features__.get("AVX512_SKX")),
+    "openblas": blas.pop() if len(blas) == 1 else sorted(map(str, blas)),
+    "torch": torch.backends.cpu.get_cpu_capability(),
+}))
+"""
+PINNED_KERNELS = {"numpy_avx512": False, "openblas": "Haswell", "torch": "AVX2"}
+
+
+def stage_kernels(cwd: Path, unset: tuple[str, ...] = ()) -> dict:
+    """The CPU kernels a stage process starts on here (numpy's AVX-512, OpenBLAS's core
+    type, PyTorch's capability); `unset`: variables left out of its environment."""
+    environ = {k: v for k, v in env().items() if k not in unset}
+    proc = subprocess.run(
+        [sys.executable, "-c", KERNELS_PROBE],
+        cwd=cwd, env=environ, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(proc.stdout)
 
 
 def env() -> dict[str, str]:

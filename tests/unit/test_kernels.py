@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import ast
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from vertiflow import kernels
+from vertiflow.testing import PINNED_KERNELS, stage_kernels
 
 pytestmark = pytest.mark.unit
 REPO = Path(__file__).resolve().parents[2]
@@ -59,25 +58,12 @@ def test_pinning_after_numpy_has_loaded_is_refused():
 
 
 def test_a_stage_process_runs_the_pinned_kernels():
-    probe = (
-        "import vertiflow.pin_kernels, json, numpy, torch\n"
-        "from numpy._core._multiarray_umath import __cpu_features__\n"
-        "from threadpoolctl import threadpool_info\n"
-        "print(json.dumps({'avx512': __cpu_features__['AVX512_SKX'], 'blas': sorted({i.get("
-        "'architecture') for i in threadpool_info() if i['internal_api'] == 'openblas'}),"
-        " 'torch': torch.backends.cpu.get_cpu_capability()}))\n"
-    )
-    clean = {k: v for k, v in os.environ.items() if k not in kernels.X86_64_V3}
-    for numpy_variable in ("NPY_DISABLE_CPU_FEATURES", "NPY_ENABLE_CPU_FEATURES"):
-        clean.pop(numpy_variable, None)
-    out = subprocess.run(
-        [sys.executable, "-c", probe], env=clean, capture_output=True, text=True, check=True
-    )
-    seen = json.loads(out.stdout)
+    numpy_variables = ("NPY_DISABLE_CPU_FEATURES", "NPY_ENABLE_CPU_FEATURES")
+    seen = stage_kernels(REPO, unset=(*kernels.X86_64_V3, *numpy_variables))
     if {"avx2", "fma"} <= kernels.cpu_flags():
-        assert seen == {"avx512": False, "blas": ["Haswell"], "torch": "AVX2"}
+        assert seen == PINNED_KERNELS
     else:  # nothing can be pinned: the CPU's own kernels
-        assert seen["blas"] != ["Haswell"]
+        assert seen["openblas"] != "Haswell"
 
 
 @pytest.mark.parametrize("script", sorted((REPO / "stages").glob("*.py")), ids=lambda p: p.stem)
