@@ -13,6 +13,7 @@ import json
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,20 +142,28 @@ def _unparsed_row(path: Path, cell: str, column: str) -> str:
     return f" Data row {found['row'][0]}." if found.height else ""
 
 
+def _data_rows(path: Path, separator: str) -> Iterator[tuple[int, list[str], int]]:
+    """Each non-blank data row as the csv module reads it (quotes honoured), numbered as
+    polars numbers them (from 1 after the header, a blank line counted), with the
+    header's field count."""
+    with path.open(encoding="utf-8", errors="replace", newline="") as f:
+        rows = csv.reader(f, delimiter=separator)
+        width = len(next(rows, []))
+        for number, row in enumerate(rows, start=1):
+            if row:
+                yield number, row, width
+
+
 def _ragged_row(path: Path) -> str:
-    """The first row with more fields than the header (polars reads one with fewer, its
-    missing cells empty, and counts a blank line as a row)."""
+    """The first row with more fields than the header (one with fewer: `short_rows`)."""
     try:
         separator = _dialect(path)[0]
-        with path.open(encoding="utf-8", errors="replace", newline="") as f:
-            rows = csv.reader(f, delimiter=separator)
-            header = next(rows, [])
-            for number, row in enumerate(rows, start=1):
-                if len(row) > len(header):
-                    return (
-                        f" Data row {number} has {len(row)} fields where the header has "
-                        f"{len(header)}: {separator.join(row)[:120]!r}."
-                    )
+        for number, row, width in _data_rows(path, separator):
+            if len(row) > width:
+                return (
+                    f" Data row {number} has {len(row)} fields where the header has "
+                    f"{width}: {separator.join(row)[:120]!r}."
+                )
     except (OSError, csv.Error):
         pass
     return ""
@@ -203,7 +212,7 @@ def short_rows(path: Path) -> dict:
     )
     count, row, text, _ = plain.row(0)
     if with_quotes["broken"][0]:
-        count, row, text = _short_rows_quoted(path, separator, width)
+        count, row, text = _short_rows_quoted(path, separator)
     elif with_quotes["count"][0]:
         count += with_quotes["count"][0]
         if row is None or with_quotes["row"][0] < row:
@@ -213,16 +222,13 @@ def short_rows(path: Path) -> dict:
     return {"count": count, "first_row": row, "first": text.rstrip("\r")[:120], "fields": width}
 
 
-def _short_rows_quoted(path: Path, separator: str, width: int) -> tuple[int, int | None, str]:
+def _short_rows_quoted(path: Path, separator: str) -> tuple[int, int | None, str]:
     count, first_row, first = 0, None, ""
-    with path.open(encoding="utf-8", errors="replace", newline="") as f:
-        rows = csv.reader(f, delimiter=separator)
-        next(rows, None)
-        for number, row in enumerate(rows, start=1):
-            if row and len(row) < width:
-                count += 1
-                if first_row is None:
-                    first_row, first = number, separator.join(row)
+    for number, row, width in _data_rows(path, separator):
+        if len(row) < width:
+            count += 1
+            if first_row is None:
+                first_row, first = number, separator.join(row)
     return count, first_row, first
 
 
