@@ -34,3 +34,21 @@ def test_blas_runs_one_thread_unless_the_user_says_otherwise():
     a CV score that differed in its 5th digit."""
     assert set(_blas_threads()) == {1}
     assert set(_blas_threads(OPENBLAS_NUM_THREADS="2")) == {2}
+
+
+def test_dvc_in_this_checkout_sends_no_analytics_and_checks_no_updates(tmp_path):
+    """Every dvc command forked a daemon that posted usage analytics to dvc.org (and
+    `dvc version` one that asked updater.dvc.org); offline, each left its report in
+    TMPDIR: ~250 files per run of this suite. `.dvc/config` switches both off."""
+    from vertiflow.testing import REPO
+
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "DVC_NO_ANALYTICS")}
+    env["TMPDIR"] = str(tmp_path)
+    proc = subprocess.run(
+        ["dvc", "version", "-v"], cwd=REPO, env=env, capture_output=True, text=True, check=True
+    )
+    log = proc.stdout + proc.stderr
+    assert "Analytics is disabled." in log
+    assert "Check for update is disabled." in log
+    assert "daemon" not in log
+    assert list(tmp_path.iterdir()) == []
