@@ -36,6 +36,8 @@ def main(
                 f"case, spaces or accents: read as one crop, '{crop}'.",
                 err=True,
             )
+        if notice := dataset.optima_notice(section["crop_optima"], prepared.crops):
+            typer.echo(f"prepare: {notice}", err=True)
         for notice in dataset.notices(prepared.checks):
             typer.echo(f"prepare: {notice}", err=True)
 

@@ -46,6 +46,9 @@ CASES = [
     ("train_yolo.hyperparams.lr0", "fast", "lr0"),
     ("train_yolo.hyperparams.not_an_argument", 1, "not_an_argument"),
     ("register.confidence", 95, "less than 1"),
+    ("register.seed", -5, "greater than or equal to 0"),  # evaluate's traceback, at the end
+    ("train_yolo.seed", True, "a valid integer"),
+    ("train_yolo.device", "gpu", "cannot be used on this machine"),  # params from a GPU box
     # (not images.dataset=5: DVC itself fails interpolating ${images.dataset} as a path)
     ("images.format", "coco", "unknown"),
 ]

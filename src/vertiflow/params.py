@@ -30,6 +30,9 @@ Positive = Annotated[Number, Field(gt=0)]
 NonNegative = Annotated[Number, Field(ge=0)]
 Share = Annotated[Number, Field(ge=0, le=1)]
 Count = Annotated[int, Field(ge=1)]
+# What numpy, scikit-learn and Ultralytics all accept: a negative or larger seed (or `true`)
+# otherwise fails deep inside a stage, for evaluate after every model was trained.
+Seed = Annotated[int, Field(strict=True, ge=0, le=2**32 - 1)]
 
 
 def _ordered(pair: tuple[Number, Number]) -> tuple[Number, Number]:
@@ -49,7 +52,7 @@ class Section(BaseModel):
 
 
 class Simulate(Section):
-    seed: int
+    seed: Seed
     crops: dict[str, Share]
     racks: Count
     modules_per_rack: Count
@@ -148,7 +151,7 @@ class Selection(Section):
 
 class Train(Section):
     estimator: Literal["auto", Estimator]  # auto: chosen by CV among selection.candidates
-    seed: int
+    seed: Seed
     features: Features
     hyperparams: dict[str, Scalar] = {}  # for a fixed estimator
     selection: Selection
@@ -206,7 +209,7 @@ class Trust(Section):
 
 
 class OptimiseCortex(Section):
-    seed: int
+    seed: Seed
     crops: Literal["all"] | list[str]  # all: every crop in the training data
     min_training_batches: Count  # fewer: no recipe for the crop (all) or an error (a list)
     bounds: dict[Literal["air_temp", "humidity", "co2", "ppfd", "photoperiod", "ec"], Range]
@@ -236,7 +239,7 @@ class OptimiseCortex(Section):
 
 
 class SimulateImages(Section):
-    seed: int
+    seed: Seed
     classes: list[str]
     train_images: Count
     val_images: Count
@@ -253,7 +256,7 @@ class TrainYolo(Section):
     epochs: Count
     image_size: Annotated[int, Field(ge=32)]
     batch: Count
-    seed: int
+    seed: Seed
     device: str | int
     workers: Annotated[int, Field(ge=0)]
     hyperparams: dict[str, Scalar] = {}
@@ -275,7 +278,7 @@ class Gates(Section):  # what a first champion must reach; a floor of None: no f
 class Register(Section):
     bootstrap_samples: Annotated[int, Field(ge=100)]
     confidence: Annotated[float, Field(gt=0, lt=1)]
-    seed: int
+    seed: Seed
     min_improvement: MinImprovement
     gates: Gates
 

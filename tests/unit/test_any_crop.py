@@ -142,3 +142,19 @@ def test_held_out_figures_are_given_per_crop_too():
     assert graded["per_crop"]["microgreens"]["accuracy"] == 0.5
     one_crop = evaluation.oracle_report(test.head(40), predicted[:40], pl.DataFrame())
     assert "per_crop" not in one_crop  # a farm of one crop: the pooled figures are its own
+
+
+def test_a_crop_without_an_optimum_and_an_entry_matching_no_crop_are_said():
+    """`basill:` for `basil:` turned basil's *_dev features absolute without a word."""
+    crops = {"basil": {"optimum": None}, "lettuce": {"optimum": {"ec": 1.3}}}
+    notice = dataset.optima_notice(["basill", "Lettuce"], crops)
+    assert notice.startswith("crop(s) basil have no entry in prepare.crop_optima")
+    assert notice.endswith("its entries basill match no crop in the data.")
+    assert dataset.optima_notice(["basil", "lettuce"], {"lettuce": {"optimum": {}}}) is None
+
+
+def test_the_arugula_farm_is_told_its_features_are_absolute(arugula_farm):
+    p = params.load(REPO / "params.yaml")["prepare"]
+    prepared = dataset.build_with_params(rawdata.load(arugula_farm), p)
+    notice = dataset.optima_notice(p["crop_optima"], prepared.crops)
+    assert "crop(s) arugula have no entry" in notice and "basil, lettuce match no crop" in notice

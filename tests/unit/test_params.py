@@ -73,3 +73,29 @@ def test_a_search_with_no_candidates_is_refused(tmp_path):
 
     with pytest.raises(VertiflowError, match=r"train_oracle\.selection\.candidates"):
         params.load(_write(tmp_path, edit))
+
+
+SEEDED = [
+    "simulate",
+    "simulate_images",
+    "train_oracle",
+    "train_classifier",
+    "optimise_cortex",
+    "train_yolo",
+    "register",
+]
+
+
+@pytest.mark.parametrize("section", SEEDED)
+@pytest.mark.parametrize("seed", [-1, 2**32, True, 4.0])
+def test_a_seed_numpy_scikit_learn_or_ultralytics_would_refuse_is_refused(tmp_path, section, seed):
+    """A negative seed loaded, then ended in a traceback deep in a stage (evaluate's, after
+    every model was trained) or blamed another key (train_yolo)."""
+    path = _write(tmp_path, lambda d: d[section].update(seed=seed))
+    with pytest.raises(VertiflowError, match=rf"{section}\.seed: expected"):
+        params.load(path)
+
+
+def test_the_largest_seed_every_library_takes_loads(tmp_path):
+    path = _write(tmp_path, lambda d: d["register"].update(seed=2**32 - 1))
+    assert params.load(path)["register"]["seed"] == 2**32 - 1

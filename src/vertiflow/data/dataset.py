@@ -9,7 +9,7 @@ batch began.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
@@ -72,6 +72,21 @@ def crop_table(train: pl.DataFrame, optima: Mapping[str, CropOptimum] | None) ->
 # A reading counts for its batch from the day before it starts to the day after its
 # harvest: exports date a harvest by its day, and loggers run on local time.
 WINDOW_SLACK = dt.timedelta(days=1)
+
+
+def optima_notice(listed: Iterable[str], crops: Mapping[str, dict]) -> str | None:
+    """Crops trained without a climate optimum, with the crop_optima entries that matched
+    no crop: a misspelt key (`basill`) silently turned basil's features absolute."""
+    bare = [crop for crop, entry in crops.items() if entry["optimum"] is None]
+    if not bare:
+        return None
+    spelt = {crop.strip().casefold() for crop in crops}  # as params.by_crop matches them
+    unused = sorted(name for name in listed if name.strip().casefold() not in spelt)
+    return (
+        f"crop(s) {', '.join(bare)} have no entry in prepare.crop_optima: their *_dev "
+        "features hold absolute climate values (add an optimum for relative ones)"
+        + (f"; its entries {', '.join(unused)} match no crop in the data." if unused else ".")
+    )
 
 
 def build_with_params(raw: RawData, section: Mapping) -> Prepared:

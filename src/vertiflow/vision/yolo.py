@@ -55,11 +55,26 @@ def ultralytics():
 
 
 def resolve_device(device: str) -> str:
+    """`train_yolo.device` as Ultralytics takes it ("auto": the first GPU if there is one),
+    checked against this machine: params copied from a GPU box name a device this one
+    lacks, which Ultralytics reports with a traceback from inside training."""
     import torch
 
     if device == "auto":
         return "0" if torch.cuda.is_available() else "cpu"
-    return str(device)
+    if device != "cpu":
+        ultralytics()
+        from ultralytics.utils.torch_utils import select_device
+
+        try:
+            select_device(device, verbose=False)
+        except ValueError as exc:
+            reason = str(exc).strip().splitlines()[0]
+            raise VertiflowError(
+                f"params.yaml: train_yolo.device: {device!r} cannot be used on this machine "
+                f"({reason}). Use 'cpu', or 'auto' for the first GPU when there is one."
+            ) from None
+    return device
 
 
 def load_model(source: str):
@@ -129,6 +144,8 @@ def check_args(section: dict[str, Any]) -> None:
     """
     ultralytics()
     from ultralytics.cfg import get_cfg
+
+    resolve_device(str(section["device"]))
 
     def problem(overrides: dict[str, Any]) -> str | None:
         try:
