@@ -811,9 +811,9 @@ def test_a_harvest_row_exported_twice_is_named_as_a_copy(farm, tmp_path):
         rawdata.load(tmp_path)
 
 
-def _numbered(farm: Path, tmp_path: Path, padded: str) -> None:
-    """The farm with batches numbered 17, 18, ... and `padded`'s ids written `000017`, as a
-    spreadsheet that opened the other file as numbers leaves them."""
+def _numbered(farm: Path, tmp_path: Path, padded: str, spelt=lambda ids: ids.str.zfill(6)):
+    """The farm with batches numbered 17, 18, ... and `padded`'s ids `spelt` otherwise:
+    `000017` by default, as a spreadsheet that opened the other file as numbers leaves them."""
     _copy(farm, tmp_path)
     numbers = {b: str(i + 17) for i, b in enumerate(pl.read_csv(farm / "batches.csv")["batch_id"])}
     for name in ("batches", "harvests", "telemetry", "truth"):
@@ -821,7 +821,7 @@ def _numbered(farm: Path, tmp_path: Path, padded: str) -> None:
         frame = pl.read_parquet(parquet) if parquet.exists() else pl.read_csv(farm / f"{name}.csv")
         frame = frame.with_columns(pl.col("batch_id").replace_strict(numbers))
         if name == padded:
-            frame = frame.with_columns(pl.col("batch_id").str.zfill(6))
+            frame = frame.with_columns(spelt(pl.col("batch_id")))
         parquet.unlink(missing_ok=True)
         frame.write_csv(tmp_path / f"{name}.csv")
 
@@ -952,3 +952,101 @@ def test_short_rows_are_counted_as_a_csv_reader_counts_them(tmp_path, text, expe
     path.write_bytes(text.encode())
     found = rawdata.short_rows(path)
     assert (found["count"], found.get("first_row"), found.get("first")) == expected
+
+
+def test_a_column_repeated_in_telemetry_is_refused_as_in_batches(farm, tmp_path):
+    """A second `water_temp` in a telemetry CSV was dropped without a word, the first copy
+    read even when it was an empty legacy column (the real sensor's features then gone);
+    batches and harvests refused the same header."""
+    columns, lines = _telemetry_csv(farm, tmp_path)
+    at = columns.index("water_temp")
+    rows = [line.split(",") for line in lines]
+    rows = [[*r[:at], "water_temp" if i == 0 else "", *r[at:]] for i, r in enumerate(rows)]
+    (tmp_path / "telemetry.csv").write_text("\n".join(",".join(r) for r in rows) + "\n")
+    with pytest.raises(
+        DataError, match=r"telemetry.csv: column\(s\) water_temp appear more than once"
+    ):
+        rawdata.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "dtype", "suffix"),
+    [
+        ("batches", "start_date", pl.Int64, "csv"),
+        ("harvests", "harvest_date", pl.Float64, "csv"),
+        ("batches", "start_date", pl.Int64, "parquet"),
+    ],
+)
+def test_excel_serial_dates_are_named_as_numbers(farm, tmp_path, table, column, dtype, suffix):
+    """A date cell formatted as a number saves Excel's serial days (40182 for 2010-01-04):
+    read as microseconds since 1970, they were refused for days grown or a harvest before
+    its start, which named neither the column nor the numbers."""
+    _copy(farm, tmp_path)
+    days = (pl.col(column).str.slice(0, 10).str.to_date() - pl.date(1899, 12, 30)).dt.total_days()
+    frame = pl.read_csv(farm / f"{table}.csv").with_columns(days.cast(dtype).alias(column))
+    (tmp_path / f"{table}.csv").unlink()
+    getattr(frame, f"write_{suffix}")(tmp_path / f"{table}.{suffix}")
+    with pytest.raises(DataError) as err:
+        rawdata.load(tmp_path)
+    said = str(err.value)
+    assert f"{table}.{suffix}: column '{column}' is {dtype}" in said
+    assert "Excel" in said and f"{frame[column][0]!r} (data row 1)" in said
+    assert "expected ISO 8601" in said
+
+
+@pytest.mark.parametrize("table", ["batches", "harvests", "telemetry"])
+def test_a_csv_saved_as_utf16_is_named_with_how_to_save_it(farm, tmp_path, table):
+    """Excel's 'Unicode Text' is UTF-16, tab-separated: read as UTF-8, its header was
+    refused as missing every column, 'found instead' a name like '\\x00b\\x00a...'."""
+    _telemetry_csv(farm, tmp_path)
+    path = tmp_path / f"{table}.csv"
+    path.write_bytes(path.read_text().replace(",", "\t").encode("utf-16"))
+    with pytest.raises(DataError, match=rf"{table}.csv: .*UTF-16.*Save it as 'CSV UTF-8"):
+        rawdata.load(tmp_path)
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_telemetry_with_a_header_but_no_rows_is_refused_as_batches_are(farm, tmp_path, suffix):
+    """It passed prepare, and the gate then blamed the batch ids: every batch without
+    telemetry, 'do the telemetry's batch ids match the batches table's?'."""
+    _copy(farm, tmp_path)
+    (tmp_path / "telemetry.parquet").unlink()
+    empty = pl.read_parquet(farm / "telemetry.parquet").clear()
+    getattr(empty, f"write_{suffix}")(tmp_path / f"telemetry.{suffix}")
+    with pytest.raises(DataError, match=rf"telemetry.{suffix}: has a header but no rows"):
+        rawdata.load(tmp_path)
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_a_fractional_cycle_days_is_refused_not_truncated(farm, tmp_path, suffix):
+    """40.9 in a column read as decimals became 40 (the integer check read text cells
+    only), within the days-grown slack of the dates, so nothing said so. 42.0 is 42."""
+    _copy(farm, tmp_path)
+    (tmp_path / "batches.csv").unlink()
+    path = tmp_path / f"batches.{suffix}"
+    batches = pl.read_csv(farm / "batches.csv").with_columns(pl.col("cycle_days").cast(pl.Float64))
+    getattr(batches, f"write_{suffix}")(path)
+    assert rawdata.load(tmp_path).batches["cycle_days"].to_list() == batches["cycle_days"].to_list()
+    third = pl.int_range(pl.len()) == 2
+    fraction = pl.when(third).then(pl.col("cycle_days") + 0.9).otherwise(pl.col("cycle_days"))
+    getattr(batches.with_columns(fraction), f"write_{suffix}")(path)
+    value = batches["cycle_days"][2] + 0.9
+    with pytest.raises(
+        DataError,
+        match=rf"batches.{suffix}: column 'cycle_days' expects an integer .*data rows 3\); "
+        rf"found {value!r}",
+    ):
+        rawdata.load(tmp_path)
+
+
+def test_harvest_ids_that_differ_only_in_a_trailing_point_zero_are_named_as_such(farm, tmp_path):
+    """pandas writes an integer id column with an empty cell as decimals (`17.0`): a
+    harvest sheet's `17` was refused as the harvest of an unknown batch, without a word on
+    why, as leading zeros once were."""
+    _numbered(farm, tmp_path, "batches", lambda ids: ids + ".0")
+    with pytest.raises(
+        DataError,
+        match=r"refer to batches not in batches.csv \(e.g. 17,.*8 of the 8 differ from an id "
+        r"in batches.csv only in a trailing \.0 \(17 in harvests.csv, 17\.0 in batches.csv",
+    ):
+        rawdata.load(tmp_path)

@@ -7,6 +7,7 @@ values are screened during the single aggregation pass in `features`.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import json
@@ -324,6 +325,26 @@ def _check_not_empty(path: Path) -> None:
         raise DataError(f"{path}: the file is empty (0 bytes); expected {kind}.")
 
 
+def _check_not_utf16(path: Path) -> None:
+    """A CSV in UTF-16, told by its byte-order mark: Excel's 'Unicode Text' saves it so
+    (tab-separated). Read as UTF-8, its header was refused as missing every column, 'found
+    instead' names like '\\x00b\\x00a...', which said nothing of the encoding."""
+    with path.open("rb") as f:
+        if f.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+            raise DataError(
+                f"{path}: the file is UTF-16 (as Excel's 'Unicode Text' saves it), not UTF-8. "
+                "Save it as 'CSV UTF-8 (Comma delimited)', or convert it (iconv -f UTF-16 -t "
+                "UTF-8)."
+            )
+
+
+def _check_has_rows(path: Path, rows: pl.DataFrame) -> None:
+    """`rows`: the table's first rows (or all). A header-only telemetry passed prepare,
+    and the gate then blamed the batch ids (every batch without telemetry)."""
+    if rows.is_empty():
+        raise DataError(f"{path}: has a header but no rows; expected at least one row.")
+
+
 def csv_dialect(sample: str) -> tuple[str, bool]:
     """(separator, decimal comma) of a CSV from its first lines.
 
@@ -377,8 +398,18 @@ def not_a_number(text: pl.Expr, decimal_comma: bool, integer: bool = False) -> p
 
 
 def _normalise_header(path: Path, lazy: pl.LazyFrame) -> pl.LazyFrame:
-    """`Batch_ID`, ` crop `: a header's case and padding are not part of its name."""
+    """`Batch_ID`, ` crop `: a header's case and padding are not part of its name. A name
+    repeated is refused, for telemetry as for batches and harvests: polars reads the second
+    copy as `<name>_duplicated_0`, and telemetry, which selects its columns by name, used
+    the first copy and dropped the other without a word (an empty legacy column over the
+    real sensor)."""
     names = lazy.collect_schema().names()
+    repeated = sorted({n.split("_duplicated_")[0] for n in names if "_duplicated_" in n})
+    if repeated:
+        raise DataError(
+            f"{path}: column(s) {', '.join(repeated)} appear more than once in the header; "
+            "each column must be named once."
+        )
     wanted = {n: n.strip().lower() for n in names}
     clashes = sorted({v for v in wanted.values() if list(wanted.values()).count(v) > 1})
     if clashes:
@@ -397,6 +428,7 @@ def _scan(path: Path, dates: bool = True) -> pl.LazyFrame:
     03/04/2024 as 3 April on its own, whatever the rest of the column says)."""
     _check_not_empty(path)
     if _is_csv(path):
+        _check_not_utf16(path)
         separator, decimal_comma = _dialect(path)
 
         def scan(overrides: dict[str, pl.DataType] | None = None) -> pl.LazyFrame:
@@ -448,24 +480,33 @@ def _validate(path: Path, frame: pl.DataFrame | pl.LazyFrame, schema: pa.DataFra
 def _check_types(
     path: Path, frame: pl.DataFrame, schema: pa.DataFrameSchema, decimal_comma: bool
 ) -> None:
-    """Text where a number or a date belongs: name the column, the rows and the values.
+    """Text where a number or a date belongs, or a fraction where an integer does: name
+    the column, the rows and the values.
 
     pandera reports a failed coercion for the whole table at once; this says which cells.
+    It also truncated a fraction read as a decimal (cycle_days 40.9 became 40).
     """
     problems = []
     for name, column in schema.columns.items():
         target = column.dtype.type
-        if name not in frame.columns or frame[name].dtype != pl.String or target == pl.String:
+        if name not in frame.columns or target == pl.String:
             continue
         text = frame[name]
         if target.is_temporal():
+            _check_date_type(path, frame.lazy(), name, column.nullable)
+        if text.dtype == pl.String and target.is_temporal():
             check_date_order(path, text.to_frame().lazy(), name)
             bad = (parse_dates(text).is_null() & text.is_not_null()).arg_true()
             kind = "a date-time (ISO 8601, or dd/mm/yyyy or mm/dd/yyyy with a 4-digit year)"
-        else:
+        elif text.dtype == pl.String:
             wrong = not_a_number(pl.col(name), decimal_comma, target.is_integer())
             bad = frame.select(wrong).to_series().arg_true()
             kind = "an integer" if target.is_integer() else "a number"
+        elif target.is_integer() and text.dtype.is_float():  # 42.0 is an integer, 40.9 not
+            bad = (text.round(0) != text).arg_true()
+            kind = "an integer"
+        else:
+            continue
         if len(bad):
             rows = ", ".join(str(i + 1) for i in bad.head(5).to_list())
             values = ", ".join(repr(v) for v in text.gather(bad.head(3)).to_list())
@@ -475,6 +516,33 @@ def _check_types(
             )
     if problems:
         raise DataError(f"{path}: " + "; ".join(problems) + ".")
+
+
+def _check_date_type(path: Path, lazy: pl.LazyFrame, column: str, nullable: bool = False) -> None:
+    """Refuses a date column that is neither text nor date-times, naming a few values.
+
+    Numbers are most often Excel's serial days (a date cell formatted as a number) or epoch
+    times: batches' and harvests' were taken as microseconds since 1970, and refused for
+    their days grown or order, which named neither the column nor the numbers. An empty
+    column where empty dates are allowed (harvests of batches still growing) passes."""
+    dtype = lazy.collect_schema()[column]
+    if dtype == pl.String or dtype.is_temporal():
+        return
+    found = lazy.select(column).with_row_index("row", offset=1).drop_nulls(column).head(3)
+    found = found.collect()
+    if nullable and found.is_empty():
+        return
+    said = ""
+    if found.height:
+        what = "values"
+        if dtype.is_numeric():
+            what = "numbers (Excel's serial days, 40182 for 2010-01-04? epoch times?)"
+        shown = ", ".join(f"{v!r} (data row {r})" for r, v in found.iter_rows())
+        said = f"; it holds {what}: {shown}. Format the column as dates before exporting"
+    raise DataError(
+        f"{path}: column '{column}' is {dtype}, expected ISO 8601 date-times (e.g. "
+        f"2024-03-01T14:00:00){said}."
+    )
 
 
 def _first_two_fields(text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
@@ -634,15 +702,7 @@ def read_frame(path: Path, dates: bool = True) -> pl.DataFrame:
     except READ_ERRORS as exc:
         raise read_error(path, exc) from None
     frame = _without_trailing_empty_rows(frame)
-    if frame.height == 0:
-        raise DataError(f"{path}: has a header but no rows; expected at least one row.")
-    # polars renames a repeated CSV header to <name>_duplicated_<n>: which one is meant?
-    repeated = sorted({c.split("_duplicated_")[0] for c in frame.columns if "_duplicated_" in c})
-    if repeated:
-        raise DataError(
-            f"{path}: column(s) {', '.join(repeated)} appear more than once in the header; "
-            "each column must be named once."
-        )
+    _check_has_rows(path, frame)
     return frame.with_columns(pl.col(pl.Float32, pl.Float64).fill_nan(None))  # NaN = missing
 
 
@@ -773,6 +833,7 @@ def scan_telemetry(path: Path) -> pl.LazyFrame:
 
 def _scan_telemetry(path: Path) -> pl.LazyFrame:
     lazy = _scan(path, dates=False)  # timestamps as text: `_text_timestamps` reads them
+    _check_has_rows(path, lazy.head(1).collect())
     columns = lazy.collect_schema()
     missing = [c for c in schemas.TELEMETRY.columns if c not in columns]
     if missing:
@@ -802,14 +863,10 @@ def _scan_telemetry(path: Path) -> pl.LazyFrame:
     problems = _not_numbers(lazy, wrong, decimal_comma)
     if problems:
         raise DataError(f"{path}: sensor columns must be numeric; {problems}.")
+    _check_date_type(path, lazy, "timestamp")
     timestamp = pl.col("timestamp").cast(pl.Datetime("us"))
     if columns["timestamp"] == pl.String:  # text: a CSV's, or a Parquet's
         timestamp = _text_timestamps(path, lazy)
-    elif not columns["timestamp"].is_temporal():
-        raise DataError(
-            f"{path}: column 'timestamp' is {columns['timestamp']}, expected ISO 8601 date-times "
-            "(e.g. 2024-03-01T14:00:00)."
-        )
     return (
         lazy.select(list(schemas.TELEMETRY.columns))
         .with_columns(
@@ -937,30 +994,39 @@ def load(raw_dir: Path) -> RawData:
     )
 
 
+# How one id comes to be written two ways (`zeros_hint`): what differs, the part of an id
+# that does (a regex), and what writes it so.
+ID_SPELLINGS = (
+    ("leading zeros", r"^0+", "a spreadsheet that opened one of the files drops them"),
+    ("a trailing .0", r"\.0+$", "pandas writes an integer column with an empty cell as decimals"),
+)
+
+
 def zeros_hint(unknown: pl.Series, known: pl.Series, here: str, there: str) -> str:
     """Ids in `here` that match ids in `there` but for leading zeros (`001017` and
-    `1017`): a spreadsheet that opened one export as numbers dropped them. Which form is
-    right only the farm knows. Said for harvests' ids (refused) and telemetry's (left out,
-    and the gate then counts the batches without telemetry)."""
-    key = pl.col("batch_id").str.strip_chars_start("0")
-    pairs = (
-        unknown.to_frame("batch_id")
-        .with_columns(key.alias("key"))
-        .join(
-            known.to_frame("batch_id").with_columns(key.alias("key")),
-            on="key",
-            maintain_order="left",
+    `1017`: a spreadsheet that opened one export as numbers dropped them) or a trailing
+    `.0` (`17.0` and `17`: pandas wrote an id column with a gap as decimals). Which form
+    is right only the farm knows. Said for harvests' ids (refused) and telemetry's (left
+    out, and the gate then counts the batches without telemetry)."""
+    for differ, pattern, why in ID_SPELLINGS:
+        key = pl.col("batch_id").str.replace(pattern, "")
+        pairs = (
+            unknown.to_frame("batch_id")
+            .with_columns(key.alias("key"))
+            .join(
+                known.to_frame("batch_id").with_columns(key.alias("key")),
+                on="key",
+                maintain_order="left",
+            )
         )
-    )
-    if pairs.is_empty():
-        return ""
-    first = pairs.row(0)
-    return (
-        f" {pairs['batch_id'].n_unique()} of the {unknown.n_unique()} differ from an id in "
-        f"{there} only in leading zeros ({first[0]} in {here}, {first[2]} in {there}; a "
-        "spreadsheet that opened one of the files drops them): write the ids the same way "
-        "in both files."
-    )
+        if pairs.height:
+            first = pairs.row(0)
+            return (
+                f" {pairs['batch_id'].n_unique()} of the {unknown.n_unique()} differ from an "
+                f"id in {there} only in {differ} ({first[0]} in {here}, {first[2]} in "
+                f"{there}; {why}): write the ids the same way in both files."
+            )
+    return ""
 
 
 def _days_grown(
