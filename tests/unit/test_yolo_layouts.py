@@ -126,6 +126,41 @@ def test_detector_answers_in_the_apps_class_ids():
     assert app_class_ids({0: "Mole", 1: "Acne"}) == {0: 0, 1: 1}
 
 
+def test_class_names_spelt_otherwise_answer_in_the_apps_ids():
+    """Roboflow and Label Studio projects write `Skin Redness`, `wrinkles`, `dark spots`:
+    one character off the app's spelling, the detector fell back to the dataset's own ids
+    in silence, and the app read Wrinkles as Dry-Skin, Skin Redness as Enlarged-Pores."""
+    from vertiflow.vision.detector import app_class_ids
+
+    spelt = {0: "acne", 1: "Blackheads", 2: "dark spots", 3: "wrinkles", 4: "Skin Redness"}
+    assert app_class_ids(spelt) == {0: 0, 1: 1, 2: 2, 3: 9, 4: 7}
+    assert app_class_ids({0: "DRY_SKIN", 1: " Eyebags "}) == {0: 3, 1: 5}
+
+
+def test_names_the_app_does_not_know_are_warned_with_the_ids_it_then_gets(dataset):
+    """A dataset with some of the app's names and some others (or only near misses of
+    them) keeps its own ids, which the app reads as other conditions: said, with each
+    name, the app's names and the ids; a dataset of other conditions is left alone."""
+
+    def app_warnings(names):
+        _yaml(dataset, names=names)
+        read = yolo_data.read(dataset)
+        counts = yolo_data.check(read)
+        return counts, [w for w in yolo_data.warnings(read, counts) if "the app" in w]
+
+    counts, (said,) = app_warnings(["Acne", "Mole"])
+    assert counts["app_class_ids"] == {"Acne": 0, "Mole": 1}
+    assert "'Mole' match(es) none of the app's" in said and "Skin-Redness, Whiteheads" in said
+    assert "1 for 'Mole' (the app's Blackheads)" in said, said
+    counts, (said,) = app_warnings(["Dark Spot", "wrinkle"])  # near misses only
+    assert "'Dark Spot' (the app's 'Dark-Spots'?), 'wrinkle' (the app's 'Wrinkles'?)" in said
+    assert "0 for 'Dark Spot' (the app's Acne)" in said, said
+    counts, said = app_warnings(["Mole", "Scar"])
+    assert counts["app_class_ids"] == {"Mole": 0, "Scar": 1} and said == []
+    counts, said = app_warnings(["acne", "Wrinkles"])
+    assert counts["app_class_ids"] == {"acne": 0, "Wrinkles": 9} and said == []
+
+
 def _cvat_export(dataset: Path, where: Path) -> Path:
     """CVAT's YOLO 1.1 export of the same images: obj.names, train.txt listing Darknet
     paths (data/obj_train_data/...), each label beside its image."""

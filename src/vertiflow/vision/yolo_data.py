@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
+import unicodedata
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -38,6 +40,7 @@ import yaml
 from PIL import Image, UnidentifiedImageError
 
 from vertiflow.errors import DataError
+from vertiflow.vision import detector
 
 # Ultralytics' IMG_FORMATS. HEIC/HEIF and DNG need plugins no offline install has: they
 # are found, then named as unreadable, rather than left out of the dataset in silence.
@@ -231,6 +234,13 @@ def label_path(image: Path, within: Path) -> Path:
     if "images" in folders:
         folders[len(folders) - 1 - folders[::-1].index("images")] = "labels"
     return (within / Path(*folders, inner.name)).with_suffix(".txt")
+
+
+def class_key(name: str) -> str:
+    """What two spellings of one class name share: `Skin-Redness`, `Skin Redness`,
+    `skin_redness` and `SKINREDNESS` give one key (case, spaces, hyphens and underscores
+    aside, in Unicode's composed form), as annotation tools and people write them."""
+    return re.sub(r"[\s_-]+", "", unicodedata.normalize("NFC", name).casefold())
 
 
 def _names(data: dict[str, Any], source: Path) -> list[str]:
@@ -685,6 +695,9 @@ def check(dataset: Dataset) -> dict[str, Any]:
     counts["images_in_both_splits"] = dataset.in_both_splits  # later split's image in an earlier
     counts["near_copies_across_splits"] = len(dataset.near_copies)  # re-encoded, resized
     counts["labels_mixing_outlines_and_boxes"] = len(dataset.mixed_labels)
+    # each class's id in the app's answers (detector.app_class_ids, which warnings explains)
+    ids = detector.app_class_ids(dict(enumerate(dataset.names)))
+    counts["app_class_ids"] = {name: ids[i] for i, name in enumerate(dataset.names)}
     if problems:
         shown = "\n  - ".join(problems[:MAX_PROBLEMS])
         more = (
@@ -700,7 +713,8 @@ def warnings(dataset: Dataset, counts: dict[str, Any]) -> list[str]:
     """What passes validation, as Ultralytics trains it, yet makes the figures mean less
     than they seem: val or test images the model learnt from (copies, re-saved copies),
     classes it cannot learn or that no metric measures (Ultralytics averages mAP over the
-    classes present in val only), and labels Ultralytics itself would not train on."""
+    classes present in val only), labels Ultralytics itself would not train on, and class
+    names the app would read as other conditions."""
     out, test = [], "test" in dataset.pairs
     if shared := dataset.shared_images:
         shown = "; ".join(f"{later} is {earlier}" for later, earlier in shared[:3])
@@ -739,6 +753,8 @@ def warnings(dataset: Dataset, counts: dict[str, Any]) -> list[str]:
             "rows'; older releases read each box row as a two-point outline, a wrong box): "
             "write each file's rows in one form to train on it elsewhere."
         )
+    if unknown := detector.app_class_warning(dataset.names):
+        out.append(unknown)
     if dataset.no_test and dataset.test_named:  # named, yet not there
         out.append(f"{dataset.no_test}: the detector is measured on val only.")
     train, val = counts["train_objects_per_class"], counts["val_objects_per_class"]
