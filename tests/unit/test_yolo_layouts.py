@@ -161,6 +161,27 @@ def test_names_the_app_does_not_know_are_warned_with_the_ids_it_then_gets(datase
     assert counts["app_class_ids"] == {"acne": 0, "Wrinkles": 9} and said == []
 
 
+@pytest.mark.parametrize(
+    ("names", "said"),
+    [
+        (["Acne", "Acne"], r"'names' repeats class name\(s\): 'Acne' \(ids 0, 1\)"),
+        (
+            {0: "Dark-Spots", 1: "dark spots"},
+            r"'names' repeats class name\(s\): 'Dark-Spots', 'dark spots' \(ids 0, 1\)",
+        ),
+        (["Acne", ""], r"'names' has an empty class name \(id 1\)"),
+        (["Acne", None], r"'names' has an empty class name \(id 1\)"),
+    ],
+    ids=["exact", "spelt-otherwise", "empty", "null"],
+)
+def test_repeated_or_empty_class_names_are_refused(dataset, names, said):
+    """Two ids with one name merged in everything keyed by name: Blackheads' objects
+    counted as Acne's, per-class metrics overwriting each other, both the app's Acne."""
+    _yaml(dataset, names=names)
+    with pytest.raises(DataError, match=rf"{dataset / 'data.yaml'}: {said}"):
+        yolo_data.read(dataset)
+
+
 def _cvat_export(dataset: Path, where: Path) -> Path:
     """CVAT's YOLO 1.1 export of the same images: obj.names, train.txt listing Darknet
     paths (data/obj_train_data/...), each label beside its image."""

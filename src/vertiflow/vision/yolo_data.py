@@ -261,7 +261,36 @@ def _names(data: dict[str, Any], source: Path) -> list[str]:
         )
     if nc is not None and nc != len(names):
         raise DataError(f"{source}: 'nc' is {nc!r} but 'names' lists {len(names)} classes.")
-    return [str(n) for n in names]
+    names = ["" if n is None else str(n) for n in names]
+    _distinct_names(names, source)
+    return names
+
+
+def _distinct_names(names: list[str], source: Path) -> None:
+    """A clear error for an empty class name, or one given to two ids (by `class_key`):
+    everything keyed by name (per-class counts and metrics, the app's ids) merged them."""
+    if empty := [i for i, n in enumerate(names) if not class_key(n)]:
+        raise DataError(
+            f"{source}: 'names' has an empty class name ({_ids(empty)}); name each class."
+        )
+    ids: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        ids.setdefault(class_key(name), []).append(i)
+    if repeated := [group for group in ids.values() if len(group) > 1]:
+        shown = "; ".join(
+            f"{', '.join(map(repr, dict.fromkeys(names[i] for i in group)))} ({_ids(group)})"
+            for group in repeated
+        )
+        raise DataError(
+            f"{source}: 'names' repeats class name(s): {shown} (compared ignoring case, "
+            "spaces, hyphens and underscores). Per-class counts and metrics, and the app's "
+            "ids, would merge those classes: give each its own name, or relabel one as the "
+            "other and drop it from 'names'."
+        )
+
+
+def _ids(ids: list[int]) -> str:
+    return f"id{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}"
 
 
 def _inside(folder: Path, dataset_dir: Path, source: Path, what: str) -> Path:
