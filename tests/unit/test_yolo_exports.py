@@ -190,3 +190,18 @@ def test_an_empty_test_list_is_named_as_the_other_splits_are(dataset):
     (dataset / "data.yaml").write_text((dataset / "data.yaml").read_text() + "test: test.txt\n")
     with pytest.raises(DataError, match=r"data.yaml: test \('test.txt'\) lists no images"):
         yolo_data.read(dataset)
+
+
+def test_images_of_one_name_with_other_suffixes_sharing_a_label_are_named(dataset):
+    """A format conversion that kept its originals leaves img.png beside img.jpg, another
+    picture: Ultralytics finds a label by the image's name less its suffix, so both
+    trained on the png's boxes, and the report counted 21 images, in silence."""
+    image, label = yolo_data.read(dataset).pairs["train"][0]
+    other = image.with_suffix(".jpg")
+    with Image.open(yolo_data.read(dataset).pairs["train"][1][0]) as im:
+        im.convert("RGB").save(other)
+    read = yolo_data.read(dataset)
+    counts = yolo_data.check(read)  # a warning, not a refusal
+    assert counts["labels_shared_by_images"] == 1
+    (said,) = [w for w in yolo_data.warnings(read, counts) if "serve two or more images" in w]
+    assert f"{label} for {other.name} and {image.name}" in said, said

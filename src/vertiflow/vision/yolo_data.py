@@ -131,6 +131,18 @@ class Dataset:
         return found
 
     @cached_property
+    def shared_labels(self) -> list[tuple[Path, list[Path]]]:
+        """(label, its images) for each label file of two or more images: one name with
+        other suffixes (img.png beside img.jpg, as a format conversion that kept its
+        originals leaves them). Ultralytics finds a label by the image's path less its
+        suffix, so each trains with the same boxes, right for one picture at most."""
+        images: dict[Path, set[Path]] = {}
+        for pairs in self.pairs.values():
+            for image, label in pairs:
+                images.setdefault(label, set()).add(image)
+        return [(label, sorted(found)) for label, found in sorted(images.items()) if len(found) > 1]
+
+    @cached_property
     def mixed_labels(self) -> list[tuple[Path, list[int], list[int]]]:
         """(label, box lines, outline lines) of label files holding both: box rows of 5
         values and outline rows of more than 6 (Ultralytics' test for an outline). Staged
@@ -724,6 +736,7 @@ def check(dataset: Dataset) -> dict[str, Any]:
     counts["images_in_both_splits"] = dataset.in_both_splits  # later split's image in an earlier
     counts["near_copies_across_splits"] = len(dataset.near_copies)  # re-encoded, resized
     counts["labels_mixing_outlines_and_boxes"] = len(dataset.mixed_labels)
+    counts["labels_shared_by_images"] = len(dataset.shared_labels)  # img.png and img.jpg
     # each class's id in the app's answers (detector.app_class_ids, which warnings explains)
     ids = detector.app_class_ids(dict(enumerate(dataset.names)))
     counts["app_class_ids"] = {name: ids[i] for i, name in enumerate(dataset.names)}
@@ -781,6 +794,18 @@ def warnings(dataset: Dataset, counts: dict[str, Any]) -> list[str]:
             "itself drops such an image as corrupt ('labels mix segment and detection "
             "rows'; older releases read each box row as a two-point outline, a wrong box): "
             "write each file's rows in one form to train on it elsewhere."
+        )
+    if shared := dataset.shared_labels:
+        shown = "; ".join(
+            f"{label} for {' and '.join(image.name for image in images)}"
+            for label, images in shared[:5]
+        )
+        out.append(
+            f"{len(shared)} label file(s) serve two or more images of one name with other "
+            f"suffixes ({shown}{'; ...' if len(shared) > 5 else ''}): Ultralytics finds a "
+            "label by the image's name less its suffix, so each of them trains with the same "
+            "boxes, right for one picture at most. Keep one image per name (delete a format "
+            "conversion's leftovers), or rename the others and label them."
         )
     if unknown := detector.app_class_warning(dataset.names):
         out.append(unknown)
