@@ -245,6 +245,21 @@ def test_exports_read_as_ultralytics_reads_them(dataset):
     assert yolo_data.check(read)["train_objects"] > 0
 
 
+def test_label_files_with_an_upper_case_suffix_are_named(dataset):
+    """Ultralytics reads `.txt` labels only: with `.TXT` (as some Windows tools write it)
+    their images trained as background, counted as such, with no word."""
+    first, second = _labels(dataset, "train")[:2]
+    first.rename(first.with_suffix(".TXT"))
+    second.rename(second.with_suffix(".Txt"))
+    read = yolo_data.read(dataset)
+    counts = yolo_data.check(read)  # a warning, not a refusal
+    assert counts["labels_with_upper_case_suffix"] == 2
+    assert counts["train_background_images"] == 2 and counts["train_labels_without_image"] == 0
+    (said,) = [w for w in yolo_data.warnings(read, counts) if "instead of .txt" in w]
+    assert f"{first.with_suffix('.TXT')}, {second.with_suffix('.Txt')}" in said, said
+    assert "train as background" in said and "rename them to .txt" in said
+
+
 def test_a_utf16_label_file_is_named_with_its_encoding(dataset):
     """Notepad's 'Unicode' save is UTF-16, which Ultralytics cannot read either."""
     victim = _labels(dataset, "train")[0]

@@ -143,6 +143,20 @@ class Dataset:
         return [(label, sorted(found)) for label, found in sorted(images.items()) if len(found) > 1]
 
     @cached_property
+    def misnamed_labels(self) -> list[Path]:
+        """Files in the label folders ending in .txt in another case (`.TXT`, as some
+        Windows tools write it): Ultralytics reads `.txt` labels only, so their images
+        train as background, with no object."""
+        folders = {label.parent for pairs in self.pairs.values() for _, label in pairs}
+        return sorted(
+            p
+            for folder in folders
+            if folder.is_dir()
+            for p in folder.iterdir()
+            if p.suffix.lower() == ".txt" and p.suffix != ".txt"
+        )
+
+    @cached_property
     def mixed_labels(self) -> list[tuple[Path, list[int], list[int]]]:
         """(label, box lines, outline lines) of label files holding both: box rows of 5
         values and outline rows of more than 6 (Ultralytics' test for an outline). Staged
@@ -737,6 +751,7 @@ def check(dataset: Dataset) -> dict[str, Any]:
     counts["near_copies_across_splits"] = len(dataset.near_copies)  # re-encoded, resized
     counts["labels_mixing_outlines_and_boxes"] = len(dataset.mixed_labels)
     counts["labels_shared_by_images"] = len(dataset.shared_labels)  # img.png and img.jpg
+    counts["labels_with_upper_case_suffix"] = len(dataset.misnamed_labels)  # .TXT: unread
     # each class's id in the app's answers (detector.app_class_ids, which warnings explains)
     ids = detector.app_class_ids(dict(enumerate(dataset.names)))
     counts["app_class_ids"] = {name: ids[i] for i, name in enumerate(dataset.names)}
@@ -806,6 +821,14 @@ def warnings(dataset: Dataset, counts: dict[str, Any]) -> list[str]:
             "label by the image's name less its suffix, so each of them trains with the same "
             "boxes, right for one picture at most. Keep one image per name (delete a format "
             "conversion's leftovers), or rename the others and label them."
+        )
+    if misnamed := dataset.misnamed_labels:
+        suffixes = ", ".join(sorted({label.suffix for label in misnamed}))
+        shown = ", ".join(map(str, misnamed[:5])) + (", ..." if len(misnamed) > 5 else "")
+        out.append(
+            f"{len(misnamed)} label file(s) end in {suffixes} instead of .txt ({shown}): "
+            "Ultralytics reads '.txt' labels only, so their images train as background, "
+            "with no object: rename them to .txt."
         )
     if unknown := detector.app_class_warning(dataset.names):
         out.append(unknown)
