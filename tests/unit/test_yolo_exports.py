@@ -205,3 +205,47 @@ def test_images_of_one_name_with_other_suffixes_sharing_a_label_are_named(datase
     assert counts["labels_shared_by_images"] == 1
     (said,) = [w for w in yolo_data.warnings(read, counts) if "serve two or more images" in w]
     assert f"{label} for {other.name} and {image.name}" in said, said
+
+
+def _sixteen_bit(image: Path) -> Path:
+    """The image re-saved in place as a 16-bit grayscale PNG (Pillow's I;16)."""
+    import numpy as np
+
+    with Image.open(image) as im:
+        gray = np.asarray(im.convert("L")).astype(np.uint16) * 257
+    Image.fromarray(gray).save(image.with_suffix(".png"))
+    return image
+
+
+def test_16_bit_images_are_hashed_as_the_picture_they_hold(dataset):
+    """Pillow's convert("L") clips 16-bit pixels at white: every 16-bit PNG had one hash,
+    and every val image was named a near copy of the first train image (0 bits)."""
+    image, label = yolo_data.read(dataset).pairs["train"][1]
+    copy = _resave(image, dataset / "images" / "val" / "resaved.png", scale=0.5)
+    shutil.copy(label, dataset / "labels" / "val" / "resaved.txt")
+    for each in (dataset / "images").rglob("*.png"):
+        _sixteen_bit(each)
+    with Image.open(copy) as im:
+        assert im.mode == "I;16"
+    read = yolo_data.read(dataset)
+    counts = yolo_data.check(read)
+    assert counts["near_copies_across_splits"] == 1  # the copy, no other val image
+    (said,) = [w for w in yolo_data.warnings(read, counts) if "re-saved or resized" in w]
+    assert f"{copy.resolve()} looks like {image}" in said, said
+
+
+@pytest.mark.parametrize("mode", ["I", "F"])
+def test_32_bit_and_float_images_hash_as_their_8_bit_picture(dataset, tmp_path, mode):
+    """32-bit integer and float pixels (TIFF) have no fixed white: convert("L") clipped
+    them too; hashed from their own range, they hash as the 8-bit picture does."""
+    import numpy as np
+
+    image = yolo_data.read(dataset).pairs["train"][0][0]
+    with Image.open(image) as im:
+        gray = np.asarray(im.convert("L"), float)
+    wide = gray * 1000 + 5000 if mode == "I" else gray / 255
+    Image.fromarray(wide.astype(np.int32 if mode == "I" else np.float32)).save(tmp_path / "w.tif")
+    with Image.open(tmp_path / "w.tif") as im:
+        assert im.mode == mode
+    a, b = yolo_data.image_hash(image), yolo_data.image_hash(tmp_path / "w.tif")
+    assert int(np.unpackbits(a ^ b).sum()) <= 2

@@ -212,9 +212,25 @@ def image_hash(image: Path) -> np.ndarray | None:
 
 
 def _hash_of(im: Image.Image) -> np.ndarray:
-    gray = im.convert("L").resize((HASH_SIDE, HASH_SIDE), Image.Resampling.BOX)
+    gray = _gray(im).resize((HASH_SIDE, HASH_SIDE), Image.Resampling.BOX)
     low = (_DCT @ np.asarray(gray, float) @ _DCT.T)[:8, :8].ravel()[1:]  # no DC term
     return np.packbits(np.append(low > np.median(low), False))
+
+
+def _gray(im: Image.Image) -> Image.Image:
+    """The image as 8-bit grayscale. Pillow's convert("L") clips 16-bit, 32-bit integer
+    and float pixels at 255 instead of scaling them: every 16-bit PNG came out white and
+    hashed alike, so every val image was a "near copy". 16-bit pixels are scaled from
+    their full range (0-65535, as OpenCV reads them for Ultralytics); 32-bit and float
+    ones, which have no fixed white, from their own range (the hash ignores brightness
+    and contrast: it compares DCT terms with their median, the mean left out)."""
+    if im.mode.startswith("I;16"):
+        return Image.fromarray(np.rint(np.asarray(im, float) / 257).astype(np.uint8))
+    if im.mode in ("I", "F"):
+        pixels = np.nan_to_num(np.asarray(im, float), nan=0, posinf=0, neginf=0)
+        pixels -= pixels.min()
+        return Image.fromarray(np.rint(pixels * 255 / (pixels.max() or 1)).astype(np.uint8))
+    return im.convert("L")
 
 
 def _digest(image: Path) -> str:
