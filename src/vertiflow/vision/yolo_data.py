@@ -221,9 +221,10 @@ def _gray(im: Image.Image) -> Image.Image:
     """The image as 8-bit grayscale. Pillow's convert("L") clips 16-bit, 32-bit integer
     and float pixels at 255 instead of scaling them: every 16-bit PNG came out white and
     hashed alike, so every val image was a "near copy". 16-bit pixels are scaled from
-    their full range (0-65535, as OpenCV reads them for Ultralytics); 32-bit and float
-    ones, which have no fixed white, from their own range (the hash ignores brightness
-    and contrast: it compares DCT terms with their median, the mean left out)."""
+    their full range, 0-65535 to 0-255 (OpenCV, reading images for Ultralytics, scales
+    them so too); 32-bit and float ones, which have no fixed white, from their own range
+    (the hash ignores brightness and contrast: it compares DCT terms with their median,
+    the mean left out)."""
     if im.mode.startswith("I;16"):
         return Image.fromarray(np.rint(np.asarray(im, float) / 257).astype(np.uint8))
     if im.mode in ("I", "F"):
