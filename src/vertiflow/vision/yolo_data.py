@@ -40,7 +40,6 @@ import yaml
 from PIL import Image, UnidentifiedImageError
 
 from vertiflow.errors import DataError
-from vertiflow.vision import detector
 
 # Ultralytics' IMG_FORMATS. HEIC/HEIF and DNG need plugins no offline install has: they
 # are found, then named as unreadable, rather than left out of the dataset in silence.
@@ -284,6 +283,60 @@ def class_key(name: str) -> str:
     `skin_redness` and `SKINREDNESS` give one key (case, spaces, hyphens and underscores
     aside, in Unicode's composed form), as annotation tools and people write them."""
     return re.sub(r"[\s_-]+", "", unicodedata.normalize("NFC", name).casefold())
+
+
+def app_class_matches(names: dict[int, str]) -> dict[int, int | None]:
+    """Model class id -> the app's id of the condition its name spells (its position in
+    `skin.CLASSES`), or None; names compare by `class_key`, so `Skin Redness`
+    or `wrinkles` (as Roboflow and Label Studio projects write them) are the app's."""
+    from vertiflow.vision.skin import CLASSES
+
+    app = {class_key(c): i for i, c in enumerate(CLASSES)}
+    return {i: app.get(class_key(name)) for i, name in names.items()}
+
+
+def app_class_ids(names: dict[int, str]) -> dict[int, int]:
+    """Model class id -> the id Skin-Twin-AI's app uses for that condition, so a detector
+    trained on some of the ten answers in the app's ids. A dataset with any other class
+    name keeps its own ids (mixing would collide); `app_class_warning` says so."""
+    matches = app_class_matches(names)
+    if all(m is not None for m in matches.values()):
+        return matches
+    return {i: i for i in names}
+
+
+def app_class_warning(names: list[str]) -> str | None:
+    """Why the app will misread a detector trained with these class names, or None.
+
+    With some of the app's names and some others, or names only close to the app's
+    (`Dark Spot`), the detector keeps the dataset's own ids, which the app reads as its
+    own conditions: each name it does not know is named, with the ids the app gets. A
+    dataset with no name near the app's is another detector, left alone."""
+    import difflib
+
+    from vertiflow.vision.skin import CLASSES
+
+    matches = app_class_matches(dict(enumerate(names)))
+    keys = {class_key(c): c for c in CLASSES}
+    unknown = [n for i, n in enumerate(names) if matches[i] is None]
+    near = {n: difflib.get_close_matches(class_key(n), keys, n=1, cutoff=0.75) for n in unknown}
+    if not unknown or (len(unknown) == len(names) and not any(near.values())):
+        return None
+    shown = ", ".join(
+        f"{n!r}" + (f" (the app's {keys[near[n][0]]!r}?)" if near[n] else "") for n in unknown
+    )
+    received = ", ".join(
+        f"{i} for {n!r} "
+        + (f"(the app's {CLASSES[i]})" if i < len(CLASSES) else "(none of the app's)")
+        for i, n in enumerate(names)  # app_class_ids keeps the dataset's ids here
+    )
+    return (
+        f"class name(s) {shown} match(es) none of the app's conditions ({', '.join(CLASSES)}; "
+        "compared ignoring case, spaces, hyphens and underscores), so the detector answers "
+        f"in the dataset's own class ids, which the app reads as its own: {received}. "
+        "Rename each class in 'names' as the app spells it (the labels keep their ids); a "
+        "condition the app lacks cannot be one of its answers."
+    )
 
 
 def _names(data: dict[str, Any], source: Path) -> list[str]:
@@ -769,8 +822,8 @@ def check(dataset: Dataset) -> dict[str, Any]:
     counts["labels_mixing_outlines_and_boxes"] = len(dataset.mixed_labels)
     counts["labels_shared_by_images"] = len(dataset.shared_labels)  # img.png and img.jpg
     counts["labels_with_upper_case_suffix"] = len(dataset.misnamed_labels)  # .TXT: unread
-    # each class's id in the app's answers (detector.app_class_ids, which warnings explains)
-    ids = detector.app_class_ids(dict(enumerate(dataset.names)))
+    # each class's id in the app's answers (app_class_ids, which warnings explains)
+    ids = app_class_ids(dict(enumerate(dataset.names)))
     counts["app_class_ids"] = {name: ids[i] for i, name in enumerate(dataset.names)}
     if problems:
         shown = "\n  - ".join(problems[:MAX_PROBLEMS])
@@ -847,7 +900,7 @@ def warnings(dataset: Dataset, counts: dict[str, Any]) -> list[str]:
             "Ultralytics reads '.txt' labels only, so their images train as background, "
             "with no object: rename them to .txt."
         )
-    if unknown := detector.app_class_warning(dataset.names):
+    if unknown := app_class_warning(dataset.names):
         out.append(unknown)
     if dataset.no_test and dataset.test_named:  # named, yet not there
         out.append(f"{dataset.no_test}: the detector is measured on val only.")
