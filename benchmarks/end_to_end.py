@@ -111,6 +111,7 @@ def trivial_pipeline(repo: Path, dest: Path) -> Path:
     (dest / "dvc.yaml").write_text(yaml.safe_dump({"stages": trivial}, sort_keys=False))
     run(["git", "init", "-q"], dest)
     run(["dvc", "init", "-q"], dest)
+    run(["dvc", "config", "core.analytics", "false"], dest)  # as this repository's .dvc/config
     return dest
 
 
