@@ -826,14 +826,25 @@ def _numbered(farm: Path, tmp_path: Path, padded: str, spelt=lambda ids: ids.str
         frame.write_csv(tmp_path / f"{name}.csv")
 
 
-def test_harvest_ids_that_differ_only_in_leading_zeros_are_named_as_such(farm, tmp_path):
-    """A harvest sheet with `000017` for the ERP's batch `17` was refused as harvests of
-    unknown batches, without a word on why they did not match."""
-    _numbered(farm, tmp_path, "harvests")
+@pytest.mark.parametrize(
+    ("spelt", "table", "said"),
+    [  # a harvest sheet with `000017` for the ERP's batch `17`; pandas' `17.0` for `17`
+        (
+            lambda ids: ids.str.zfill(6),
+            "harvests",
+            r"leading zeros \(000017 in harvests.csv, 17 in",
+        ),
+        (lambda ids: ids + ".0", "batches", r"a trailing \.0 \(17 in harvests.csv, 17\.0 in"),
+    ],
+    ids=["leading_zeros", "trailing_point_zero"],
+)
+def test_harvest_ids_spelt_otherwise_are_named_as_such(farm, tmp_path, spelt, table, said):
+    """Refused as harvests of unknown batches, without a word on why they did not match."""
+    _numbered(farm, tmp_path, table, spelt)
     with pytest.raises(
         DataError,
-        match=r"refer to batches not in batches.csv \(e.g. 000017.*8 of the 8 differ from an id "
-        r"in batches.csv only in leading zeros \(000017 in harvests.csv, 17 in batches.csv",
+        match=r"refer to batches not in batches.csv \(e.g. .*8 of the 8 differ from an id in "
+        r"batches.csv only in " + said,
     ):
         rawdata.load(tmp_path)
 
@@ -1035,18 +1046,5 @@ def test_a_fractional_cycle_days_is_refused_not_truncated(farm, tmp_path, suffix
         DataError,
         match=rf"batches.{suffix}: column 'cycle_days' expects an integer .*data rows 3\); "
         rf"found {value!r}",
-    ):
-        rawdata.load(tmp_path)
-
-
-def test_harvest_ids_that_differ_only_in_a_trailing_point_zero_are_named_as_such(farm, tmp_path):
-    """pandas writes an integer id column with an empty cell as decimals (`17.0`): a
-    harvest sheet's `17` was refused as the harvest of an unknown batch, without a word on
-    why, as leading zeros once were."""
-    _numbered(farm, tmp_path, "batches", lambda ids: ids + ".0")
-    with pytest.raises(
-        DataError,
-        match=r"refer to batches not in batches.csv \(e.g. 17,.*8 of the 8 differ from an id "
-        r"in batches.csv only in a trailing \.0 \(17 in harvests.csv, 17\.0 in batches.csv",
     ):
         rawdata.load(tmp_path)
