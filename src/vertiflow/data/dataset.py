@@ -80,8 +80,7 @@ def optima_notice(listed: Iterable[str], crops: Mapping[str, dict]) -> str | Non
     bare = [crop for crop, entry in crops.items() if entry["optimum"] is None]
     if not bare:
         return None
-    spelt = {crop.strip().casefold() for crop in crops}  # as params.by_crop matches them
-    unused = sorted(name for name in listed if name.strip().casefold() not in spelt)
+    unused = sorted(name for name in listed if all(by_crop({name: 1}, c) is None for c in crops))
     return (
         f"crop(s) {', '.join(bare)} have no entry in prepare.crop_optima: their *_dev "
         "features hold absolute climate values (add an optimum for relative ones)"

@@ -493,8 +493,9 @@ def _check_types(
             continue
         text = frame[name]
         if target.is_temporal():
-            _check_date_type(path, frame.lazy(), name, column.nullable)
-        if text.dtype == pl.String and target.is_temporal():
+            _check_date_type(path, frame.lazy(), name, column.nullable)  # numbers: refused
+            if text.dtype != pl.String:
+                continue
             check_date_order(path, text.to_frame().lazy(), name)
             bad = (parse_dates(text).is_null() & text.is_not_null()).arg_true()
             kind = "a date-time (ISO 8601, or dd/mm/yyyy or mm/dd/yyyy with a 4-digit year)"
@@ -528,8 +529,7 @@ def _check_date_type(path: Path, lazy: pl.LazyFrame, column: str, nullable: bool
     dtype = lazy.collect_schema()[column]
     if dtype == pl.String or dtype.is_temporal():
         return
-    found = lazy.select(column).with_row_index("row", offset=1).drop_nulls(column).head(3)
-    found = found.collect()
+    found = lazy.select(column).with_row_index("row", offset=1).drop_nulls(column).head(3).collect()
     if nullable and found.is_empty():
         return
     said = ""
