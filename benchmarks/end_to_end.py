@@ -28,7 +28,7 @@ import mlflow
 import yaml
 
 from common import REPO, RESULTS, WORK, write
-from vertiflow.testing import clone_checkout, commit_all, env, run, set_params
+from vertiflow.testing import clone_checkout, commit_all, env, init_dvc_repo, run, set_params
 
 
 def timed(cmd: list[str], cwd: Path) -> float:
@@ -109,9 +109,7 @@ def trivial_pipeline(repo: Path, dest: Path) -> Path:
         )
         trivial[name] = {"cmd": cmd, "deps": sorted(deps), "outs": outs[name]}
     (dest / "dvc.yaml").write_text(yaml.safe_dump({"stages": trivial}, sort_keys=False))
-    run(["git", "init", "-q"], dest)
-    run(["dvc", "init", "-q"], dest)
-    run(["dvc", "config", "core.analytics", "false"], dest)  # as this repository's .dvc/config
+    init_dvc_repo(dest)
     return dest
 
 

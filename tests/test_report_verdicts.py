@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vertiflow.testing import REPO, commit_all, run
+from vertiflow.testing import REPO, commit_all, init_dvc_repo, run
 
 DVC_YAML = """\
 stages:
@@ -46,8 +46,7 @@ def _write(repo, accuracy: float, losses: np.ndarray, first: int = 0) -> None:
 def repo(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
-    run(["git", "init", "-q"], repo)
-    run(["dvc", "init", "-q"], repo)
+    init_dvc_repo(repo)
     shutil.copy(REPO / "params.yaml", repo / "params.yaml")
     (repo / "dvc.yaml").write_text(DVC_YAML)
     base = np.random.default_rng(0).gamma(2.0, 0.4, 300)  # log losses of 300 batches

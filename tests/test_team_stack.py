@@ -298,8 +298,8 @@ def test_credentials_file_is_ignored_and_the_remote_named():
 
 
 def test_stack_command_prints_its_environment_and_stops_cleanly(tmp_path):
-    """...and leaves nothing in TMPDIR: weed's sockets, logs and work folder had gathered
-    in /tmp by the hundred."""
+    """...and leaves nothing in TMPDIR, nor the sockets weed names after its ports in /tmp
+    itself: weed's sockets, logs and work folder had gathered in /tmp by the hundred."""
     system_tmp = tmp_path / "tmp"
     system_tmp.mkdir()
     proc = subprocess.Popen(
@@ -346,3 +346,5 @@ def test_stack_command_prints_its_environment_and_stops_cleanly(tmp_path):
     with pytest.raises(requests.ConnectionError):
         requests.get(exports["MLFLOW_TRACKING_URI"] + "/health", timeout=5)
     assert sorted(p.name for p in system_tmp.iterdir()) == []
+    port = exports["AWS_ENDPOINT_URL"].rsplit(":", 1)[1]
+    assert not list(Path("/tmp").glob(f"seaweedfs-*-{port}.sock"))

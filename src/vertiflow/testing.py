@@ -216,6 +216,18 @@ def clone_checkout(dest: Path) -> Path:
     return dest
 
 
+def init_dvc_repo(dest: Path) -> Path:
+    """A new git + DVC repository, quiet as this one: `dvc init` alone turns DVC's usage
+    analytics on (and reports itself), and every later dvc command in it would post a
+    report to dvc.org."""
+    dest.mkdir(parents=True, exist_ok=True)
+    run(["git", "init", "-q"], dest)
+    run(["dvc", "init", "-q"], dest, env_extra={"DVC_NO_ANALYTICS": "1"})
+    run(["dvc", "config", "core.analytics", "false"], dest)
+    run(["dvc", "config", "core.check_update", "false"], dest)
+    return dest
+
+
 def commit_all(repo: Path, message: str) -> None:
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", message, "--allow-empty"], repo)

@@ -15,7 +15,7 @@ import shutil
 import pytest
 
 from vertiflow.lifecycle.tracking import stale_outputs
-from vertiflow.testing import run
+from vertiflow.testing import init_dvc_repo, run
 
 DVC_YAML = """\
 stages:
@@ -41,8 +41,7 @@ EVALUATE = "import json; json.dump({'r2': 0.9}, open('metrics/oracle.json', 'w')
 def repo(tmp_path):
     repo = tmp_path / "repo"
     (repo / "metrics").mkdir(parents=True)
-    run(["git", "init", "-q"], repo)
-    run(["dvc", "init", "-q"], repo)
+    init_dvc_repo(repo)
     (repo / "dvc.yaml").write_text(DVC_YAML)
     (repo / "params.yaml").write_text("train: {depth: 3}\n")
     (repo / "data.txt").write_text("weights")

@@ -208,7 +208,8 @@ class Stack:
         ports = dict(zip(names, weed_ports(self.host, len(names), taken), strict=True))
         # weed keeps its unix sockets, logs and a work folder in TMPDIR and leaves them
         # there when stopped (hundreds gathered in /tmp over test runs). A short folder
-        # of its own (a socket path has ~100 characters), removed at stop.
+        # of its own (a socket path has ~100 characters), removed at stop. The S3 and
+        # filer sockets ignore TMPDIR (weed writes them to /tmp unless told where).
         scratch = Path(tempfile.mkdtemp(prefix="vertiflow-weed-"))
         self._scratch.append(scratch)
         self._spawn(
@@ -223,6 +224,8 @@ class Stack:
                 "-admin.ui=false",
                 f"-s3.config={identities}",
                 f"-s3.port={self.s3_port}",
+                f"-s3.localSocket={scratch / 's3.sock'}",
+                f"-filer.localSocket={scratch / 'filer.sock'}",
                 f"-master.port={ports['master']}",
                 f"-volume.port={ports['volume']}",
                 f"-filer.port={ports['filer']}",
