@@ -73,6 +73,18 @@ class CropOptimum(Section):
     temp_band: Range
     humidity_band: Range
 
+    @model_validator(mode="after")
+    def _optimum_inside_its_band(self) -> CropOptimum:
+        """An optimum outside its own comfort band (a typo: 42 for 24) makes the *_dev
+        features and the hours outside the band disagree about what is good."""
+        for value, band in (("air_temp", "temp_band"), ("humidity", "humidity_band")):
+            low, high = getattr(self, band)
+            if not low <= getattr(self, value) <= high:
+                raise ValueError(
+                    f"{value} {getattr(self, value)} inside its {band} [{low}, {high}]"
+                )
+        return self
+
 
 class Prepare(Section):
     raw_dir: str
@@ -289,6 +301,16 @@ class Monitor(Section):
     alpha: Annotated[float, Field(gt=0, lt=1)]
     missing_increase: Share
     min_rows: Count
+
+    @model_validator(mode="after")
+    def _critical_above_warning(self) -> Monitor:
+        """A critical level below the warning one would fail the scheduled job on drift
+        the report calls a warning."""
+        if self.psi_critical < self.psi_warning:
+            raise ValueError(
+                f"psi_critical ({self.psi_critical}) at or above psi_warning ({self.psi_warning})"
+            )
+        return self
 
 
 class Params(Section):

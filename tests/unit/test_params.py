@@ -99,3 +99,29 @@ def test_a_seed_numpy_scikit_learn_or_ultralytics_would_refuse_is_refused(tmp_pa
 def test_the_largest_seed_every_library_takes_loads(tmp_path):
     path = _write(tmp_path, lambda d: d["register"].update(seed=2**32 - 1))
     assert params.load(path)["register"]["seed"] == 2**32 - 1
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (
+            lambda d: d["monitor"].update(psi_warning=0.25, psi_critical=0.1),
+            r"monitor: expected psi_critical \(0.1\) at or above psi_warning \(0.25\)",
+        ),
+        (
+            lambda d: d["prepare"]["crop_optima"]["basil"].update(air_temp=42.0),
+            r"crop_optima\.basil: expected air_temp 42.0 inside its temp_band",
+        ),
+        (
+            lambda d: d["prepare"]["crop_optima"]["lettuce"].update(humidity=95),
+            r"crop_optima\.lettuce: expected humidity 95 inside its humidity_band",
+        ),
+    ],
+    ids=["critical below warning", "temperature optimum outside its band", "humidity too"],
+)
+def test_levels_that_contradict_each_other_are_refused(tmp_path, edit, named):
+    """Each loaded: the monitor then failed the scheduled job on drift its report called a
+    warning; an optimum outside its band (42 for 24) made the *_dev features disagree
+    with the hours outside the band about what is good."""
+    with pytest.raises(VertiflowError, match=named):
+        params.load(_write(tmp_path, edit))

@@ -560,6 +560,20 @@ def test_table_files_are_found_whatever_their_case_and_others_are_named(farm, tm
         rawdata.load(tmp_path)
 
 
+def test_telemetry_exported_in_monthly_files_is_told_to_concatenate(farm, tmp_path):
+    """A logger exporting a file a month was told to "save it as telemetry.csv"."""
+    _copy(farm, tmp_path)
+    telemetry = pl.read_parquet(tmp_path / "telemetry.parquet")
+    (tmp_path / "telemetry.parquet").unlink()
+    half = telemetry.height // 2
+    telemetry.head(half).write_parquet(tmp_path / "telemetry_2024-01.parquet")
+    telemetry.tail(telemetry.height - half).write_parquet(tmp_path / "telemetry_2024-02.parquet")
+    with pytest.raises(
+        DataError, match=r"Found 2 files like it .*concatenate them, with one header row"
+    ):
+        rawdata.load(tmp_path)
+
+
 def test_long_form_telemetry_is_told_how_to_pivot(farm, tmp_path):
     """IoT platforms export one row per sensor reading; the advice must work as given."""
     _copy(farm, tmp_path)

@@ -103,6 +103,13 @@ def _other_formats(raw_dir: Path, name: str) -> str:
     like = sorted(p.name for p in raw_dir.iterdir() if p.name.lower().startswith(name))
     if not like:
         return ""
+    if len(like) > 1:  # monthly or per-room exports: one table, in pieces
+        return (
+            f" Found {len(like)} files like it ({', '.join(like[:3])}"
+            f"{', ...' if len(like) > 3 else ''}): if they are parts of one table (a month "
+            f"or a room each), concatenate them, with one header row, into {name}.csv "
+            f"(UTF-8) or {name}.parquet."
+        )
     return (
         f" Found {', '.join(like[:3])}: save it as {name}.csv (UTF-8, one header row) or "
         f"{name}.parquet (uncompressed; the name's case does not matter)."
