@@ -463,6 +463,22 @@ def test_a_date_typed_in_the_other_order_is_named_with_its_row(farm, tmp_path):
     assert "'15/01/2020' (data row 1) has the day first" in text
 
 
+def test_telemetry_mixing_times_with_and_without_an_offset_is_refused_by_row(farm, tmp_path):
+    """Two loggers' exports pasted together: the column was called no date-time at all."""
+    _copy(farm, tmp_path)
+    telemetry = pl.read_parquet(farm / "telemetry.parquet")
+    zoned = pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S+02:00")
+    bare = pl.col("timestamp").dt.strftime("%Y-%m-%d %H:%M:%S")
+    first = pl.int_range(pl.len()) < 3
+    telemetry = telemetry.with_columns(pl.when(first).then(zoned).otherwise(bare))
+    telemetry.write_parquet(tmp_path / "telemetry.parquet")
+    with pytest.raises(DataError) as err:
+        rawdata.load(tmp_path)
+    text = str(err.value)
+    assert "column 'timestamp' mixes date-times with a UTC offset and without one" in text
+    assert "3 with one" in text and "(data row 1)" in text and "(data row 4)" in text
+
+
 def test_a_utc_offset_without_seconds_parses(farm, tmp_path):
     raw = _copy_with(farm, tmp_path, "batches", "start_date", [0], "2010-01-01T10:00+02:00")
     assert rawdata.load(raw).batches["start_date"][0] == dt.datetime(2010, 1, 1, 8, 0)

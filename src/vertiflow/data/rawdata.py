@@ -41,6 +41,7 @@ OFFSET_FORMATS = (  # ...Z, ...+02:00, also without seconds
     "%Y-%m-%dT%H:%M%z",
     "%Y-%m-%d %H:%M%z",
 )
+OFFSET_SUFFIX = r"\d(?:[Zz]|[+-]\d\d:?\d\d)$"  # 14:00Z, 14:00+02:00, 14:00-0500
 # Spreadsheet dates, 25/03/2024 or 03/25/2024 (also with . or -, and a time): which field
 # is the day is decided once per column, by the values above 12 (`date_order`).
 DAY_MONTH = r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[ T](\d{1,2}:\d{2}(?::\d{2})?))?$"
@@ -526,6 +527,32 @@ def _check_types(
         raise DataError(f"{path}: " + "; ".join(problems) + ".")
 
 
+def _check_one_time_zone(path: Path, text: pl.Series, column: str) -> None:
+    """Refuses date-times some with a UTC offset (`+02:00`, `Z`) and some without: the
+    bare ones have no known zone, so they cannot be put on one clock with the others (two
+    systems' exports pasted together). Telemetry's hours need one clock (the light
+    schedule, the hour of day); its parser called such a column no date-time at all.
+    Batches' and harvests' dates count days: a cell with an offset there becomes its UTC
+    time, whatever the others hold."""
+    stripped = text.str.strip_chars()
+    zoned = stripped.str.contains(OFFSET_SUFFIX)
+    bare = stripped.str.contains(r"\d:\d\d") & ~zoned  # a time, but no offset
+    if not (zoned.any() and bare.any()):
+        return
+
+    def where(mask: pl.Series, kind: str) -> str:
+        rows = mask.fill_null(False).arg_true()
+        shown = [f"{text[i]!r} (data row {i + 1})" for i in rows.head(2)]
+        return f"{len(rows)} {kind}, e.g. {', '.join(shown)}"
+
+    raise DataError(
+        f"{path}: column '{column}' mixes date-times with a UTC offset and without one "
+        f"({where(zoned, 'with one')}; {where(bare, 'without')}); a time without an offset "
+        "has no known zone. Export the whole column one way: every time with its offset, or "
+        "every time local."
+    )
+
+
 def _check_date_type(path: Path, lazy: pl.LazyFrame, column: str, nullable: bool = False) -> None:
     """Refuses a date column that is neither text nor date-times, naming a few values.
 
@@ -901,6 +928,8 @@ def _text_timestamps(path: Path, lazy: pl.LazyFrame) -> pl.Expr:
         .dt.replace_time_zone(None)
         .alias("timestamp")
     )
+    head = lazy.select("timestamp").head(1000).collect()["timestamp"]  # rows as in the file
+    _check_one_time_zone(path, head, "timestamp")
     iso = pl.select(day_month_as_iso(pl.lit(stripped), order)).to_series()
     parses = iso.str.contains(r"^\d{4}-\d\d-\d\d").all()
     try:
