@@ -1035,13 +1035,15 @@ def test_excel_serial_dates_are_named_as_numbers(farm, tmp_path, table, column, 
     assert "expected ISO 8601" in said
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
 @pytest.mark.parametrize("table", ["batches", "harvests", "telemetry"])
-def test_a_csv_saved_as_utf16_is_named_with_how_to_save_it(farm, tmp_path, table):
+def test_a_csv_saved_as_utf16_is_named_with_how_to_save_it(farm, tmp_path, table, encoding):
     """Excel's 'Unicode Text' is UTF-16, tab-separated: read as UTF-8, its header was
-    refused as missing every column, 'found instead' a name like '\\x00b\\x00a...'."""
+    refused as missing every column, 'found instead' a name like '\\x00b\\x00a...'.
+    Other tools write it without the byte-order mark (`utf-16-le`)."""
     _telemetry_csv(farm, tmp_path)
     path = tmp_path / f"{table}.csv"
-    path.write_bytes(path.read_text().replace(",", "\t").encode("utf-16"))
+    path.write_bytes(path.read_text().replace(",", "\t").encode(encoding))
     with pytest.raises(DataError, match=rf"{table}.csv: .*UTF-16.*Save it as 'CSV UTF-8"):
         rawdata.load(tmp_path)
 

@@ -334,16 +334,20 @@ def _check_not_empty(path: Path) -> None:
 
 
 def _check_not_utf16(path: Path) -> None:
-    """A CSV in UTF-16, told by its byte-order mark: Excel's 'Unicode Text' saves it so
-    (tab-separated). Read as UTF-8, its header was refused as missing every column, 'found
-    instead' names like '\\x00b\\x00a...', which said nothing of the encoding."""
+    """A CSV in UTF-16, told by its byte-order mark (Excel's 'Unicode Text' saves it so,
+    tab-separated) or, without one, by the zero byte beside every ASCII letter. Read as
+    UTF-8, its header was refused as missing every column, 'found instead' names like
+    '\\x00b\\x00a...', which said nothing of the encoding."""
     with path.open("rb") as f:
-        if f.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
-            raise DataError(
-                f"{path}: the file is UTF-16 (as Excel's 'Unicode Text' saves it), not UTF-8. "
-                "Save it as 'CSV UTF-8 (Comma delimited)', or convert it (iconv -f UTF-16 -t "
-                "UTF-8)."
-            )
+        head = f.read(64)
+    halves = head[0::2], head[1::2]  # one of them all zeros: ASCII text in UTF-16
+    unmarked = len(head) >= 8 and any(h and h.count(0) == len(h) for h in halves)
+    if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) or unmarked:
+        raise DataError(
+            f"{path}: the file is UTF-16 (as Excel's 'Unicode Text' saves it), not UTF-8. "
+            "Save it as 'CSV UTF-8 (Comma delimited)', or convert it (iconv -f UTF-16 -t "
+            "UTF-8)."
+        )
 
 
 def _check_has_rows(path: Path, rows: pl.DataFrame) -> None:
