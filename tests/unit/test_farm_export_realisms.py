@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from vertiflow.data import dataset, rawdata, validation
+from vertiflow.data import dataset, dates, rawdata, validation
 from vertiflow.errors import DataError
 from vertiflow.farm import simple_model
 from vertiflow.farm.simulator import SimConfig, write_farm
@@ -171,12 +171,12 @@ def test_telemetry_timestamps_in_both_orders_are_named_with_their_rows(farm, tmp
 
 
 def test_date_order_is_one_rule_for_tables_in_memory_and_streamed():
-    dates = pl.Series("d", ["03/04/2024", "03/25/2024 14:00", None, "2024-01-01"])
-    assert rawdata.date_order(dates) == "month-first"
-    assert rawdata.column_date_order(dates.to_frame().lazy(), "d") == "month-first"
-    assert rawdata.date_order(pl.Series("d", ["25.03.2024", "03.04.2024"])) == "day-first"
-    assert rawdata.date_order(pl.Series("d", ["03/04/2024"])) == "ambiguous"
-    assert rawdata.date_order(pl.Series("d", ["2024-03-04"])) is None
+    column = pl.Series("d", ["03/04/2024", "03/25/2024 14:00", None, "2024-01-01"])
+    assert dates.date_order(column) == "month-first"
+    assert dates.column_date_order(column.to_frame().lazy(), "d") == "month-first"
+    assert dates.date_order(pl.Series("d", ["25.03.2024", "03.04.2024"])) == "day-first"
+    assert dates.date_order(pl.Series("d", ["03/04/2024"])) == "ambiguous"
+    assert dates.date_order(pl.Series("d", ["2024-03-04"])) is None
 
 
 def _harvest_sheet(farm: Path, tmp: Path, blank: dict[int, list[str]]) -> Path:

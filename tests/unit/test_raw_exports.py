@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from vertiflow.data import dataset, rawdata
+from vertiflow.data import csvfiles, dataset, rawdata
 from vertiflow.errors import DataError
 from vertiflow.farm.simulator import SimConfig, write_farm
 
@@ -234,7 +234,7 @@ def test_header_names_that_differ_only_in_case_are_named(farm, tmp_path):
     ],
 )
 def test_csv_dialect_from_the_header_and_the_numbers(sample, expected):
-    assert rawdata.csv_dialect(sample) == expected
+    assert csvfiles.csv_dialect(sample) == expected
 
 
 def test_na_cells_are_missing_readings_and_other_text_is_named(farm, tmp_path):
@@ -972,8 +972,8 @@ def test_quoted_cells_with_separators_and_line_breaks_are_no_short_rows(farm, tm
     cells[at] = '"rack 1,\nmodule 2"'  # a separator and a line break, quoted
     lines[5] = ",".join(cells)
     (tmp_path / "telemetry.csv").write_text("\n".join(lines) + "\n")
-    assert rawdata.short_rows(tmp_path / "telemetry.csv") == {"count": 0}
-    assert rawdata.short_rows(farm / "telemetry.parquet") == {"count": 0}
+    assert csvfiles.short_rows(tmp_path / "telemetry.csv") == {"count": 0}
+    assert csvfiles.short_rows(farm / "telemetry.parquet") == {"count": 0}
 
 
 @pytest.mark.parametrize(
@@ -991,7 +991,7 @@ def test_quoted_cells_with_separators_and_line_breaks_are_no_short_rows(farm, tm
 def test_short_rows_are_counted_as_a_csv_reader_counts_them(tmp_path, text, expected):
     path = tmp_path / "telemetry.csv"
     path.write_bytes(text.encode())
-    found = rawdata.short_rows(path)
+    found = csvfiles.short_rows(path)
     assert (found["count"], found.get("first_row"), found.get("first")) == expected
 
 

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import polars as pl
 
+from vertiflow.data.csvfiles import read_error
 from vertiflow.data.features import (
     CropOptimum,
     TelemetrySummary,
@@ -24,7 +25,7 @@ from vertiflow.data.features import (
     optima_from_params,
     summarise_telemetry,
 )
-from vertiflow.data.rawdata import CYCLE_SLACK_DAYS, RawData, read_error, zeros_hint
+from vertiflow.data.rawdata import CYCLE_SLACK_DAYS, RawData, zeros_hint
 from vertiflow.errors import DataError
 from vertiflow.params import by_crop
 

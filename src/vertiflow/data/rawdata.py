@@ -7,14 +7,9 @@ values are screened during the single aggregation pass in `features`.
 
 from __future__ import annotations
 
-import codecs
-import csv
-import datetime as dt
 import json
-import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,35 +18,31 @@ import pandera.polars as pa
 import polars as pl
 
 from vertiflow.data import schemas
+from vertiflow.data.csvfiles import (
+    NULL_TEXT,
+    READ_ERRORS,
+    as_number,
+    check_not_empty,
+    check_not_utf16,
+    file_dialect,
+    first_line,
+    is_csv,
+    not_a_number,
+    read_error,
+    short_rows,
+)
+from vertiflow.data.dates import (
+    DAY_MONTH,
+    check_date_order,
+    check_date_type,
+    check_not_in_future,
+    check_one_time_zone,
+    day_month_as_iso,
+    parse_dates,
+)
 from vertiflow.errors import DataError, describe_schema_errors
 
 TABLES = ("batches", "telemetry", "harvests")
-READ_ERRORS = (pl.exceptions.PolarsError, OSError, ValueError)
-# ISO 8601 as exports write it; tried in this order, the first that parses a cell wins.
-ISO_FORMATS = (
-    "%Y-%m-%dT%H:%M:%S%.f",
-    "%Y-%m-%d %H:%M:%S%.f",
-    "%Y-%m-%dT%H:%M",
-    "%Y-%m-%d %H:%M",
-    "%Y-%m-%d",
-)
-OFFSET_FORMATS = (  # ...Z, ...+02:00, also without seconds
-    "%Y-%m-%dT%H:%M:%S%.f%z",
-    "%Y-%m-%d %H:%M:%S%.f%z",
-    "%Y-%m-%dT%H:%M%z",
-    "%Y-%m-%d %H:%M%z",
-)
-OFFSET_SUFFIX = r"\d(?:[Zz]|[+-]\d\d:?\d\d)$"  # 14:00Z, 14:00+02:00, 14:00-0500
-# Spreadsheet dates, 25/03/2024 or 03/25/2024 (also with . or -, and a time): which field
-# is the day is decided once per column, by the values above 12 (`date_order`).
-DAY_MONTH = r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[ T](\d{1,2}:\d{2}(?::\d{2})?))?$"
-# Cells that mean "no value" in exports: pandas' default `na_values`, so that a CSV reads
-# here as it reads in pandas (`NA` in a sensor column is a dropout, not text).
-NULL_TEXT = ["#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND"]
-NULL_TEXT += ["1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
-# A number whose points group thousands in a decimal-comma file (`1.100`, `-12.345,6`).
-GROUPED = r"^-?\d{1,3}(?:\.\d{3})+(?:,\d*)?$"
-FUTURE_TOLERANCE = dt.timedelta(days=1)  # time zones: an export's "today" may be our tomorrow
 # cycle_days against harvest_date - start_date: a date-only harvest (start 09:00, cut on
 # day 35 at 00:00) and a local clock against UTC may each take a day off.
 CYCLE_SLACK_DAYS = 2
@@ -94,10 +85,6 @@ def find_table(raw_dir: Path, name: str, *, required: bool = True) -> Path | Non
     return found[0]
 
 
-def _is_csv(path: Path) -> bool:
-    return path.suffix.lower() == ".csv"
-
-
 def _other_formats(raw_dir: Path, name: str) -> str:
     """Files that look like the table in a form not read (a spreadsheet, a compressed or
     renamed copy): what to do with them."""
@@ -115,159 +102,6 @@ def _other_formats(raw_dir: Path, name: str) -> str:
         f" Found {', '.join(like[:3])}: save it as {name}.csv (UTF-8, one header row) or "
         f"{name}.parquet (uncompressed; the name's case does not matter)."
     )
-
-
-def read_error(path: Path, exc: Exception) -> DataError:
-    """The error for a file that cannot be read, with the CSV row at fault, which
-    polars' message does not name: a row with more fields than the header, or a cell
-    that is no number."""
-    fmt = "CSV" if _is_csv(path) else "Parquet"
-    message = _first_line(exc)
-    row = ""
-    unparsed = re.search(r"could not parse `(.*)` as dtype .* at column '(.*)'", message)
-    if _is_csv(path) and unparsed:
-        row = _unparsed_row(path, *unparsed.groups())
-    elif _is_csv(path) and "more fields than defined" in message:
-        row = _ragged_row(path)
-    elif _is_csv(path) and "invalid utf-8" in message:
-        row = _not_utf8_row(path)
-    return DataError(f"{path}: cannot be read as {fmt}: {message}.{row}")
-
-
-def _unparsed_row(path: Path, cell: str, column: str) -> str:
-    quoted = re.fullmatch(r'"(.*)"', cell, re.DOTALL)  # polars shows a quoted cell quoted
-    cell = quoted.group(1).replace('""', '"') if quoted else cell
-    text = pl.scan_csv(path, separator=_dialect(path)[0], infer_schema=False)
-    try:
-        found = (
-            text.select(pl.col(column))
-            .with_row_index("row", offset=1)
-            .filter(pl.col(column) == cell)
-            .head(1)
-            .collect()
-        )
-    except READ_ERRORS:  # the message's column is not the header's: no row to add
-        return ""
-    return f" Data row {found['row'][0]}." if found.height else ""
-
-
-def _data_rows(path: Path, separator: str) -> Iterator[tuple[int, list[str], int]]:
-    """Each non-blank data row as the csv module reads it (quotes honoured), numbered as
-    polars numbers them (from 1 after the header, a blank line counted), with the
-    header's field count."""
-    with path.open(encoding="utf-8", errors="replace", newline="") as f:
-        rows = csv.reader(f, delimiter=separator)
-        width = len(next(rows, []))
-        for number, row in enumerate(rows, start=1):
-            if row:
-                yield number, row, width
-
-
-def _ragged_row(path: Path) -> str:
-    """The first row with more fields than the header (one with fewer: `short_rows`)."""
-    try:
-        separator = _dialect(path)[0]
-        for number, row, width in _data_rows(path, separator):
-            if len(row) > width:
-                return (
-                    f" Data row {number} has {len(row)} fields where the header has "
-                    f"{width}: {separator.join(row)[:120]!r}."
-                )
-    except (OSError, csv.Error):
-        pass
-    return ""
-
-
-def short_rows(path: Path) -> dict:
-    """CSV rows with fewer fields than the header, counted and the first named: polars
-    reads one with its last cells empty. That is right for an export that leaves out a
-    row's trailing empty cells, and wrong for a row that lost a value mid-row (its values
-    then sit one column early) or a file cut off mid-row, which polars cannot tell apart;
-    so such rows are reported, not refused. One streamed pass counts each line's
-    separators outside quoted cells; a quoted cell with a line break in it (a line with an
-    odd number of quotes) makes lines and rows differ, and the csv module reads the file
-    instead."""
-    if not _is_csv(path):
-        return {"count": 0}
-    separator = _dialect(path)[0]
-    with path.open(encoding="utf-8", errors="replace", newline="") as f:
-        width = len(next(csv.reader(f, delimiter=separator), []))
-    line = pl.col("line")
-    lines = pl.scan_lines(path, row_index_name="row").filter(pl.col("row") > 0)
-    quoted = line.str.contains('"', literal=True)
-
-    def short(text: pl.Expr) -> pl.Expr:
-        fields = text.str.count_matches(separator, literal=True) + 1
-        return (line.str.strip_chars() != "") & (fields < width)
-
-    def first_short(rows: pl.LazyFrame, text: pl.Expr, broken: pl.Expr) -> pl.LazyFrame:
-        return rows.select(
-            short(text).sum().alias("count"),
-            pl.col("row").filter(short(text)).first(),
-            line.filter(short(text)).first(),
-            broken.any().alias("broken"),
-        )
-
-    plain, with_quotes = pl.collect_all(  # quoted cells' separators removed only where quoted
-        [
-            first_short(lines.filter(~quoted), line, pl.lit(False)),
-            first_short(
-                lines.filter(quoted),
-                line.str.replace_all('"[^"]*"', ""),
-                line.str.count_matches('"', literal=True) % 2 == 1,  # a quoted line break
-            ),
-        ],
-        engine="streaming",
-    )
-    count, row, text, _ = plain.row(0)
-    if with_quotes["broken"][0]:
-        count, row, text = _short_rows_quoted(path, separator)
-    elif with_quotes["count"][0]:
-        count += with_quotes["count"][0]
-        if row is None or with_quotes["row"][0] < row:
-            row, text = with_quotes["row"][0], with_quotes["line"][0]
-    if not count:
-        return {"count": 0}
-    return {"count": count, "first_row": row, "first": text.rstrip("\r")[:120], "fields": width}
-
-
-def _short_rows_quoted(path: Path, separator: str) -> tuple[int, int | None, str]:
-    count, first_row, first = 0, None, ""
-    for number, row, width in _data_rows(path, separator):
-        if len(row) < width:
-            count += 1
-            if first_row is None:
-                first_row, first = number, separator.join(row)
-    return count, first_row, first
-
-
-def _not_utf8_row(path: Path) -> str:
-    """The first line that is not UTF-8, with what it holds read as Windows-1252: Excel's
-    'CSV (Comma delimited)' on Windows writes that, and polars said only 'invalid utf-8
-    sequence', with no row and no way out."""
-    try:
-        with path.open("rb") as f:
-            for number, line in enumerate(f):  # line 0 is the header
-                try:
-                    line.decode("utf-8")
-                except UnicodeDecodeError as err:
-                    byte = line[err.start : err.start + 1]
-                    text = line.decode("cp1252", errors="replace").strip()[:120]
-                    where = f"data row {number}" if number else "the header"
-                    return (
-                        f" The file is not UTF-8: {where} holds byte {byte.hex()} "
-                        f"({byte.decode('cp1252', errors='replace')!r} in Windows-1252, as "
-                        f"Excel's 'CSV (Comma delimited)' writes it): {text!r}. Save it as "
-                        "'CSV UTF-8 (Comma delimited)', or convert it (iconv -f CP1252 -t "
-                        "UTF-8)."
-                    )
-    except OSError:
-        pass
-    return ""
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _one_column_hint(columns: list[str]) -> str:
@@ -306,8 +140,10 @@ LONG_NAMES = (
 def _long_form_hint(path: Path) -> str:
     """Telemetry with a sensor-name column and a value column: how to make it wide."""
     try:
-        if _is_csv(path):
-            header = pl.scan_csv(path, separator=_dialect(path)[0], n_rows=1, infer_schema=False)
+        if is_csv(path):
+            header = pl.scan_csv(
+                path, separator=file_dialect(path)[0], n_rows=1, infer_schema=False
+            )
             columns = header.collect_schema().names()
         else:
             columns = list(pl.read_parquet_schema(path))
@@ -318,7 +154,7 @@ def _long_form_hint(path: Path) -> str:
     value = next((names[n] for n in sorted(LONG_NAMES[1]) if n in names), None)
     if sensor is None or value is None:
         return ""
-    read = "pl.read_csv(path)" if _is_csv(path) else "pl.read_parquet(path)"
+    read = "pl.read_csv(path)" if is_csv(path) else "pl.read_parquet(path)"
     return (
         f" It looks like long-form telemetry, one row per sensor reading ({sensor!r}, "
         f"{value!r}): pivot it to one column per sensor, each named as above, e.g. "
@@ -327,86 +163,11 @@ def _long_form_hint(path: Path) -> str:
     )
 
 
-def _check_not_empty(path: Path) -> None:
-    if path.stat().st_size == 0:
-        kind = "a CSV file with a header row" if _is_csv(path) else "a Parquet file"
-        raise DataError(f"{path}: the file is empty (0 bytes); expected {kind}.")
-
-
-def _check_not_utf16(path: Path) -> None:
-    """A CSV in UTF-16, told by its byte-order mark (Excel's 'Unicode Text' saves it so,
-    tab-separated) or, without one, by the zero byte beside every ASCII letter. Read as
-    UTF-8, its header was refused as missing every column, 'found instead' names like
-    '\\x00b\\x00a...', which said nothing of the encoding."""
-    with path.open("rb") as f:
-        head = f.read(64)
-    halves = head[0::2], head[1::2]  # one of them all zeros: ASCII text in UTF-16
-    unmarked = len(head) >= 8 and any(h and h.count(0) == len(h) for h in halves)
-    if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) or unmarked:
-        raise DataError(
-            f"{path}: the file is UTF-16 (as Excel's 'Unicode Text' saves it), not UTF-8. "
-            "Save it as 'CSV UTF-8 (Comma delimited)', or convert it (iconv -f UTF-16 -t "
-            "UTF-8)."
-        )
-
-
 def _check_has_rows(path: Path, rows: pl.DataFrame) -> None:
     """`rows`: the table's first rows (or all). A header-only telemetry passed prepare,
     and the gate then blamed the batch ids (every batch without telemetry)."""
     if rows.is_empty():
         raise DataError(f"{path}: has a header but no rows; expected at least one row.")
-
-
-def csv_dialect(sample: str) -> tuple[str, bool]:
-    """(separator, decimal comma) of a CSV from its first lines.
-
-    Spreadsheets in comma-decimal locales (French, German, ...) save `;`-separated files
-    with `1,5` for 1.5; some tools save tabs. The header decides the separator (column
-    names hold none of them); a number with a comma decides the decimal mark.
-    """
-    lines = sample.splitlines()
-    header = lines[0] if lines else ""
-    separator = max((",", ";", "\t"), key=header.count)
-    if separator == "," or not header.count(separator):
-        return ",", False
-    cells = [c.strip() for line in lines[1:] for c in line.split(separator)]
-    comma = sum(bool(re.fullmatch(r"-?\d+,\d+", c)) for c in cells)
-    point = sum(bool(re.fullmatch(r"-?\d+\.\d+", c)) for c in cells)
-    return separator, comma > point  # the mark most numbers use: an id `3,1` is no vote
-
-
-def _dialect(path: Path) -> tuple[str, bool]:
-    """`csv_dialect` of a file (Parquet: no separator to guess, no decimal comma)."""
-    if not _is_csv(path):
-        return ",", False
-    with path.open(encoding="utf-8", errors="replace") as f:
-        return csv_dialect(f.read(65_536))
-
-
-def as_number(text: pl.Expr, decimal_comma: bool) -> pl.Expr:
-    """Text cells (a column polars could not read as numbers) as the file's numbers:
-    padding stripped (fixed-width exports), blanks and the null words missing, the file's
-    decimal mark (and, with a decimal comma, points grouping thousands, as Excel in a
-    German locale writes 1100 `1.100`); null where a cell is no number, which
-    `not_a_number` then names."""
-    cell = text.str.strip_chars()
-    cell = pl.when(_blank(cell)).then(None).otherwise(cell)
-    if decimal_comma:  # `1.234,5`: the point groups thousands where the comma is decimal
-        grouped = cell.str.contains(GROUPED)
-        cell = pl.when(grouped).then(cell.str.replace_all(".", "", literal=True)).otherwise(cell)
-        cell = cell.str.replace(",", ".", literal=True)
-    return cell.cast(pl.Float64, strict=False)
-
-
-def _blank(stripped: pl.Expr) -> pl.Expr:
-    return (stripped == "") | stripped.is_in(NULL_TEXT)
-
-
-def not_a_number(text: pl.Expr, decimal_comma: bool, integer: bool = False) -> pl.Expr:
-    """Cells that hold something, but no number (or, for `integer`, a fraction)."""
-    number = as_number(text, decimal_comma)
-    wrong = number.is_null() | ((number.round(0) != number) if integer else pl.lit(False))
-    return text.is_not_null() & ~_blank(text.str.strip_chars()) & wrong
 
 
 def _normalise_header(path: Path, lazy: pl.LazyFrame) -> pl.LazyFrame:
@@ -438,10 +199,10 @@ def _normalise_header(path: Path, lazy: pl.LazyFrame) -> pl.LazyFrame:
 def _scan(path: Path, dates: bool = True) -> pl.LazyFrame:
     """`dates=False`: date columns stay text, for `parse_dates` (polars would read
     03/04/2024 as 3 April on its own, whatever the rest of the column says)."""
-    _check_not_empty(path)
-    if _is_csv(path):
-        _check_not_utf16(path)
-        separator, decimal_comma = _dialect(path)
+    check_not_empty(path)
+    if is_csv(path):
+        check_not_utf16(path)
+        separator, decimal_comma = file_dialect(path)
 
         def scan(overrides: dict[str, pl.DataType] | None = None) -> pl.LazyFrame:
             return pl.scan_csv(
@@ -486,7 +247,7 @@ def _validate(path: Path, frame: pl.DataFrame | pl.LazyFrame, schema: pa.DataFra
     except pandera.errors.SchemaErrors as err:
         raise describe_schema_errors(str(path), err) from None
     except pandera.errors.SchemaError as err:  # raised for frame-level problems
-        raise DataError(f"{path}: {_first_line(err)}") from None
+        raise DataError(f"{path}: {first_line(err)}") from None
 
 
 def _check_types(
@@ -505,7 +266,7 @@ def _check_types(
             continue
         text = frame[name]
         if target.is_temporal():
-            _check_date_type(path, frame.lazy(), name, column.nullable)  # numbers: refused
+            check_date_type(path, frame.lazy(), name, column.nullable)  # numbers: refused
             if text.dtype != pl.String:
                 continue
             check_date_order(path, text.to_frame().lazy(), name)
@@ -529,156 +290,6 @@ def _check_types(
             )
     if problems:
         raise DataError(f"{path}: " + "; ".join(problems) + ".")
-
-
-def _check_one_time_zone(path: Path, text: pl.Series, column: str) -> None:
-    """Refuses date-times some with a UTC offset (`+02:00`, `Z`) and some without: the
-    bare ones have no known zone, so they cannot be put on one clock with the others (two
-    systems' exports pasted together). Telemetry's hours need one clock (the light
-    schedule, the hour of day); its parser called such a column no date-time at all.
-    Batches' and harvests' dates count days: a cell with an offset there becomes its UTC
-    time, whatever the others hold."""
-    stripped = text.str.strip_chars()
-    zoned = stripped.str.contains(OFFSET_SUFFIX)
-    bare = stripped.str.contains(r"\d:\d\d") & ~zoned  # a time, but no offset
-    if not (zoned.any() and bare.any()):
-        return
-
-    def where(mask: pl.Series, kind: str) -> str:
-        rows = mask.fill_null(False).arg_true()
-        shown = [f"{text[i]!r} (data row {i + 1})" for i in rows.head(2)]
-        return f"{len(rows)} {kind}, e.g. {', '.join(shown)}"
-
-    raise DataError(
-        f"{path}: column '{column}' mixes date-times with a UTC offset and without one "
-        f"({where(zoned, 'with one')}; {where(bare, 'without')}); a time without an offset "
-        "has no known zone. Export the whole column one way: every time with its offset, or "
-        "every time local."
-    )
-
-
-def _check_date_type(path: Path, lazy: pl.LazyFrame, column: str, nullable: bool = False) -> None:
-    """Refuses a date column that is neither text nor date-times, naming a few values.
-
-    Numbers are most often Excel's serial days (a date cell formatted as a number) or epoch
-    times: batches' and harvests' were taken as microseconds since 1970, and refused for
-    their days grown or order, which named neither the column nor the numbers. An empty
-    column where empty dates are allowed (harvests of batches still growing) passes."""
-    dtype = lazy.collect_schema()[column]
-    if dtype == pl.String or dtype.is_temporal():
-        return
-    found = lazy.select(column).with_row_index("row", offset=1).drop_nulls(column).head(3).collect()
-    if nullable and found.is_empty():
-        return
-    said = ""
-    if found.height:
-        what = "values"
-        if dtype.is_numeric():
-            what = "numbers (Excel's serial days, 40182 for 2010-01-04? epoch times?)"
-        shown = ", ".join(f"{v!r} (data row {r})" for r, v in found.iter_rows())
-        said = f"; it holds {what}: {shown}. Format the column as dates before exporting"
-    raise DataError(
-        f"{path}: column '{column}' is {dtype}, expected ISO 8601 date-times (e.g. "
-        f"2024-03-01T14:00:00){said}."
-    )
-
-
-def _first_two_fields(text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    """The first and second numbers of each dd/mm or mm/dd date (null for other text)."""
-    fields = text.str.strip_chars().str.extract_groups(DAY_MONTH).struct
-    return tuple(fields.field(k).cast(pl.Int32) for k in ("1", "2"))
-
-
-def column_date_order(lazy: pl.LazyFrame, column: str) -> str | None:
-    """How a column writes its dd/mm or mm/dd dates: "day-first", "month-first", or
-    "ambiguous" (no field above 12) or "mixed" (both); None when it has none.
-
-    One streamed pass over the column, so that telemetry (millions of rows, never loaded)
-    and batches and harvests (small frames) are read by the same rule."""
-    first, second = _first_two_fields(pl.col(column))
-    dated, day_first, month_first = (
-        lazy.select(
-            first.is_not_null().any().alias("dated"),
-            (first > 12).any().alias("day_first"),
-            (second > 12).any().alias("month_first"),
-        )
-        .collect(engine="streaming")
-        .row(0)
-    )
-    if not dated:
-        return None
-    if day_first == month_first:
-        return "mixed" if day_first else "ambiguous"
-    return "day-first" if day_first else "month-first"
-
-
-def date_order(text: pl.Series) -> str | None:
-    """`column_date_order` of a column in memory."""
-    return column_date_order(text.to_frame().lazy(), text.name)
-
-
-def check_date_order(path: Path, lazy: pl.LazyFrame, column: str) -> str | None:
-    """The column's `column_date_order`; refuses one whose day and month cannot be told
-    apart, naming a value and its data row."""
-    order = column_date_order(lazy, column)
-    if order not in ("ambiguous", "mixed"):
-        return order
-    first, second = _first_two_fields(pl.col(column))
-
-    def first_row(mask: pl.Expr) -> tuple[int, str]:
-        rows = lazy.select(column).with_row_index("row", offset=1).filter(mask).head(1)
-        return rows.collect(engine="streaming").row(0)
-
-    row, example = first_row(first.is_not_null())
-    if order == "ambiguous":
-        why = "no value has a day above 12, so 03/04 could be 3 April or 4 March"
-    else:  # name a value of each order, with its data row: one of them is the typo
-        shown = []
-        for which, mask in (("the day", first > 12), ("the month", second > 12)):
-            row, value = first_row(mask)
-            shown.append(f"{value!r} (data row {row}) has {which} first")
-        why = "; ".join(shown)
-    raise DataError(
-        f"{path}: column '{column}' has dates like {example!r} whose day and month cannot be "
-        f"told apart ({why}); write dates as ISO 8601 (2024-04-03)."
-    )
-
-
-def day_month_as_iso(text: pl.Expr, order: str | None) -> pl.Expr:
-    """dd/mm or mm/dd dates (and times) in a column of `order` rewritten as ISO 8601 text;
-    other cells (ISO already, or no date) as they were."""
-    if order not in ("day-first", "month-first"):
-        return text
-    day, month = ("1", "2") if order == "day-first" else ("2", "1")
-    fields = text.str.extract_groups(DAY_MONTH).struct
-    iso = pl.concat_str(
-        fields.field("3"),
-        fields.field(month).str.zfill(2),
-        fields.field(day).str.zfill(2),
-        separator="-",
-    ) + pl.when(fields.field("4").is_null()).then(pl.lit("")).otherwise(
-        " " + fields.field("4").str.zfill(5)
-    )
-    return iso.fill_null(text).alias(text.meta.output_name())
-
-
-def parse_dates(text: pl.Series) -> pl.Series:
-    """ISO 8601 text, or spreadsheet dates in one order (`date_order`) -> date-times, null
-    where a cell is not one (never raises).
-
-    polars' own inference raises when no cell fits the format it guessed (a column of
-    `not-a-date`); explicit formats parse each cell on its own. A cell with a UTC offset
-    (`Z`, `+02:00`) becomes its UTC time, as a column that is all offsets does.
-    """
-    stripped = pl.select(day_month_as_iso(pl.lit(text).str.strip_chars(), date_order(text)))
-    stripped = stripped.to_series()
-    tries = [stripped.str.strptime(pl.Datetime("us"), f, strict=False) for f in ISO_FORMATS]
-    zulu = stripped.str.replace(r"[Zz]$", "+00:00")
-    tries += [
-        zulu.str.strptime(pl.Datetime("us", "UTC"), f, strict=False).dt.replace_time_zone(None)
-        for f in OFFSET_FORMATS
-    ]
-    return pl.select(pl.coalesce(tries)).to_series().alias(text.name)
 
 
 def _parse_temporal(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> pl.DataFrame:
@@ -705,21 +316,6 @@ def _keys_as_text(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> pl.DataFra
     frame = frame.with_columns(pl.col(numbers).cast(pl.String))
     text = [n for n in present if frame[n].dtype == pl.String]
     return frame.with_columns(pl.col(text).str.strip_chars())
-
-
-def _check_not_in_future(path: Path, frame: pl.DataFrame, column: str) -> None:
-    """A date after the export was made (after now) is a clock or typing error."""
-    now = dt.datetime.now() + FUTURE_TOLERANCE
-    late = frame[column].cast(pl.Datetime("us")) > now
-    bad = late.arg_true()
-    if len(bad):
-        rows = ", ".join(str(i + 1) for i in bad.head(5).to_list())
-        values = ", ".join(str(v) for v in frame[column].gather(bad.head(3)).to_list())
-        raise DataError(
-            f"{path}: column '{column}' has {len(bad)} date(s) in the future (data rows {rows}); "
-            f"found {values}, but it is now {dt.datetime.now():%Y-%m-%d %H:%M}. A harvest "
-            "cannot be recorded before it happens: check the export's clock and date format."
-        )
 
 
 def _without_trailing_empty_rows(frame: pl.DataFrame) -> pl.DataFrame:
@@ -847,7 +443,7 @@ def read_table(
     if pending:
         frame = _pending_rows(path, frame, pending)
         schema = schema.update_columns({c: {"nullable": True} for c in pending})
-    decimal_comma = _dialect(path)[1]
+    decimal_comma = file_dialect(path)[1]
     _check_types(path, frame, schema, decimal_comma)
     as_text = [  # numbers polars left as text: padded, or a blank among them
         n
@@ -897,11 +493,11 @@ def _scan_telemetry(path: Path) -> pl.LazyFrame:
         for name, dtype in columns.items()
         if name in schemas.SENSOR_UNITS and not dtype.is_numeric() and dtype != pl.Null
     }
-    decimal_comma = _dialect(path)[1]
+    decimal_comma = file_dialect(path)[1]
     problems = _not_numbers(lazy, wrong, decimal_comma)
     if problems:
         raise DataError(f"{path}: sensor columns must be numeric; {problems}.")
-    _check_date_type(path, lazy, "timestamp")
+    check_date_type(path, lazy, "timestamp")
     timestamp = pl.col("timestamp").cast(pl.Datetime("us"))
     if columns["timestamp"] == pl.String:  # text: a CSV's, or a Parquet's
         timestamp = _text_timestamps(path, lazy)
@@ -933,7 +529,7 @@ def _text_timestamps(path: Path, lazy: pl.LazyFrame) -> pl.Expr:
         .alias("timestamp")
     )
     head = lazy.select("timestamp").head(1000).collect()["timestamp"]  # rows as in the file
-    _check_one_time_zone(path, head, "timestamp")
+    check_one_time_zone(path, head, "timestamp")
     iso = pl.select(day_month_as_iso(pl.lit(stripped), order)).to_series()
     parses = iso.str.contains(r"^\d{4}-\d\d-\d\d").all()
     try:
@@ -988,7 +584,7 @@ def load(raw_dir: Path) -> RawData:
     harvests = read_table(harvests_path, schemas.HARVESTS, schemas.HARVEST_RESULTS)
     growing = harvests.filter(pl.col("harvest_date").is_null())  # not harvested yet
     harvests = harvests.filter(pl.col("harvest_date").is_not_null())
-    _check_not_in_future(harvests_path, harvests, "harvest_date")
+    check_not_in_future(harvests_path, harvests, "harvest_date")
     telemetry = scan_telemetry(telemetry_path)
     try:
         short = short_rows(telemetry_path)
