@@ -37,8 +37,7 @@ from vertiflow import cortex, params
 from vertiflow.data import dataset, features, rawdata
 from vertiflow.farm import agronomy, simple_model, worlds
 from vertiflow.farm.simulator import SimConfig, write_farm
-from vertiflow.tabular import evaluation, modeling
-from vertiflow.tabular.stacking import OracleInput
+from vertiflow.tabular import modeling
 
 FARM = "small"
 TOP = 0.10
@@ -47,14 +46,9 @@ HALVES = 2  # random splits of the training batches, each used both ways
 
 def member_margins(members, ctx, econ, rows: pl.DataFrame, recipe: np.ndarray) -> np.ndarray:
     """Each member's predicted margin of batches as grown (their own measured columns)."""
-    frame, out = rows.to_pandas(), []
-    for oracle, classifier in members:
-        yield_g = oracle.predict(frame[list(oracle.feature_names_in_)])
-        own = {"yield_g": yield_g} if isinstance(classifier, OracleInput) else {}
-        x = frame[list(classifier.feature_names_in_)]
-        proba = evaluation.proba_in_grade_order(classifier, x, **own)
-        out.append(cortex.breakdown(ctx.name, recipe, yield_g, proba, econ, ctx.cycle_days))
-    return np.stack([m["margin"] for m in out])
+    frame = rows.to_pandas()
+    parts = [cortex.member_breakdown(ctx, *m, frame, recipe, econ) for m in members]
+    return np.stack([p["margin"] for p in parts])
 
 
 def held_out_top(members, ctx, econ, test: pl.DataFrame) -> dict:

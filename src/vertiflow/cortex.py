@@ -193,24 +193,28 @@ def prepared_columns(ctx: CropContext, recipe: np.ndarray, others) -> pd.DataFra
     return derived(pl.DataFrame(columns), optima).to_pandas()
 
 
-def surrogate(ctx: CropContext, members: list[tuple[Any, Any]], others, econ: Economics):
-    """Margin per m2 per day as each ensemble member predicts it: (members, n) arrays.
+def member_breakdown(
+    ctx: CropContext, oracle, classifier, frame: pd.DataFrame, recipe: np.ndarray, econ: Economics
+) -> dict[str, np.ndarray]:
+    """One ensemble member's margin parts for the rows of `frame` (recipe columns set).
 
     A classifier that takes the predicted yield (`tabular.stacking`) takes its member's:
     the grade then moves with that member's yield, and no Oracle predicts twice."""
     from vertiflow.tabular.evaluation import proba_in_grade_order
     from vertiflow.tabular.stacking import OracleInput
 
-    def member(oracle, classifier, frame: pd.DataFrame, recipe: np.ndarray):
-        yield_g = oracle.predict(frame[list(oracle.feature_names_in_)])
-        own = {"yield_g": yield_g} if isinstance(classifier, OracleInput) else {}
-        x = frame[list(classifier.feature_names_in_)]
-        proba = proba_in_grade_order(classifier, x, **own)
-        return breakdown(ctx.name, recipe, yield_g, proba, econ, ctx.cycle_days)
+    yield_g = oracle.predict(frame[list(oracle.feature_names_in_)])
+    own = {"yield_g": yield_g} if isinstance(classifier, OracleInput) else {}
+    proba = proba_in_grade_order(classifier, frame[list(classifier.feature_names_in_)], **own)
+    return breakdown(ctx.name, recipe, yield_g, proba, econ, ctx.cycle_days)
+
+
+def surrogate(ctx: CropContext, members: list[tuple[Any, Any]], others, econ: Economics):
+    """Margin per m2 per day as each ensemble member predicts it: (members, n) arrays."""
 
     def margins(recipe: np.ndarray) -> dict[str, np.ndarray]:
         frame = prepared_columns(ctx, recipe, others)
-        parts = [member(oracle, classifier, frame, recipe) for oracle, classifier in members]
+        parts = [member_breakdown(ctx, *m, frame, recipe, econ) for m in members]
         return {k: np.stack([p[k] for p in parts]) for k in parts[0]}
 
     return margins
