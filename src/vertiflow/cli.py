@@ -12,7 +12,11 @@ from rich.table import Table
 from vertiflow import runtime
 from vertiflow.errors import exit_cleanly
 
-app = typer.Typer(add_completion=False, help="VertiFlow tools on top of the pipeline's outputs.")
+app = typer.Typer(
+    add_completion=False,
+    help="VertiFlow tools on top of the pipeline's outputs.",
+    rich_markup_mode="markdown",  # docstrings reflow: their line breaks are not kept
+)
 
 
 @app.callback()
@@ -172,9 +176,11 @@ def log_hours(
         ..., help="A duration back from now (30m, 6h, 7d, 2w) or an ISO date-time."
     ),
 ) -> None:
-    """The prediction log's hours (UTC, as its file names start) from SINCE to now, one per
-    line: what a sync of that window needs, e.g. `aws s3 sync --exclude '*' --include
-    '<hour>*' ...` (ml_monitoring.yml), instead of the whole history every time."""
+    """The prediction log's hours from SINCE to now, one per line.
+
+    Hours in UTC, as the log's file names start: what a sync of that window needs, e.g.
+    `aws s3 sync --exclude '*' --include '<hour>*' ...` (ml_monitoring.yml), instead of
+    the whole history every time."""
     from vertiflow.monitoring import monitor
 
     typer.echo("\n".join(monitor.hour_prefixes(monitor.parse_since(since))))
@@ -212,9 +218,10 @@ def monitor(
     report_dir: Path = typer.Option(Path("reports/monitoring"), help="Markdown report + plots."),
     root: Path = typer.Option(Path(".monitoring"), help="Prediction log, alerts and history."),
 ) -> None:
-    """Compare new data with the training data; exit 2 on critical drift (or warning,
-    with --fail-on warning), 3 when the log has too few predictions to check (none, or
-    none in the --since window)."""
+    """Compare new data with the training data; exit 2 on critical drift.
+
+    Exit 2 also on a warning with --fail-on warning; exit 3 when the log has too few
+    predictions to check (none, or none in the --since window)."""
     from vertiflow import params
     from vertiflow.errors import VertiflowError
     from vertiflow.monitoring import drift, monitor

@@ -1,0 +1,23 @@
+"""`vertiflow --help`: what a user reads first."""
+
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from vertiflow.cli import app
+
+
+@pytest.mark.parametrize("command", ["monitor", "log-hours"])
+def test_a_commands_help_reads_as_sentences(command):
+    """Typer's rich mode kept each docstring line break: the command list showed a
+    three-line summary and the details broke mid-sentence ("too / few / predictions")."""
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    listed = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"}).output
+    summary = next(line for line in listed.splitlines() if f" {command} " in line)
+    assert summary.rstrip(" │").endswith(".")  # the whole summary on one line
+    text = re.sub(r"\s+", " ", result.output)
+    sentence = {"monitor": "too few predictions to check", "log-hours": "instead of the whole"}
+    assert sentence[command] in text
+    assert not any(line.strip() in ("few", "line:") for line in result.output.splitlines())
