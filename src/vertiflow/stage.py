@@ -32,8 +32,10 @@ def stage(fn: Callable[..., Any], skip_imports: tuple[str, ...] = ()) -> typer.T
         runtime.skip_imports(*skip_imports)
         return fn(*args, **kwargs)
 
-    app = StageApp(add_completion=False)
-    app.command()(exit_cleanly(configured))
+    # `python stages/x.py --help` says what the stage does: its script's docstring
+    doc = fn.__doc__ or getattr(sys.modules.get(fn.__module__), "__doc__", None)
+    app = StageApp(add_completion=False, rich_markup_mode="markdown")
+    app.command(help=doc)(exit_cleanly(configured))
     return app
 
 

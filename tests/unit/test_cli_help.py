@@ -1,6 +1,9 @@
 """`vertiflow --help`: what a user reads first."""
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -21,3 +24,19 @@ def test_a_commands_help_reads_as_sentences(command):
     sentence = {"monitor": "too few predictions to check", "log-hours": "instead of the whole"}
     assert sentence[command] in text
     assert not any(line.strip() in ("few", "line:") for line in result.output.splitlines())
+
+
+def test_a_stage_scripts_help_says_what_the_stage_does():
+    """`python stages/prepare.py --help` listed options only: the script's docstring,
+    which says what the stage does, was not shown."""
+    from vertiflow.testing import REPO
+
+    proc = subprocess.run(
+        [sys.executable, "stages/prepare.py", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert proc.returncode == 0
+    assert "Stage prepare: raw tables -> per-batch features" in proc.stdout
