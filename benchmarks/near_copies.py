@@ -1,4 +1,4 @@
-"""validate_images' near-copy threshold (yolo_data.NEAR_COPY_BITS), measured: how far the
+"""validate_images' near-copy threshold (image_hashes.NEAR_COPY_BITS), measured: how far the
 perceptual hash of a photo moves when it is re-saved (JPEG quality 50-95) or resized
 (0.5-2x), how close different pictures come (the 320 built-in images; 2,000 distinct
 photo-like pictures: a lit gradient, 4-20 shapes, blur, sensor noise), and what the check
@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from common import WORK, write
-from vertiflow.vision import yolo_data
+from vertiflow.vision import image_hashes, yolo_data
 from vertiflow.vision.skin import ImageConfig, write_dataset
 
 THRESHOLDS = (2, 4, 6, 8, 10, 12)
@@ -54,7 +54,7 @@ def photo(rng) -> Image.Image:
 
 
 def distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return yolo_data._POPCOUNT[a[:, None, :] ^ b[None, :, :]].sum(axis=2)
+    return image_hashes.POPCOUNT[a[:, None, :] ^ b[None, :, :]].sum(axis=2)
 
 
 def pairs_within(hashes: np.ndarray) -> dict[str, int]:
@@ -82,8 +82,8 @@ def main() -> None:
     (big / "data.yaml").write_text("names: [a]\ntrain: images/train\nval: images/val\n")
     photos = sorted((big / "images").rglob("*.jpg"))
 
-    hb = np.array([yolo_data.image_hash(p) for p in builtin])
-    hp = np.array([yolo_data.image_hash(p) for p in photos])
+    hb = np.array([image_hashes.image_hash(p) for p in builtin])
+    hp = np.array([image_hashes.image_hash(p) for p in photos])
     cross = distances(hb[256:], hb[:256]).ravel()
     different = {
         "builtin_320": pairs_within(hb),
@@ -95,7 +95,7 @@ def main() -> None:
     moved: dict[str, list[int]] = {}
     sources = [*builtin, *photos[:300]]
     for path in sources:
-        h0 = yolo_data.image_hash(path)[None]
+        h0 = image_hashes.image_hash(path)[None]
         with Image.open(path) as im:
             im = im.convert("RGB")
         for name, scale, fmt, quality in [*JPEG, *RESIZE, *BOTH]:
@@ -105,7 +105,7 @@ def main() -> None:
             copy.save(buf, fmt, **({"quality": quality} if fmt == "JPEG" else {}))
             buf.seek(0)
             moved.setdefault(name, []).append(
-                int(distances(h0, yolo_data.image_hash(buf)[None])[0, 0])
+                int(distances(h0, image_hashes.image_hash(buf)[None])[0, 0])
             )
     every = np.array(list(moved.values()))
     copies = {
@@ -128,7 +128,7 @@ def main() -> None:
     path = write(
         "near_copies",
         {
-            "threshold_bits": yolo_data.NEAR_COPY_BITS,
+            "threshold_bits": image_hashes.NEAR_COPY_BITS,
             "different_pictures": different,
             "re_saved_copies": copies,
             "validate_2000_jpeg_images_seconds": seconds,

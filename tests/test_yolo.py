@@ -16,6 +16,7 @@ import yaml
 from vertiflow.errors import DataError, VertiflowError
 from vertiflow.testing import run, tree_digest
 from vertiflow.vision import yolo_data
+from vertiflow.vision.labels import parse_label
 from vertiflow.vision.skin import CLASSES, ImageConfig, write_dataset
 
 TINY = ImageConfig(seed=3, classes=list(CLASSES), train_images=12, val_images=4, image_size=64)
@@ -205,7 +206,7 @@ def test_labels_without_image_float_class_ids_and_nc_only_are_read_as_ultralytic
     assert dataset.names[:2] == ["class_0", "class_1"]
     counts = yolo_data.check(dataset)
     assert counts["val_labels_without_image"] == 1 and counts["train_labels_without_image"] == 0
-    (box,) = yolo_data.parse_label(victim, len(CLASSES)).boxes
+    (box,) = parse_label(victim, len(CLASSES)).boxes
     assert box == (2, 0.5, 0.5, 0.2, 0.2) and type(box[0]) is int
     victim.write_text("2.5 0.5 0.5 0.2 0.2\n")
     with pytest.raises(DataError, match=f"{victim}, line 1: expected an integer class"):

@@ -11,7 +11,7 @@ import yaml
 from PIL import Image
 
 from vertiflow.errors import DataError
-from vertiflow.vision import yolo_data
+from vertiflow.vision import image_hashes, yolo_data
 from vertiflow.vision.skin import ImageConfig, write_dataset
 
 TINY = ImageConfig(
@@ -247,5 +247,5 @@ def test_32_bit_and_float_images_hash_as_their_8_bit_picture(dataset, tmp_path, 
     Image.fromarray(wide.astype(np.int32 if mode == "I" else np.float32)).save(tmp_path / "w.tif")
     with Image.open(tmp_path / "w.tif") as im:
         assert im.mode == mode
-    a, b = yolo_data.image_hash(image), yolo_data.image_hash(tmp_path / "w.tif")
+    a, b = image_hashes.image_hash(image), image_hashes.image_hash(tmp_path / "w.tif")
     assert int(np.unpackbits(a ^ b).sum()) <= 2

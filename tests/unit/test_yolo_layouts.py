@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from vertiflow.errors import DataError
-from vertiflow.vision import yolo_data
+from vertiflow.vision import labels, yolo_data
 from vertiflow.vision.skin import ImageConfig, write_dataset
 
 TINY = ImageConfig(
@@ -37,7 +37,7 @@ def test_rounding_past_the_border_is_clipped_and_counted_not_refused(dataset, tm
     # 5-decimal exports: a box touching the border ends at 1.000005 (as in a real dataset).
     victim = _labels(dataset, "train")[0]
     before = yolo_data.check(yolo_data.read(dataset))["boxes_clipped"]
-    before -= yolo_data.parse_label(victim, 2).clipped  # drawn boxes can touch the border too
+    before -= labels.parse_label(victim, 2).clipped  # drawn boxes can touch the border too
     victim.write_text("0 0.900003 0.5 0.200004 0.2\n1 0.05 0.5 0.100002 0.3\n")
     report = yolo_data.check(yolo_data.read(dataset))
     assert report["boxes_clipped"] == before + 2
@@ -119,7 +119,7 @@ def test_splits_found_by_convention_when_data_yaml_names_none(dataset):
 def test_detector_answers_in_the_apps_class_ids():
     """The default detector trains 5 of the app's 10 conditions (ids 0-4 in its dataset);
     its answers carry the app's ids. A dataset with other names keeps its own."""
-    from vertiflow.vision.detector import app_class_ids
+    from vertiflow.vision.app_classes import app_class_ids
 
     five = {0: "Acne", 1: "Blackheads", 2: "Dark-Spots", 3: "Wrinkles", 4: "Skin-Redness"}
     assert app_class_ids(five) == {0: 0, 1: 1, 2: 2, 3: 9, 4: 7}
@@ -130,7 +130,7 @@ def test_class_names_spelt_otherwise_answer_in_the_apps_ids():
     """Roboflow and Label Studio projects write `Skin Redness`, `wrinkles`, `dark spots`:
     one character off the app's spelling, the detector fell back to the dataset's own ids
     in silence, and the app read Wrinkles as Dry-Skin, Skin Redness as Enlarged-Pores."""
-    from vertiflow.vision.detector import app_class_ids
+    from vertiflow.vision.app_classes import app_class_ids
 
     spelt = {0: "acne", 1: "Blackheads", 2: "dark spots", 3: "wrinkles", 4: "Skin Redness"}
     assert app_class_ids(spelt) == {0: 0, 1: 1, 2: 2, 3: 9, 4: 7}
@@ -316,17 +316,17 @@ def test_the_same_images_in_train_and_val_are_counted(dataset):
 def test_true_boxes_are_what_training_reads(tmp_path):
     """The registry's per-image loss read labels with np.loadtxt: a background image (no
     label file) crashed evaluate, and outlines were misread."""
-    assert yolo_data.true_boxes(tmp_path / "none.txt").shape == (0, 5)
+    assert labels.true_boxes(tmp_path / "none.txt").shape == (0, 5)
     label = tmp_path / "a.txt"
     label.write_text("1 0.2 0.3 0.4 0.3 0.3 0.6\n0 0.95 0.5 0.100004 0.2\n")
-    boxes = yolo_data.true_boxes(label)
+    boxes = labels.true_boxes(label)
     assert boxes[0] == pytest.approx([1, 0.3, 0.45, 0.2, 0.3])
     assert boxes[1][1] + boxes[1][3] / 2 == pytest.approx(1.0)  # clipped at the border
     # A line repeated (an export glitch): Ultralytics trains and scores it once; as two
     # objects, a perfect detector's gate loss was 0.2 instead of 0.
     label.write_text("0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.1 0.1\n")
-    assert len(yolo_data.true_boxes(label)) == 2
-    assert yolo_data.parse_label(label, 2).duplicates == 1
+    assert len(labels.true_boxes(label)) == 2
+    assert labels.parse_label(label, 2).duplicates == 1
 
 
 def test_repeated_label_lines_are_counted_and_staged_once(dataset, tmp_path):

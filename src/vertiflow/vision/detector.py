@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from vertiflow.errors import VertiflowError
-from vertiflow.vision.yolo_data import app_class_ids
+from vertiflow.vision.app_classes import app_class_ids
 
 MIN_SIDE, MAX_SIDE = 16, 10_000  # pixels
 DEFAULT_CONF = 0.25  # Ultralytics' own default: the boxes a user sees

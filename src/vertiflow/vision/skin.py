@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 from vertiflow.errors import VertiflowError
-from vertiflow.vision.yolo_data import box_iou
+from vertiflow.vision.labels import box_iou
 
 CLASSES = (
     "Acne",

@@ -23,7 +23,7 @@ import psutil
 from vertiflow import runtime
 from vertiflow.errors import VertiflowError
 from vertiflow.vision import yolo_data
-from vertiflow.vision.yolo_data import box_iou
+from vertiflow.vision.labels import box_iou, true_boxes
 
 # Integrations Ultralytics would switch on by itself when their packages are installed.
 _INTEGRATIONS_OFF = {
@@ -382,7 +382,7 @@ def image_errors(
         strict=True,
     ):
         h, w = result.orig_shape
-        rows = yolo_data.true_boxes(label)  # as trained: none, outlines, rounding
+        rows = true_boxes(label)  # as trained: none, outlines, rounding
         truth_cls = rows[:, 0].astype(int)
         centre, size = rows[:, 1:3] * [w, h], rows[:, 3:5] * [w, h]
         truth = np.hstack([centre - size / 2, centre + size / 2])

@@ -25,11 +25,7 @@ dropped at training.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
-import sys
-import unicodedata
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -40,6 +36,15 @@ import yaml
 from PIL import Image, UnidentifiedImageError
 
 from vertiflow.errors import DataError
+from vertiflow.vision.app_classes import app_class_ids, app_class_warning, class_key
+from vertiflow.vision.image_hashes import (
+    NEAR_COPY_BITS,
+    file_digest,
+    hash_of,
+    image_hash,
+    nearest_hash,
+)
+from vertiflow.vision.labels import clipped_text, label_path, parse_label
 
 # Ultralytics' IMG_FORMATS. HEIC/HEIF and DNG need plugins no offline install has: they
 # are found, then named as unreadable, rather than left out of the dataset in silence.
@@ -53,22 +58,11 @@ IMAGE_FORMATS = {"AVIF", "BMP", "JPEG", "JPEG2000", "MPO", "PNG", "TIFF", "WEBP"
 MIN_SIDE = 10  # pixels; Ultralytics ignores smaller images
 SPLITS = ("train", "val")  # required; `test` is read when data.yaml names one
 MAX_PROBLEMS = 10
-EDGE_TOLERANCE = 0.01  # label rounding past the border; Ultralytics bounds x, y, w, h by as much
 # Where exports put each split when data.yaml does not name it (first found wins).
 CONVENTIONAL = {
     "train": ("images/train", "train/images"),
     "val": ("images/val", "val/images", "valid/images", "images/valid"),
 }
-# Perceptual hash: a 63-bit DCT hash (pHash) of a 32 x 32 grayscale thumbnail, each low
-# frequency above or below their median. Two images at most NEAR_COPY_BITS apart are
-# near-copies. Measured (benchmarks/near_copies.py, results/near_copies.json): re-saving
-# as JPEG at quality 50-95, or resizing 0.5-2x (as PNG or JPEG), moved a hash at most 8
-# bits (320 built-in and 300 photo-like sources, 14,880 copies; only a copy both halved
-# and saved at quality 50 went further, up to 12), while no two different pictures came
-# within 8: the 320 built-in images (51,040 pairs, nearest 10 apart) and 2,000 photo-like
-# ones (1,999,000 pairs, nearest 10). Distances are even (every hash has 31 bits set).
-HASH_SIDE = 32
-NEAR_COPY_BITS = 8
 
 
 @dataclass(frozen=True)
@@ -92,7 +86,7 @@ class Dataset:
         seen: dict[str, Path] = {}
         shared = []
         for pairs in self.pairs.values():
-            digests = [(image, _digest(image)) for image, _ in pairs]
+            digests = [(image, file_digest(image)) for image, _ in pairs]
             shared += [(image, seen[d]) for image, d in digests if d in seen]
             for image, d in digests:
                 seen.setdefault(d, image)
@@ -118,7 +112,7 @@ class Dataset:
                 if (h := self.hashes.get(img)) is not None or (h := image_hash(img)) is not None
             ]
             if earlier and hashes:
-                distance, nearest = _nearest(
+                distance, nearest = nearest_hash(
                     np.array([h for _, h in hashes]), np.array([h for _, h in earlier])
                 )
                 found += [
@@ -174,169 +168,6 @@ class Dataset:
             if boxes and outlines:
                 out.append((label, boxes, outlines))
         return out
-
-
-_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
-
-
-def _nearest(a: np.ndarray, b: np.ndarray, rows: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """For each hash in a (n, 8 bytes), the Hamming distance to its nearest in b (m, 8)
-    and that one's index; a few rows at a time, so memory stays at rows x m x 8 bytes."""
-    distance, nearest = np.empty(len(a), int), np.empty(len(a), int)
-    for start in range(0, len(a), rows):
-        d = _POPCOUNT[a[start : start + rows, None, :] ^ b[None, :, :]].sum(axis=2, dtype=int)
-        nearest[start : start + rows] = d.argmin(axis=1)
-        distance[start : start + rows] = d.min(axis=1)
-    return distance, nearest
-
-
-def _dct_matrix(n: int) -> np.ndarray:
-    k, i = np.arange(n)[:, None], np.arange(n)[None, :]
-    m = np.cos(np.pi * (2 * i + 1) * k / (2 * n))
-    m[0] /= np.sqrt(2)
-    return m
-
-
-_DCT = _dct_matrix(HASH_SIDE)
-
-
-def image_hash(image: Path) -> np.ndarray | None:
-    """The image's perceptual hash (8 bytes), or None for an image Pillow cannot read
-    (named by `image_problem`, which keeps the hash of every image it decodes)."""
-    try:
-        with Image.open(image) as im:
-            return _hash_of(im)
-    except (OSError, SyntaxError, ImportError, ValueError, Image.DecompressionBombError):
-        return None
-
-
-def _hash_of(im: Image.Image) -> np.ndarray:
-    gray = _gray(im).resize((HASH_SIDE, HASH_SIDE), Image.Resampling.BOX)
-    low = (_DCT @ np.asarray(gray, float) @ _DCT.T)[:8, :8].ravel()[1:]  # no DC term
-    return np.packbits(np.append(low > np.median(low), False))
-
-
-def _gray(im: Image.Image) -> Image.Image:
-    """The image as 8-bit grayscale. Pillow's convert("L") clips 16-bit, 32-bit integer
-    and float pixels at 255 instead of scaling them: every 16-bit PNG came out white and
-    hashed alike, so every val image was a "near copy". 16-bit pixels are scaled from
-    their full range, 0-65535 to 0-255 (OpenCV, reading images for Ultralytics, scales
-    them so too); 32-bit and float ones, which have no fixed white, from their own range
-    (the hash ignores brightness and contrast: it compares DCT terms with their median,
-    the mean left out)."""
-    if im.mode.startswith("I;16"):
-        return Image.fromarray(np.rint(np.asarray(im, float) / 257).astype(np.uint8))
-    if im.mode in ("I", "F"):
-        pixels = np.nan_to_num(np.asarray(im, float), nan=0, posinf=0, neginf=0)
-        pixels -= pixels.min()
-        return Image.fromarray(np.rint(pixels * 255 / (pixels.max() or 1)).astype(np.uint8))
-    return im.convert("L")
-
-
-def _digest(image: Path) -> str:
-    """The file's content hash: copies under other names are the same image."""
-    with image.open("rb") as f:
-        return hashlib.file_digest(f, "md5").hexdigest()
-
-
-@dataclass
-class Label:
-    """One label file, parsed: boxes (class, x, y, w, h), its problems, edges clipped."""
-
-    boxes: list[tuple[int, float, float, float, float]]
-    problems: list[str]
-    clipped: int  # boxes past the border by at most EDGE_TOLERANCE
-    polygons: int = 0  # segmentation outlines, read as their bounding boxes
-    duplicates: int = 0  # lines repeating an earlier one: dropped, as Ultralytics drops them
-
-    @property
-    def rewritten(self) -> bool:
-        """Staged as plain, clipped, distinct boxes rather than linked as written."""
-        return bool(self.clipped or self.polygons or self.duplicates)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of xyxy boxes a (n, 4) and b (m, 4)."""
-    a, b = np.asarray(a, float).reshape(-1, 4), np.asarray(b, float).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
-def label_path(image: Path, within: Path) -> Path:
-    """Ultralytics' rule: the last `images` folder in the path becomes `labels`; a path
-    with none has its label beside the image. Only folders inside `within` (the dataset)
-    count: an `images` folder above the dataset is not part of its layout."""
-    inner = image.relative_to(within)
-    folders = list(inner.parts[:-1])
-    if "images" in folders:
-        folders[len(folders) - 1 - folders[::-1].index("images")] = "labels"
-    return (within / Path(*folders, inner.name)).with_suffix(".txt")
-
-
-def class_key(name: str) -> str:
-    """What two spellings of one class name share: `Skin-Redness`, `Skin Redness`,
-    `skin_redness` and `SKINREDNESS` give one key (case, spaces, hyphens and underscores
-    aside, in Unicode's composed form), as annotation tools and people write them."""
-    return re.sub(r"[\s_-]+", "", unicodedata.normalize("NFC", name).casefold())
-
-
-def app_class_matches(names: dict[int, str]) -> dict[int, int | None]:
-    """Model class id -> the app's id of the condition its name spells (its position in
-    `skin.CLASSES`), or None; names compare by `class_key`, so `Skin Redness`
-    or `wrinkles` (as Roboflow and Label Studio projects write them) are the app's."""
-    from vertiflow.vision.skin import CLASSES
-
-    app = {class_key(c): i for i, c in enumerate(CLASSES)}
-    return {i: app.get(class_key(name)) for i, name in names.items()}
-
-
-def app_class_ids(names: dict[int, str]) -> dict[int, int]:
-    """Model class id -> the id Skin-Twin-AI's app uses for that condition, so a detector
-    trained on some of the ten answers in the app's ids. A dataset with any other class
-    name keeps its own ids (mixing would collide); `app_class_warning` says so."""
-    matches = app_class_matches(names)
-    if all(m is not None for m in matches.values()):
-        return matches
-    return {i: i for i in names}
-
-
-def app_class_warning(names: list[str]) -> str | None:
-    """Why the app will misread a detector trained with these class names, or None.
-
-    With some of the app's names and some others, or names only close to the app's
-    (`Dark Spot`), the detector keeps the dataset's own ids, which the app reads as its
-    own conditions: each name it does not know is named, with the ids the app gets. A
-    dataset with no name near the app's is another detector, left alone."""
-    import difflib
-
-    from vertiflow.vision.skin import CLASSES
-
-    matches = app_class_matches(dict(enumerate(names)))
-    keys = {class_key(c): c for c in CLASSES}
-    unknown = [n for i, n in enumerate(names) if matches[i] is None]
-    near = {n: difflib.get_close_matches(class_key(n), keys, n=1, cutoff=0.75) for n in unknown}
-    if not unknown or (len(unknown) == len(names) and not any(near.values())):
-        return None
-    shown = ", ".join(
-        f"{n!r}" + (f" (the app's {keys[near[n][0]]!r}?)" if near[n] else "") for n in unknown
-    )
-    received = ", ".join(
-        f"{i} for {n!r} "
-        + (f"(the app's {CLASSES[i]})" if i < len(CLASSES) else "(none of the app's)")
-        for i, n in enumerate(names)  # app_class_ids keeps the dataset's ids here
-    )
-    return (
-        f"class name(s) {shown} match(es) none of the app's conditions ({', '.join(CLASSES)}; "
-        "compared ignoring case, spaces, hyphens and underscores), so the detector answers "
-        f"in the dataset's own class ids, which the app reads as its own: {received}. "
-        "Rename each class in 'names' as the app spells it (the labels keep their ids); a "
-        "condition the app lacks cannot be one of its answers."
-    )
 
 
 def _names(data: dict[str, Any], source: Path) -> list[str]:
@@ -626,104 +457,6 @@ def _no_test(data: dict[str, Any], root: Path, source: Path) -> str | None:
     return None
 
 
-def parse_label(label: Path, n_classes: int) -> Label:
-    """Parse a label file; boxes up to EDGE_TOLERANCE past the border are counted, kept;
-    a line repeating an earlier one is counted and dropped (Ultralytics' np.unique).
-
-    A line `class x1 y1 x2 y2 x3 y3 ...` is a segmentation outline (exports of segmentation
-    projects): Ultralytics' detector trains on its bounding box, and so does ours.
-    """
-    parsed = Label([], [], 0)
-    try:
-        text = label.read_text(encoding="utf-8-sig")  # a byte-order mark, as Ultralytics
-    except UnicodeDecodeError:
-        utf16 = label.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")  # its byte-order mark
-        parsed.problems.append(
-            f"{label}: UTF-16 text (Windows' 'Unicode'); save it as UTF-8, as Ultralytics "
-            "reads labels"
-            if utf16
-            else f"{label}: not UTF-8 text (a YOLO label file is lines of 5 numbers)"
-        )
-        return parsed
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        fields = line.split()
-        where = f"{label}, line {lineno}"
-        polygon = len(fields) >= 7 and len(fields) % 2 == 1
-        if len(fields) != 5 and not polygon:
-            parsed.problems.append(
-                f"{where}: expected 5 fields 'class x y w h' (or a class and the x y pairs "
-                f"of an outline of 3 or more points), found {len(fields)}"
-            )
-            continue
-        try:
-            # Ultralytics reads the class as a float too: some exporters write `0.0`
-            number, numbers = float(fields[0]), np.array([float(f) for f in fields[1:]])
-            cls = int(number)
-            if cls != number:
-                raise ValueError
-        except (ValueError, OverflowError):
-            parsed.problems.append(
-                f"{where}: expected an integer class and {len(fields) - 1} numbers, found {line!r}"
-            )
-            continue
-        if polygon:
-            points = numbers.reshape(-1, 2)
-            (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
-            x, y, w, h = (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0
-        else:
-            x, y, w, h = numbers
-        x, y, w, h = float(x), float(y), float(w), float(h)
-        low, high = min(x - w / 2, y - h / 2), max(x + w / 2, y + h / 2)
-        if not np.isfinite([x, y, w, h]).all():
-            parsed.problems.append(
-                f"{where}: box ({x}, {y}, {w}, {h}) has a value that is not a finite number"
-            )
-        elif not 0 <= cls < n_classes:
-            parsed.problems.append(f"{where}: class id {cls} out of range 0..{n_classes - 1}")
-        elif not (w > 0 and h > 0):
-            parsed.problems.append(
-                f"{where}: box width and height must be positive, found {w}, {h}"
-            )
-        elif low < -EDGE_TOLERANCE or high > 1 + EDGE_TOLERANCE:
-            parsed.problems.append(
-                f"{where}: box ({x}, {y}, {w}, {h}) reaches outside the image (coordinates "
-                f"are normalised: centre +- half size must lie in 0..1, to within "
-                f"{EDGE_TOLERANCE} for rounding)"
-            )
-        elif (cls, x, y, w, h) in parsed.boxes:  # a detector cannot find one object twice
-            parsed.duplicates += 1
-        else:
-            parsed.clipped += int(low < 0 or high > 1)
-            parsed.polygons += int(polygon)
-            parsed.boxes.append((cls, x, y, w, h))
-    return parsed
-
-
-def clipped(boxes: list[tuple[int, float, float, float, float]]) -> list[tuple]:
-    """Each box (class, x, y, w, h) clipped to the image (edges in 0..1)."""
-    out = []
-    for cls, x, y, w, h in boxes:
-        x0, y0 = max(x - w / 2, 0.0), max(y - h / 2, 0.0)
-        x1, y1 = min(x + w / 2, 1.0), min(y + h / 2, 1.0)
-        out.append((cls, (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0))
-    return out
-
-
-def clipped_text(boxes: list[tuple[int, float, float, float, float]]) -> str:
-    """Label lines with every box clipped to the image."""
-    return "".join(f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in clipped(boxes))
-
-
-def true_boxes(label: Path) -> np.ndarray:
-    """A checked label's boxes as training reads them, rows (class, x, y, w, h): no file
-    is no box (a background image), an outline is its box, edges are clipped."""
-    if not label.is_file():
-        return np.zeros((0, 5))
-    return np.array(clipped(parse_label(label, sys.maxsize).boxes), float).reshape(-1, 5)
-
-
 def image_problem(image: Path, hashes: dict[Path, np.ndarray] | None = None) -> str | None:
     """Why Ultralytics' `check_image` would drop this image from training, or None; the
     decoded image's perceptual hash goes into `hashes` (decoding is most of the time).
@@ -742,7 +475,7 @@ def image_problem(image: Path, hashes: dict[Path, np.ndarray] | None = None) -> 
             kind, size = im.format, im.size
             im.load()
             if hashes is not None:
-                hashes[image] = _hash_of(im)
+                hashes[image] = hash_of(im)
     # Once Ultralytics is imported, Image.open answers a file Pillow cannot identify
     # by looking for the pi-heif plugin (offline: not installed, ModuleNotFoundError).
     except (
