@@ -143,3 +143,21 @@ def test_a_crop_never_trained_on_is_predicted_with_a_warning_naming_it(models, t
         with pytest.raises(serving.UnseenCategoryWarning):
             oracle.predict({**row, "crop": "tomato"})
     assert logged(tmp_path, "oracle").height == before
+
+
+def test_an_infinite_value_is_refused_naming_column_and_row(models, tmp_path):
+    """JSON's `Infinity` and an app's "inf" are numbers to Python: they reached the model
+    and came back as scikit-learn's "Input X contains infinity" with no column or row."""
+    oracle = load(models, "oracle", tmp_path)
+    row = {"crop": "basil", "temp_mean": 22.0, "cycle_days": 35.0}
+    cases = {
+        "temp_mean (row 2): expected a finite number, found inf": [
+            row,
+            {**row, "temp_mean": float("inf")},
+        ],
+        "cycle_days (row 1): expected a finite number, found -inf": [{**row, "cycle_days": "-inf"}],
+    }
+    for said, inputs in cases.items():
+        with pytest.raises(VertiflowError, match=said.replace("(", r"\(").replace(")", r"\)")):
+            oracle.predict(inputs)
+    assert not (tmp_path / "mon" / "predictions" / "oracle").exists()  # nothing logged

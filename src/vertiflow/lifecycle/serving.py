@@ -159,6 +159,7 @@ def model_input(inputs: Any, schema, model: str = "model") -> pd.DataFrame:
         column, number = frame[spec.name], spec.type.name in NUMBERS
         if number and pd.api.types.is_numeric_dtype(column) and column.dtype != bool:
             frame[spec.name] = column.astype(float)
+            _refuse_infinite(frame[spec.name], model)
             continue
         if spec.type.name not in NUMBERS | {"string"}:
             continue  # MLflow's own check
@@ -183,7 +184,21 @@ def model_input(inputs: Any, schema, model: str = "model") -> pd.DataFrame:
                 )
             values.append(float(value) if number else value)
         frame[spec.name] = pd.Series(values, index=frame.index, dtype=float if number else object)
+        if number:
+            _refuse_infinite(frame[spec.name], model)
     return frame
+
+
+def _refuse_infinite(column: pd.Series, model: str) -> None:
+    """JSON's `Infinity` and the text "inf" are floats to Python; the model refused them
+    with scikit-learn's "Input X contains infinity", naming no column or row."""
+    infinite = np.isinf(column.to_numpy(dtype=float))
+    if infinite.any():
+        row = int(infinite.argmax())
+        raise VertiflowError(
+            f"{model}: {column.name} (row {row + 1}): expected a finite number, "
+            f"found {float(column.iloc[row])!r}."
+        )
 
 
 def _as_frame(inputs: Any, model: str) -> pd.DataFrame:
