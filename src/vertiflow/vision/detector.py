@@ -66,6 +66,9 @@ def _from_bytes(data: bytes, where: str) -> np.ndarray:
 
     if not data:
         raise ImageError(f"{where}: empty (0 bytes).")
+    declared = _declared_size(data, where)
+    if declared:
+        _check_sides(*declared, where)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ImageError(
@@ -73,6 +76,36 @@ def _from_bytes(data: bytes, where: str) -> np.ndarray:
             "(PNG, JPEG, BMP, TIFF, WebP)."
         )
     return image[..., ::-1]  # OpenCV decodes to BGR
+
+
+def _declared_size(data: bytes, where: str) -> tuple[int, int] | None:
+    """Width and height from the file's header, read before decoding: a 48 KB PNG of
+    20000 x 20000 pixels took 2.35 GB to decode before its size was refused. None when
+    Pillow cannot read the header (OpenCV may still read the file)."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                return image.size
+    except Image.DecompressionBombError:  # over 178 million pixels: a side is over MAX_SIDE
+        raise ImageError(
+            f"{where}: over {2 * Image.MAX_IMAGE_PIXELS} pixels; each side must be "
+            f"{MIN_SIDE}-{MAX_SIDE} pixels."
+        ) from None
+    except Exception:  # not a format Pillow knows, or a header it cannot parse
+        return None
+
+
+def _check_sides(w: int, h: int, where: str) -> None:
+    if min(h, w) < MIN_SIDE or max(h, w) > MAX_SIDE:
+        raise ImageError(
+            f"{where}: {w} x {h} pixels; each side must be {MIN_SIDE}-{MAX_SIDE} pixels."
+        )
 
 
 def _from_text(text: str, where: str) -> np.ndarray:
@@ -134,10 +167,7 @@ def decode(item: Any, where: str = "image") -> np.ndarray:
             f"found {type(item).__name__}."
         )
     h, w = image.shape[:2]
-    if min(h, w) < MIN_SIDE or max(h, w) > MAX_SIDE:
-        raise ImageError(
-            f"{where}: {w} x {h} pixels; each side must be {MIN_SIDE}-{MAX_SIDE} pixels."
-        )
+    _check_sides(w, h, where)
     return np.ascontiguousarray(image)
 
 
