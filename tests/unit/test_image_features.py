@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 
 import cv2
 import numpy as np
@@ -168,3 +169,23 @@ def test_the_inputs_format_of_a_list_of_images_is_one_image_each():
     assert pyfunc.rows(frame) == ["aGk=", "aGk="]
     array = np.zeros((2, 2, 3)).tolist()  # an RGB array stays one image
     assert pyfunc.rows(pd.DataFrame({"image": [array]})) == [array]
+
+
+def test_a_box_whose_confidence_or_bbox_cannot_be_read_is_refused_naming_it():
+    """An app's confidence of 85 (a percentage) was logged as 85, a `mean_confidence`
+    drift the monitor would invent; "high" and a bbox dict raised Python's bare
+    "could not convert string to float". A bbox dict of x1..y2 is read."""
+    box = {"class": "Acne", "confidence": 0.8, "bbox": [1, 2, 30, 40]}
+    (read,) = images.detections_from(
+        {"detections": [{**box, "bbox": dict(x1=1, y1=2, x2=30, y2=40)}]}
+    )
+    assert [read["boxes"][0][k] for k in images.XYXY] == [1.0, 2.0, 30.0, 40.0]
+    for bad, said in (
+        ({"confidence": 85}, "confidence 85: expected a number 0-1"),
+        ({"confidence": "high"}, "confidence 'high': expected a number 0-1"),
+        ({"confidence": None}, "confidence None: expected a number 0-1"),
+        ({"bbox": {"left": 1}}, "bbox {'left': 1}: expected x1, y1, x2, y2"),
+        ({"bbox": ["a", 2, 3, 4]}, "bbox ['a', 2, 3, 4]: expected x1, y1, x2, y2"),
+    ):
+        with pytest.raises(images.DataError, match=re.escape(said)):
+            images.detections_from({"detections": [{**box, **bad}]})

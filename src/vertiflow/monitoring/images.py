@@ -275,11 +275,33 @@ def _box(box: Any) -> dict[str, Any]:
     if isinstance(label, int | np.integer) and not isinstance(label, bool):
         out.setdefault("class_id", int(label))
     out["class_name"] = str(label)
-    out["confidence"] = float(box["confidence"])
+    out["confidence"] = _confidence(box["confidence"])
     bbox = box.get("bbox", box.get("xyxy"))
-    if bbox is not None and len(bbox) == 4 and not all(k in box for k in XYXY):
-        out.update({k: float(v) for k, v in zip(XYXY, bbox, strict=True)})
+    if bbox is not None and not all(k in box for k in XYXY):
+        corners = [bbox.get(k) for k in XYXY] if isinstance(bbox, dict) else bbox
+        try:
+            if len(corners) == 4:
+                out.update({k: float(v) for k, v in zip(XYXY, corners, strict=True)})
+        except (TypeError, ValueError):
+            corners = None
+        if corners is None or None in corners:  # Python's "could not convert" named neither
+            raise DataError(
+                f"a box's bbox {bbox!r}: expected x1, y1, x2, y2 in pixels (a list of four "
+                "numbers, or a dict with those keys)."
+            )
     return out
+
+
+def _confidence(value: Any) -> float:
+    """A fraction 0-1: a percentage (85) logged as it came became a `mean_confidence`
+    drift the monitor invented."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not 0 <= number <= 1:
+        raise DataError(f"a box's confidence {value!r}: expected a number 0-1 (85 %: give 0.85).")
+    return number
 
 
 def speed_s(prediction: Any) -> float | None:
