@@ -161,3 +161,17 @@ def test_an_infinite_value_is_refused_naming_column_and_row(models, tmp_path):
         with pytest.raises(VertiflowError, match=said.replace("(", r"\(").replace(")", r"\)")):
             oracle.predict(inputs)
     assert not (tmp_path / "mon" / "predictions" / "oracle").exists()  # nothing logged
+
+
+def test_a_missing_crop_is_predicted_with_a_warning_as_an_unseen_one_is(models, tmp_path):
+    """A null crop is answered as a crop never trained on is (the encoder's zeros: the same
+    guess), but silently: no warning in Python, no `warnings` entry in the Django view."""
+    oracle = load(models, "oracle", tmp_path)
+    row = {"crop": "basil", "temp_mean": 22, "cycle_days": 35}
+    rows = [{**row, "crop": None}, {**row, "crop": float("nan")}, row]
+    with pytest.warns(serving.UnseenCategoryWarning) as caught:
+        answers = oracle.predict(rows)
+    assert answers[0] == answers[1] == oracle.predict({**row, "crop": "tomato"})[0]
+    said = str(caught[0].message)
+    assert "oracle: crop missing (2 row(s)): the prediction is a guess from basil" in said, said
+    assert caught[0].message.unseen == [serving.Unseen("crop", None, 2, ("basil", "lettuce"))]

@@ -38,16 +38,16 @@ class Unseen(NamedTuple):
     """A label of a categorical input that the model was never trained on."""
 
     column: str
-    value: str
+    value: str | None  # None: the label is missing (null), answered as an unseen one
     rows: int
     known: tuple[str, ...]
 
     @property
     def message(self) -> str:
-        return (
-            f"{self.column} '{self.value}' ({self.rows} row(s)) was never trained on: the "
-            f"prediction is a guess from {', '.join(self.known)}."
-        )
+        guess = f"the prediction is a guess from {', '.join(self.known)}."
+        if self.value is None:
+            return f"{self.column} missing ({self.rows} row(s)): {guess}"
+        return f"{self.column} '{self.value}' ({self.rows} row(s)) was never trained on: {guess}"
 
 
 class UnseenCategoryWarning(UserWarning):
@@ -65,7 +65,8 @@ class UnseenCategoryWarning(UserWarning):
 def unseen_categories(frame: pd.DataFrame, metadata: Any) -> list[Unseen]:
     """Labels of `frame` absent from the training labels the MLmodel file records
     (`trained_categories`), with their rows: what the Django view answers in `warnings`
-    and `LoggedPredictor` warns of. A model saved without them has none."""
+    and `LoggedPredictor` warns of. A model saved without them has none. A missing label
+    (null) is one too: the encoder answers it as it answers a crop it never saw."""
     trained = (getattr(metadata, "metadata", None) or {}).get("trained_categories") or {}
     found = []
     for column, known in trained.items():
@@ -74,6 +75,9 @@ def unseen_categories(frame: pd.DataFrame, metadata: Any) -> list[Unseen]:
         sent = pl.Series(frame[column].dropna().astype(str).tolist(), dtype=pl.String)
         for value, rows in drift.unseen_levels(pl.Series(known), sent, top=len(frame)).items():
             found.append(Unseen(column, str(value), int(rows), tuple(map(str, known))))
+        missing = int(frame[column].isna().sum())
+        if missing:
+            found.append(Unseen(column, None, missing, tuple(map(str, known))))
     return found
 
 
