@@ -714,8 +714,10 @@ def _write_history(root: Path, history: deque, unsaved: list[int], force: bool =
         return path
     unsaved[0] = 0
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{HISTORY_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(list(history), indent=1) + "\n")
+    # one temporary file per write: the threads of a server (a monitor per request) had
+    # shared one per process, and lost writes to FileNotFoundError in the finalizer
+    tmp = root / f".{HISTORY_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp.write_text(json.dumps(list(history.copy()), indent=1) + "\n")  # copy: C, atomic
     tmp.replace(path)
     return path
 
