@@ -23,6 +23,10 @@ def test_ultralytics_names_become_names_mlflow_accepts():
         ({"mAP": 85.0}, r"metrics\['mAP'\] = 85: expected a fraction in \[0, 1\] .*give 0.85"),
         ({"mAP": None}, r"metrics\['mAP'\]: expected a number, found None"),
         ({"precision": 0.8}, r"no mAP at IoU 0.5 .* Found: precision"),
+        # True was read as an mAP of 1.0 and made the first champion; NaN asked "give nan"
+        ({"mAP": True}, r"metrics\['mAP'\]: expected a number, found True"),
+        ({"mAP": 0.8, "recall": False}, r"metrics\['recall'\]: expected a number, found False"),
+        ({"mAP": float("nan")}, r"metrics\['mAP'\]: expected a finite number, found nan"),
     ],
 )
 def test_metrics_the_gate_cannot_judge_are_refused(metrics, said):

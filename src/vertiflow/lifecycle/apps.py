@@ -76,11 +76,15 @@ def _checked_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     decides a first champion on it, and a percentage (85) would pass any floor."""
     clean = {}
     for key, value in metrics.items():
-        try:
+        try:  # a bool is no measure: True was read as an mAP of 1.0, a first champion
+            if isinstance(value, bool | np.bool_):
+                raise TypeError
             clean[_metric_name(key)] = float(value)
         except (TypeError, ValueError):
             raise VertiflowError(f"metrics['{key}']: expected a number, found {value!r}.") from None
     key, value = _map50(metrics)
+    if not np.isfinite(value):  # "a percentage? give nan" before
+        raise VertiflowError(f"metrics['{key}']: expected a finite number, found {value!r}.")
     if not 0 <= value <= 1:
         raise VertiflowError(
             f"metrics['{key}'] = {value:g}: expected a fraction in [0, 1] "
