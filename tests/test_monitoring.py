@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import polars as pl
@@ -192,6 +193,18 @@ def test_a_logged_null_crop_or_text_number_still_gets_its_report_and_alert(tmp_p
     for name in ("crop", "temp_mean"):
         monitor.plot_feature(reference[name], current[name], tmp_path / f"{name}.png")
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
+
+
+def test_a_feature_whose_values_stopped_is_drawn_without_numpy_warnings(tmp_path):
+    """A farm without its dissolved-oxygen probe now: `vertiflow monitor` printed numpy's
+    "RuntimeWarning: invalid value encountered in divide" drawing an empty histogram."""
+    reference = pl.Series("dissolved_oxygen_mean", np.random.default_rng(0).normal(8, 1, 500))
+    for current in (pl.Series("dissolved_oxygen_mean", [None] * 40, pl.Float64), reference[:0]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            monitor.plot_feature(reference, current, tmp_path / "do.png")
+            monitor.plot_feature(current, reference, tmp_path / "do_new.png")
+        assert (tmp_path / "do.png").stat().st_size > 1000
 
 
 def test_a_move_away_from_a_constant_reference_is_scored():

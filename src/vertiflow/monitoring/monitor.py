@@ -497,8 +497,11 @@ def plot_feature(reference: pl.Series, current: pl.Series, path: Path) -> None:
         ref = reference.cast(pl.Float64, strict=False).drop_nulls().to_numpy()
         cur = current.cast(pl.Float64, strict=False).drop_nulls().to_numpy()
         bins = np.histogram_bin_edges(np.concatenate([ref, cur]), bins=30)
-        ax.hist(ref, bins, density=True, alpha=0.5, label="training")
-        ax.hist(cur, bins, density=True, alpha=0.5, label="now")
+        for values, label in ((ref, "training"), (cur, "now")):
+            if values.size:  # an empty side (a probe that stopped) divided by 0 in numpy
+                ax.hist(values, bins, density=True, alpha=0.5, label=label)
+            else:
+                ax.hist([], bins, alpha=0.5, label=f"{label}: no values")
     else:
         # a null category (an app's crop: null) is a bar of its own, not a comparison error
         ref, cur = (s.cast(pl.String).fill_null("(missing)") for s in (reference, current))
