@@ -376,7 +376,7 @@ class ModelMonitor:
             pictures = _as_the_detector_saw(pictures, prediction)
         found = images.detections_from(prediction)
         detector = pictures is not None or (input_data is None and found is not None)
-        name = model_name or ("yolo" if detector else "unknown")
+        name = monitor.checked_model_name(model_name or ("yolo" if detector else "unknown"))
         if latency_s is None:
             latency_s = _latency(prediction)
         confidence = None
@@ -621,6 +621,7 @@ class PerformanceTracker:
         self.error_counts: dict[str, int] = defaultdict(int)
 
     def track_inference_time(self, model_name: str, inference_time: float) -> None:
+        monitor.checked_model_name(model_name)
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
         self.inference_times.append({"model": model_name, "time": inference_time, "timestamp": now})
         monitor.record_event(
@@ -634,6 +635,7 @@ class PerformanceTracker:
         )
 
     def track_error(self, model_name: str, error_type: str) -> None:
+        monitor.checked_model_name(model_name)
         self.error_counts[f"{model_name}_{error_type}"] += 1
         monitor.record_event(model_name, error=error_type, root=self.root, window=self.window)
 

@@ -46,6 +46,19 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 }
 
 
+def checked_model_name(name: Any) -> str:
+    """An app's model name, which names its log folder, performance log and alerts: with a
+    path in it, 'yolo/v8' failed (FileNotFoundError) after the prediction was logged, and
+    '../x' wrote outside the monitoring folder, then raised KeyError."""
+    text = str(name)
+    if text in {"", ".", ".."} or any(c in text for c in "/\\\0"):
+        raise DataError(
+            f"model_name {text!r}: expected a plain name (no '/' or '\\'; not '.' or '..'), "
+            "as it names the model's log and alert files."
+        )
+    return text
+
+
 def log_predictions(
     model: str,
     version: str,
@@ -54,7 +67,7 @@ def log_predictions(
     root: Path = MONITORING_DIR,
 ) -> Path:
     """Append one batch of predictions with its inputs, model version and time."""
-    folder = root / "predictions" / model
+    folder = root / "predictions" / checked_model_name(model)
     folder.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
     table = inputs.with_columns(
@@ -175,6 +188,7 @@ def record_event(
     call it may also log (the seed's PerformanceTracker), not a prediction of its own."""
     from filelock import FileLock
 
+    checked_model_name(model)
     folder = root / "performance"
     folder.mkdir(parents=True, exist_ok=True)
     event = {
@@ -433,6 +447,8 @@ def _stamped(report: dict[str, Any], t: drift.Thresholds) -> dict[str, Any]:
 def alert_path(alerts: Path, severity: str, model: str | None, now: datetime) -> Path:
     """`<time>-<severity>-<model>.json`: every alert's name (drift, prediction errors, the
     apps' own), so a dashboard or a workflow can sort, filter and attribute them."""
+    if model:
+        checked_model_name(model)
     alerts.mkdir(parents=True, exist_ok=True)
     return alerts / f"{now:%Y%m%dT%H%M%S%f}-{severity}{f'-{model}' if model else ''}.json"
 
