@@ -8,7 +8,9 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
+import pytest
 
+from vertiflow.errors import DataError
 from vertiflow.monitoring import monitor
 
 
@@ -113,3 +115,16 @@ def test_a_process_that_logs_once_and_exits_finishes_the_merge_it_started(tmp_pa
     subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, timeout=120)
     names = sorted(f.name for f in folder.glob("*"))
     assert len(names) == 2 and names[0].endswith("-hour.parquet"), names
+
+
+def test_an_unreadable_log_file_is_named_not_a_traceback(tmp_path):
+    """A log file cut short (a sync, a full disk): `vertiflow monitor --from-log` and
+    `get_prediction_stats` ended in polars' "File out of specification", naming no file."""
+    log_requests(tmp_path, 3)
+    folder = tmp_path / "predictions" / "oracle"
+    broken = folder / f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-broken00.parquet"
+    broken.write_bytes(b"PAR1")
+    for read in (monitor.read_predictions, monitor.prediction_counts):
+        args = ("oracle", tmp_path) if read is monitor.read_predictions else (tmp_path,)
+        with pytest.raises(DataError, match=f"{broken}: not a readable Parquet file"):
+            read(*args)

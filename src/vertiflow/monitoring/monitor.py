@@ -331,8 +331,22 @@ def _read_log(folder: Path, read):
             return read(files)
         except (OSError, pl.exceptions.PolarsError):
             if all(f.exists() for f in files):
+                _name_unreadable(files)
                 raise
     return read(log_files(folder))
+
+
+def _name_unreadable(files: list[Path]) -> None:
+    """A log file cut short (a sync, a full disk) failed the whole read with polars' "File
+    out of specification", naming no file: name it, so it can be restored or moved aside."""
+    for f in files:
+        try:
+            pl.read_parquet_schema(f)
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise DataError(
+                f"{f}: not a readable Parquet file ({' '.join(str(exc).split())}); restore "
+                "it from the sync or move it out of the log folder."
+            ) from None
 
 
 def read_predictions(
