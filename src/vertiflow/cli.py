@@ -38,6 +38,8 @@ def cortex(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Best recipe for a crop under the given prices, from the trained Oracle and Classifier."""
+    import math
+
     import mlflow.sklearn
     import polars as pl
 
@@ -45,6 +47,15 @@ def cortex(
     from vertiflow import params
     from vertiflow.errors import VertiflowError
 
+    # as params.yaml's schema checks them: -1 planned a negative energy cost, and nan or
+    # inf printed NaN and Infinity (not JSON) with exit code 0
+    for option, price in (
+        ("--peak-price", peak_price),
+        ("--offpeak-price", offpeak_price),
+        ("--premium-price", premium_price),
+    ):
+        if price is not None and not (math.isfinite(price) and price >= 0):
+            raise VertiflowError(f"{option} {price:g}: expected a finite price, 0 or more.")
     section = params.section(params.load(params_file), "optimise_cortex")
     train = pl.read_parquet(prepared / "train.parquet")
     # the crops as prepare saw them (cycle length, optimum from params), as the stage uses

@@ -215,3 +215,20 @@ def test_a_recipe_on_a_params_limit_inside_what_the_farm_grew_is_said():
     assert len(said) == 2, said
     assert "dli_bounds's limit 20" in said[1] and "6.1-29" in said[1]
     assert "bounds.ec's limit 1.2" in said[0]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--peak-price", "-1"), ("--offpeak-price", "nan"), ("--premium-price", "inf")],
+)
+def test_a_price_on_the_command_line_is_checked_as_params_are(option, value, tmp_path):
+    """params.yaml refuses a negative price; `vertiflow cortex --peak-price -1` planned with
+    it (a negative energy cost), and nan or inf printed NaN and Infinity, which is not
+    JSON, with exit code 0. Checked before any data or model is read."""
+    from typer.testing import CliRunner
+
+    from vertiflow.cli import app
+
+    out = CliRunner().invoke(app, ["cortex", option, value, "--prepared", str(tmp_path)])
+    assert out.exit_code == 1, out.output
+    assert f"{option} {value}: expected a finite price, 0 or more" in " ".join(out.output.split())
