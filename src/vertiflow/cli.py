@@ -56,6 +56,14 @@ def cortex(
     ):
         if price is not None and not (math.isfinite(price) and price >= 0):
             raise VertiflowError(f"{option} {price:g}: expected a finite price, 0 or more.")
+    needed = [prepared / "train.parquet", prepared / "crops.json"]
+    needed += [models / "oracle", models / "classifier"]
+    missing = [str(p) for p in needed if not p.exists()]
+    if missing:  # else a FileNotFoundError traceback, or MLflow's "No such artifact"
+        raise VertiflowError(
+            f"{', '.join(missing)}: not found; run `dvc repro` (or `dvc pull`) first, or "
+            "point --prepared and --models at the pipeline's outputs."
+        )
     section = params.section(params.load(params_file), "optimise_cortex")
     train = pl.read_parquet(prepared / "train.parquet")
     # the crops as prepare saw them (cycle length, optimum from params), as the stage uses

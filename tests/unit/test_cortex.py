@@ -232,3 +232,18 @@ def test_a_price_on_the_command_line_is_checked_as_params_are(option, value, tmp
     out = CliRunner().invoke(app, ["cortex", option, value, "--prepared", str(tmp_path)])
     assert out.exit_code == 1, out.output
     assert f"{option} {value}: expected a finite price, 0 or more" in " ".join(out.output.split())
+
+
+def test_cortex_without_the_pipeline_s_outputs_says_which_and_what_to_run(tmp_path):
+    """Outside a checkout, or before `dvc pull`: a FileNotFoundError traceback for
+    train.parquet, and MLflow's "No such artifact: 'oracle'" for the models."""
+    from typer.testing import CliRunner
+
+    from vertiflow.cli import app
+
+    args = ["--prepared", str(tmp_path / "prepared"), "--models", str(tmp_path / "models")]
+    out = CliRunner().invoke(app, ["cortex", "--crop", "basil", *args])
+    said = "".join(out.output.split())
+    assert out.exit_code == 1 and "run`dvcrepro`(or`dvcpull`)first" in said, out.output
+    for missing in ("prepared/train.parquet", "prepared/crops.json", "models/oracle"):
+        assert f"{tmp_path}/{missing}".replace(" ", "") in said, out.output
