@@ -56,14 +56,15 @@ def cortex(
     ):
         if price is not None and not (math.isfinite(price) and price >= 0):
             raise VertiflowError(f"{option} {price:g}: expected a finite price, 0 or more.")
-    needed = [prepared / "train.parquet", prepared / "crops.json"]
-    needed += [models / "oracle", models / "classifier"]
-    missing = [str(p) for p in needed if not p.exists()]
-    if missing:  # else a FileNotFoundError traceback, or MLflow's "No such artifact"
-        raise VertiflowError(
-            f"{', '.join(missing)}: not found; run `dvc repro` (or `dvc pull`) first, or "
-            "point --prepared and --models at the pipeline's outputs."
-        )
+    _require_outputs(
+        [
+            prepared / "train.parquet",
+            prepared / "crops.json",
+            models / "oracle",
+            models / "classifier",
+        ],
+        "--prepared and --models",
+    )
     section = params.section(params.load(params_file), "optimise_cortex")
     train = pl.read_parquet(prepared / "train.parquet")
     # the crops as prepare saw them (cycle length, optimum from params), as the stage uses
@@ -119,6 +120,19 @@ def cortex(
 
 if __name__ == "__main__":
     app()
+
+
+def _require_outputs(paths: list[Path], options: str) -> None:
+    """The pipeline's outputs a command reads: missing (outside a checkout, before `dvc
+    pull`), they ended in a FileNotFoundError traceback or MLflow's "No such artifact"."""
+    from vertiflow.errors import VertiflowError
+
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise VertiflowError(
+            f"{', '.join(missing)}: not found; run `dvc repro` (or `dvc pull`) first, or "
+            f"point {options} at the pipeline's outputs."
+        )
 
 
 @app.command()
@@ -281,6 +295,9 @@ def monitor(
 
     from vertiflow.data import dataset, rawdata
 
+    _require_outputs(
+        [models / "oracle", models / "classifier", reference], "--models and --reference"
+    )
     oracle = mlflow.sklearn.load_model(str(models / "oracle"))
     classifier = mlflow.sklearn.load_model(str(models / "classifier"))
     columns = monitor.model_columns(all_params)

@@ -174,3 +174,17 @@ def test_drift_alerts_and_history_name_the_model(mon):
         ("oracle", "critical"),
         ("oracle", "ok"),
     ]
+
+
+def test_monitor_without_the_models_says_which_and_what_to_run(tmp_path):
+    """`vertiflow monitor --scenario`/`--batch`/`--from-log oracle` before `dvc pull`
+    ended in MLflow's "No such artifact: 'oracle'" traceback."""
+    from typer.testing import CliRunner
+
+    from vertiflow.cli import app
+
+    args = ["--models", str(tmp_path / "models"), "--root", str(tmp_path / "mon")]
+    out = CliRunner().invoke(app, ["monitor", "--scenario", "none", *args])
+    said = "".join(out.output.split())
+    assert out.exit_code == 1 and "run`dvcrepro`(or`dvcpull`)first" in said, out.output
+    assert f"{tmp_path}/models/oracle".replace(" ", "") in said, out.output
