@@ -175,3 +175,22 @@ def test_a_missing_crop_is_predicted_with_a_warning_as_an_unseen_one_is(models, 
     said = str(caught[0].message)
     assert "oracle: crop missing (2 row(s)): the prediction is a guess from basil" in said, said
     assert caught[0].message.unseen == [serving.Unseen("crop", None, 2, ("basil", "lettuce"))]
+
+
+def test_a_decimal_is_a_number_and_a_repeated_column_is_named(models, tmp_path):
+    """Django's DecimalField and database drivers (NUMERIC) give `Decimal('21.5')`: it was
+    refused as "expected a number"; a frame with a column twice ended in AttributeError
+    ('DataFrame' object has no attribute 'tolist')."""
+    from decimal import Decimal
+
+    oracle = load(models, "oracle", tmp_path)
+    row = {"crop": "basil", "temp_mean": 21.5, "cycle_days": 35.0}
+    expected = oracle.predict(row)[0]
+    decimals = {**row, "temp_mean": Decimal("21.5"), "cycle_days": Decimal(35)}
+    assert oracle.predict(decimals)[0] == pytest.approx(expected)
+    assert oracle.predict({**row, "temp_mean": Decimal("NaN")})[0] == pytest.approx(
+        oracle.predict({**row, "temp_mean": None})[0]
+    )
+    twice = pd.concat([pd.DataFrame([row]), pd.DataFrame({"temp_mean": [22.0]})], axis=1)
+    with pytest.raises(VertiflowError, match="oracle: column temp_mean appears 2 times"):
+        oracle.predict(twice)

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import warnings
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -150,6 +151,14 @@ def model_input(inputs: Any, schema, model: str = "model") -> pd.DataFrame:
     int64 to float64", after a dump of the frame and the schema) and a dict was predicted,
     then failed to log. Anything else is a VertiflowError naming column, row and value."""
     frame = _as_frame(inputs, model)
+    repeated = frame.columns[frame.columns.duplicated()].unique().tolist()
+    if repeated:  # frame[name] is then a table: AttributeError ('tolist') further down
+        counts = frame.columns.value_counts()
+        raise VertiflowError(
+            f"{model}: "
+            + "; ".join(f"column {c} appears {counts[c]} times" for c in repeated)
+            + " (one value per input per row)."
+        )
     names = schema.input_names()
     missing = [c for c in names if c not in frame.columns]
     if missing:
@@ -172,9 +181,12 @@ def model_input(inputs: Any, schema, model: str = "model") -> pd.DataFrame:
             if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
                 values.append(None)
                 continue
-            if number and isinstance(value, str):
+            if number and isinstance(value, str | Decimal):  # Decimal: DecimalField, NUMERIC
                 with contextlib.suppress(ValueError):
                     value = float(value)
+                if isinstance(value, float) and np.isnan(value):
+                    values.append(None)  # Decimal('NaN'), "nan": missing, as null is
+                    continue
             if number:
                 ok = isinstance(value, int | float | np.number) and not isinstance(
                     value, bool | np.bool_
