@@ -88,6 +88,14 @@ def _credentials(data_dir: Path) -> tuple[str, str]:
     return saved["key"], saved["secret"]
 
 
+def _short_temp_dir() -> str:
+    """The temp folder, or /tmp where its path is too long for weed's sockets in it: a
+    unix socket's path has 108 bytes at most; weed put its gRPC sockets in /tmp itself
+    past that, and the filer failed to start ("bind: invalid argument")."""
+    base = tempfile.gettempdir()
+    return base if len(base) <= 40 or not Path("/tmp").is_dir() else "/tmp"
+
+
 @dataclass
 class Stack:
     data_dir: Path
@@ -98,7 +106,7 @@ class Stack:
     access_key: str = ""
     secret_key: str = ""
     _procs: dict[str, subprocess.Popen] = field(default_factory=dict)
-    _scratch: list[Path] = field(default_factory=list)
+    _scratch: list[Path] = field(default_factory=list)  # weed's folder and sockets
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -207,11 +215,19 @@ class Stack:
         taken = (self.s3_port, self.mlflow_port)
         ports = dict(zip(names, weed_ports(self.host, len(names), taken), strict=True))
         # weed keeps its unix sockets, logs and a work folder in TMPDIR and leaves them
-        # there when stopped (hundreds gathered in /tmp over test runs). A short folder
-        # of its own (a socket path has ~100 characters), removed at stop. The S3 and
-        # filer sockets ignore TMPDIR (weed writes them to /tmp unless told where).
-        scratch = Path(tempfile.mkdtemp(prefix="vertiflow-weed-"))
+        # there when stopped (hundreds gathered in /tmp over test runs): a folder of its
+        # own, removed at stop. The S3 and filer sockets ignore TMPDIR (weed writes them
+        # to /tmp unless told where).
+        scratch = Path(tempfile.mkdtemp(prefix="vertiflow-weed-", dir=_short_temp_dir()))
         self._scratch.append(scratch)
+        # Its gRPC sockets are always /tmp/seaweedfs-<name>-grpc-<port + 10000>.sock, no
+        # option moves them, and a weed killed (or stopped slowly) leaves them: named here
+        # from this stack's own ports, so stop removes them and no other stack's.
+        grpc = {**ports, "s3": self.s3_port}
+        self._scratch += [
+            Path(f"/tmp/seaweedfs-{name}-grpc-{port + GRPC_OFFSET}.sock")
+            for name, port in grpc.items()
+        ]
         self._spawn(
             "s3",
             [
@@ -281,7 +297,11 @@ class Stack:
                 proc.wait()
         if "s3" not in self._procs:
             while self._scratch:
-                shutil.rmtree(self._scratch.pop(), ignore_errors=True)
+                path = self._scratch.pop()
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
 
     def __enter__(self) -> Stack:
         try:
