@@ -118,10 +118,6 @@ def cortex(
     Console().print(table)
 
 
-if __name__ == "__main__":
-    app()
-
-
 def _require_outputs(paths: list[Path], options: str) -> None:
     """The pipeline's outputs a command reads: missing (outside a checkout, before `dvc
     pull`), they ended in a FileNotFoundError traceback or MLflow's "No such artifact"."""
@@ -374,3 +370,7 @@ def _report(
     )
     if drift.SEVERITY.index(result["severity"]) >= drift.SEVERITY.index(fail_on):
         raise typer.Exit(2)
+
+
+if __name__ == "__main__":  # `python -m vertiflow.cli`, once every command is defined
+    app()

@@ -40,3 +40,16 @@ def test_a_stage_scripts_help_says_what_the_stage_does():
     )
     assert proc.returncode == 0
     assert "Stage prepare: raw tables -> per-batch features" in proc.stdout
+
+
+def test_python_dash_m_knows_every_command():
+    """`python -m vertiflow.cli` ran the app halfway through the module, before the
+    commands defined after Cortex existed: `monitor` was 'No such command'."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "vertiflow.cli", "monitor", "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Compare new data with the training data" in proc.stdout
