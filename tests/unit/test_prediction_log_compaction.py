@@ -128,3 +128,20 @@ def test_an_unreadable_log_file_is_named_not_a_traceback(tmp_path):
         args = ("oracle", tmp_path) if read is monitor.read_predictions else (tmp_path,)
         with pytest.raises(DataError, match=f"{broken}: not a readable Parquet file"):
             read(*args)
+
+
+def test_an_unreadable_log_file_stays_out_of_its_hour_s_merge(tmp_path):
+    """It failed the merge of its whole hour, every hour, in the app's background thread,
+    where nobody saw it; the readable files of that hour stayed unmerged."""
+    log_requests(tmp_path, 3)
+    folder = tmp_path / "predictions" / "oracle"
+    broken = folder / f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-broken00.parquet"
+    broken.write_bytes(b"PAR1")
+    assert monitor.compact_predictions(folder, later()) == 3
+    assert sorted(f.name.endswith("-hour.parquet") for f in folder.glob("*.parquet")) == [
+        False,
+        True,
+    ]
+    assert broken.exists()  # still named by the readers, to be restored or moved aside
+    broken.unlink()
+    assert monitor.prediction_counts(tmp_path) == {"oracle": 3}

@@ -153,12 +153,23 @@ def compact_predictions(folder: Path, now: datetime | None = None) -> int:
                 f.unlink(missing_ok=True)
             count = 0
             for hour, group in hours.items():
+                # a file cut short (a sync, a full disk) stays out, where reading the log
+                # names it: it failed every hour's merge, every hour, in the app's thread
+                group = [f for f in group if _readable(f)]
                 small = [f for f in group if not f.name.endswith(HOUR_FILE)]
                 if small:
                     count += _merge_hour(folder / f"{hour}{HOUR_FILE}", group, small)
             return count
     except Timeout:
         return 0
+
+
+def _readable(file: Path) -> bool:
+    try:
+        pl.read_parquet_schema(file)
+    except (OSError, pl.exceptions.PolarsError):
+        return False
+    return True
 
 
 def _merge_hour(target: Path, group: list[Path], small: list[Path]) -> int:
