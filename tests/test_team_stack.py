@@ -92,7 +92,8 @@ def test_pipeline_logs_runs_and_models_to_the_server_and_s3(
     )
     for key, value in with_stack(stack).items():  # this process loads the model through S3 too
         monkeypatch.setenv(key, value)
-    model = mlflow.pyfunc.load_model(f"models:/{logged[0].model_id}")
+    # MLflow downloads it to a temp folder of its own and leaves it there: a folder here
+    model = mlflow.pyfunc.load_model(f"models:/{logged[0].model_id}", dst_path=str(tmp_path))
     test = pl.read_parquet(small_copy / "data" / "prepared" / "test.parquet")
     x = modeling.frame(test, model.metadata.get_input_schema().input_names())
     assert len(model.predict(x)) == test.height
