@@ -90,8 +90,8 @@ def _credentials(data_dir: Path) -> tuple[str, str]:
 
 def _short_temp_dir() -> str:
     """The temp folder, or /tmp where its path is too long for weed's sockets in it: a
-    unix socket's path has 108 bytes at most; weed put its gRPC sockets in /tmp itself
-    past that, and the filer failed to start ("bind: invalid argument")."""
+    unix socket's path has 108 bytes at most, and under pytest's deep TMPDIR the filer
+    failed to start ("bind: invalid argument")."""
     base = tempfile.gettempdir()
     return base if len(base) <= 40 or not Path("/tmp").is_dir() else "/tmp"
 
